@@ -31,6 +31,7 @@ let package = Package(
             dependencies: ["Shared", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         )
     } + [
+        .executableTarget(name: "ld-bench", dependencies: ["Shared"], path: "Benchmarks/ld-bench"),
         .testTarget(name: "SharedTests", dependencies: ["Shared"], resources: [.copy("Fixtures")]),
         .testTarget(name: "ToolTests", dependencies: ["Shared"]),
     ],
