@@ -38,6 +38,38 @@ final class AugmentTests: XCTestCase {
                      backward: { bilinearCropResizeBackward($0, box: CropBox(top: 2, left: 0, height: 6, width: 7), into: $1) })
     }
 
+    func testCropResizeWithFusedFlip() {
+        var rng = AugTestRNG(seed: 17)
+        let x = augRandomTensor([2, 3, 8, 7], &rng)
+        let plain = Tensor(shape: [2, 3, 9, 9]), fused = Tensor(shape: [2, 3, 9, 9])
+        let box = CropBox(top: 1, left: 1, height: 6, width: 5)
+        bilinearCropResize(x, box: box, into: plain)
+        bilinearCropResize(x, box: box, flip: true, into: fused)
+        horizontalFlip(plain, into: plain)
+        XCTAssertEqual(plain.array, fused.array)
+        augGradCheck(inputShape: [2, 3, 8, 7], outputShape: [2, 3, 9, 9], seed: 3,
+                     forward: { bilinearCropResize($0, box: box, flip: true, into: $1) },
+                     backward: { bilinearCropResizeBackward($0, box: box, flip: true, into: $1) })
+    }
+
+    func testJitterAndCurriculum() {
+        var rng = AugTestRNG(seed: 9)
+        var seen = Set<Int>()
+        for _ in 0..<500 {
+            let (dy, dx) = Jitter(lower: -4, upper: 4).sample(using: &rng)
+            XCTAssertTrue((-4...4).contains(dy) && (-4...4).contains(dx))
+            seen.insert(dy)
+        }
+        XCTAssertEqual(seen.count, 9)
+        // CDA, cosine, milestone 1, T = 4000: 1 at t = 0, 0.54 at t = 2000, just above 0.08 at the end.
+        XCTAssertEqual(CropCurriculum.cosine.scaleMin(iteration: 0, total: 4000, milestone: 1), 1)
+        XCTAssertEqual(CropCurriculum.cosine.scaleMin(iteration: 2000, total: 4000, milestone: 1), 0.54, accuracy: 1e-6)
+        XCTAssertEqual(CropCurriculum.linear.scaleMin(iteration: 1000, total: 4000, milestone: 0.5), 0.08 + 0.92 * 0.5, accuracy: 1e-6)
+        XCTAssertEqual(CropCurriculum.step.scaleMin(iteration: 1999, total: 4000, milestone: 0.5), 1)
+        XCTAssertEqual(CropCurriculum.step.scaleMin(iteration: 2000, total: 4000, milestone: 0.5), 0.08)
+        XCTAssertEqual(CropCurriculum.cosine.scaleMin(iteration: 0, total: 4000, milestone: 0), 0.08)   // SRe2L
+    }
+
     func testFlipValuesInPlaceAndGradient() {
         let x = Tensor(shape: [1, 1, 2, 3], values: [1, 2, 3, 4, 5, 6])
         let y = Tensor(shape: [1])

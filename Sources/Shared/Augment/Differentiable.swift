@@ -8,10 +8,11 @@
 // ---------------------------------------------------------------------------------------------------------
 // Bilinear crop-resize
 
-/// y = bilinear resize of x[:, :, box] to y's spatial size (PyTorch `align_corners=False`, see Bilinear.swift).
+/// y = bilinear resize of x[:, :, box] to y's spatial size (PyTorch `align_corners=False`, see Bilinear.swift),
+/// mirrored along the width when `flip` is set (crop, resize and flip fused in one pass).
 ///
 /// x is (N, C, H, W); y must already have shape (N, C, OH, OW). The box must lie inside the image.
-public func bilinearCropResize(_ x: Tensor, box: CropBox, into y: Tensor) {
+public func bilinearCropResize(_ x: Tensor, box: CropBox, flip: Bool = false, into y: Tensor) {
     let (n, c, h, w) = augmentDims4(x, "bilinearCropResize input")
     let (yn, yc, oh, ow) = augmentDims4(y, "bilinearCropResize output")
     precondition(yn == n && yc == c, "bilinearCropResize: output \(y.shape) does not match input \(x.shape)")
@@ -19,15 +20,15 @@ public func bilinearCropResize(_ x: Tensor, box: CropBox, into y: Tensor) {
     let src = x.data, dst = y.data
     withAxisTables(rows: oh, cols: ow) { rows, cols in
         rows.fill(start: box.top, length: box.height, outLength: oh, stride: w)
-        cols.fill(start: box.left, length: box.width, outLength: ow, stride: 1)
+        cols.fill(start: box.left, length: box.width, outLength: ow, stride: 1, mirror: flip)
         bilinearPlanes(src, srcPlane: h * w, dst, oh: oh, ow: ow, planes: n * c, rows: rows, cols: cols)
     }
 }
 
-/// dx += the transpose of `bilinearCropResize` applied to dy (the gradient with respect to x).
+/// dx += the transpose of `bilinearCropResize` (same box and flip) applied to dy: the gradient w.r.t. x.
 ///
 /// dy is (N, C, OH, OW); dx must have the input's shape (N, C, H, W).
-public func bilinearCropResizeBackward(_ dy: Tensor, box: CropBox, into dx: Tensor) {
+public func bilinearCropResizeBackward(_ dy: Tensor, box: CropBox, flip: Bool = false, into dx: Tensor) {
     let (n, c, h, w) = augmentDims4(dx, "bilinearCropResizeBackward input gradient")
     let (yn, yc, oh, ow) = augmentDims4(dy, "bilinearCropResizeBackward output gradient")
     precondition(yn == n && yc == c, "bilinearCropResizeBackward: \(dy.shape) does not match \(dx.shape)")
@@ -35,7 +36,7 @@ public func bilinearCropResizeBackward(_ dy: Tensor, box: CropBox, into dx: Tens
     let dsrc = dx.data, ddst = dy.data
     withAxisTables(rows: oh, cols: ow) { rows, cols in
         rows.fill(start: box.top, length: box.height, outLength: oh, stride: w)
-        cols.fill(start: box.left, length: box.width, outLength: ow, stride: 1)
+        cols.fill(start: box.left, length: box.width, outLength: ow, stride: 1, mirror: flip)
         bilinearPlanesBackward(dsrc, srcPlane: h * w, ddst, oh: oh, ow: ow, planes: n * c, rows: rows, cols: cols)
     }
 }

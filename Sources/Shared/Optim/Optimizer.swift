@@ -170,15 +170,16 @@ fileprivate func adamUpdate(_ w: UnsafeMutablePointer<Float>, _ g: UnsafePointer
                 l2: Float, shrink: Float) {
     let weight = 1 - beta1
     let oneMinusB2 = 1 - beta2
+    // torch.lerp(start, end, weight) = weight < 0.5 ? start + weight*(end-start) : end - (end-start)*(1-weight).
+    // Both forms are written as m = base + k*(g - m), with (base, k) fixed per call: the loop has no branch
+    // and vectorises. l2 = 0 and shrink = 1 leave the values exactly as they were.
     let lowWeight = weight < 0.5
+    let k = lowWeight ? weight : -(1 - weight)
     for i in 0..<n {
-        var wi = w[i]
-        var gi = g[i]
-        if l2 != 0 { gi += l2 * wi }
-        if shrink != 1 { wi *= shrink }
-        // torch.lerp(start, end, weight): weight < 0.5 ? start + weight*(end-start) : end - (end-start)*(1-weight)
-        let diff = gi - m[i]
-        let mi = lowWeight ? m[i] + weight * diff : gi - diff * (1 - weight)
+        let wi = w[i] * shrink
+        let gi = g[i] + l2 * w[i]
+        let mOld = m[i]
+        let mi = (lowWeight ? mOld : gi) + k * (gi - mOld)
         let vi = v[i] * beta2 + oneMinusB2 * gi * gi
         m[i] = mi
         v[i] = vi
