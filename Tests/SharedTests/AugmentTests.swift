@@ -133,6 +133,8 @@ final class AugmentTests: XCTestCase {
             XCTAssertEqual(rrc.sampleBox(height: 40, width: 10, using: &rng), CropBox(top: 13, left: 0, height: 13, width: 10))
         }
         XCTAssertEqual(rrc.fallbackBox(height: 30, width: 32), .full(height: 30, width: 32))
+        XCTAssertThrowsError(try RandomResizedCrop.validated(scale: (0.5, 0.2)))
+        XCTAssertNoThrow(try RandomResizedCrop.validated(scale: (0.08, 1)))
         // CDA's first iteration: scale (1, 1) on a square image gives the whole image or a box one pixel off.
         for _ in 0..<50 {
             let b = rrc.sampleBox(height: 32, width: 32, using: &rng)

@@ -116,6 +116,17 @@ public struct RandomResizedCrop: Sendable, Equatable {
         (ratioMin, ratioMax) = ratio
     }
 
+    /// The same, for ranges that come from user input: throws instead of trapping on a bad range.
+    public static func validated(scale: (Float, Float), ratio: (Float, Float) = (3.0 / 4.0, 4.0 / 3.0)) throws -> RandomResizedCrop {
+        guard scale.0 > 0 && scale.0 <= scale.1 && scale.1 <= 1 else {
+            throw LDError("RandomResizedCrop: scale range \(scale.0),\(scale.1): expected 0 < min <= max <= 1")
+        }
+        guard ratio.0 > 0 && ratio.0 <= ratio.1 else {
+            throw LDError("RandomResizedCrop: ratio range \(ratio.0),\(ratio.1): expected 0 < min <= max")
+        }
+        return RandomResizedCrop(scale: scale, ratio: ratio)
+    }
+
     /// Draws a crop box for an H x W image (always inside it).
     public func sampleBox(height: Int, width: Int, using rng: inout some RandomNumberGenerator) -> CropBox {
         let area = Double(height * width)
