@@ -100,7 +100,7 @@ final class IDXFile {
         while done < count {
             let want = UInt32(min(count - done, 1 << 30))
             let n = gzread(file, dest + done, want)
-            if n < 0 { throw LDError("\(path): corrupt data while reading \(what): \(errorText())") }
+            if n < 0 { throw LDError("\(path): corrupt gzip data (reading \(what)): \(errorText())") }
             if n == 0 {
                 let detail = gzError() == Z_OK ? "" : " (\(errorText()))"
                 throw LDError("\(path): truncated: expected \(count) bytes of \(what), got \(done)\(detail)")
@@ -113,9 +113,9 @@ final class IDXFile {
     func expectEnd() throws {
         var byte: UInt8 = 0
         let n = gzread(file, &byte, 1)
-        if n < 0 { throw LDError("\(path): corrupt data at the end: \(errorText())") }
+        if n < 0 { throw LDError("\(path): corrupt gzip data (after the last record): \(errorText())") }
         if n > 0 { throw LDError("\(path): unexpected bytes after the last record") }
-        if gzError() != Z_OK { throw LDError("\(path): corrupt data at the end: \(errorText())") }
+        if gzError() != Z_OK { throw LDError("\(path): corrupt gzip data (after the last record): \(errorText())") }
     }
 
     private func gzError() -> Int32 {
@@ -127,7 +127,8 @@ final class IDXFile {
     private func errorText() -> String {
         var code: Int32 = 0
         guard let text = gzerror(file, &code) else { return "zlib error \(code)" }
-        let s = String(cString: text)
+        var s = String(cString: text)
+        if s.hasPrefix(path + ": ") { s.removeFirst(path.count + 2) }  // zlib prefixes the file name
         return s.isEmpty ? "zlib error \(code)" : s
     }
 

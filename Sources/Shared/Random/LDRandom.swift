@@ -133,6 +133,16 @@ public struct LDRandom: RandomNumberGenerator {
     /// Two 32-bit words, the first in the low half.
     @inlinable
     public mutating func next() -> UInt64 {
+        if used == 4 { refill() }
+        // Fast path: an aligned pair of words (always the case unless next32() was called an odd number of times).
+        if used == 0 {
+            used = 2
+            return UInt64(block.0) | UInt64(block.1) << 32
+        }
+        if used == 2 {
+            used = 4
+            return UInt64(block.2) | UInt64(block.3) << 32
+        }
         let lo = UInt64(next32())
         let hi = UInt64(next32())
         return lo | (hi << 32)
