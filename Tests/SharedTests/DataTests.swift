@@ -325,6 +325,30 @@ final class DataFolderTests: XCTestCase {
         assertThrows(try Dataset.load("folder:\(t.path)"), contains: ["manifest.json", "JSON"])
     }
 
+    func testGrayAndConvertedImages() throws {
+        let t = try TempDir()
+        _ = try t.mkdir("00")
+        _ = try t.mkdir("01")
+        try PNG.write(path: "\(t.path)/00/a.png", pixels: [0, 255, 0, 255], channels: 1, height: 2, width: 2)
+        try PNG.write(path: "\(t.path)/01/a.png", pixels: [255, 255, 255, 255], channels: 1, height: 2, width: 2)
+        let gray = try Dataset.load("folder:\(t.path)")
+        XCTAssertEqual(gray.channels, 1)
+        XCTAssertEqual(gray.labels, [0, 1])
+        XCTAssertEqual(gray.mean[0], 0.75, accuracy: 1e-6)
+        XCTAssertEqual(gray.std[0], Float(0.1875.squareRoot()), accuracy: 1e-6)
+        // Opaque RGBA and palette files become RGB.
+        let u = try TempDir()
+        _ = try u.mkdir("a")
+        _ = try u.mkdir("b")
+        try u.write("a/1.png", PNGFixtures.rgbaOpaque)
+        try u.write("b/1.png", PNGFixtures.palette)
+        let rgb = try Dataset.load("folder:\(u.path)")
+        XCTAssertEqual(rgb.channels, 3)
+        XCTAssertEqual(Array(rgb.pixels[12..<24]), [255, 0, 0, 0, 0, 255, 0, 255, 0, 0, 255, 0])
+        try u.write("b/2.png", PNGFixtures.rgbaTranslucent)
+        assertThrows(try Dataset.load("folder:\(u.path)"), contains: ["\(u.path)/b/2.png", "transparent"])
+    }
+
     func testBadImages() throws {
         let t = try TempDir()
         _ = try writeFolder(t)
