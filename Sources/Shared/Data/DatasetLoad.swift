@@ -1,0 +1,125 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+extension Dataset {
+    /// Loads a data set from its name (see `DatasetSpec`).
+    public static func load(_ name: String) throws -> Dataset {
+        try load(DatasetSpec(parsing: name))
+    }
+
+    /// Loads a data set. Every failure is an `LDError` naming the file and the problem.
+    public static func load(_ spec: DatasetSpec) throws -> Dataset {
+        switch spec {
+        case let .fashionMNIST(split, dir):
+            return try loadFashionMNIST(split: split, directory: dir, source: spec.description)
+        case let .cifar10(split, dir):
+            return try loadCIFAR(hundred: false, split: split, directory: dir, source: spec.description)
+        case let .cifar100(split, dir):
+            return try loadCIFAR(hundred: true, split: split, directory: dir, source: spec.description)
+        case let .folder(dir):
+            return try loadImageFolder(directory: dir, source: spec.description)
+        case let .recordStream(path):
+            // A plain path naming a folder (`--images syn/`, what ld-recover writes) is an ImageFolder.
+            if path != "-", DatasetFiles.isDirectory(path) {
+                return try loadImageFolder(directory: path, source: "folder:\(path)")
+            }
+            return try loadRecordStream(path: path)
+        }
+    }
+
+    // HOOK(record-stream): the image record-stream reader is wired here by the record-stream engineer.
+    // It must return a Dataset whose `source` is `path` and validate the stream header (kind "images").
+    /// Loads an image record-stream file (`-` for standard input). Not implemented yet.
+    static func loadRecordStream(path: String) throws -> Dataset {
+        throw LDError("\(path): image record streams are not supported yet")
+    }
+}
+
+/// Small file-system helpers of the data set loaders.
+enum DatasetFiles {
+    static func isDirectory(_ path: String) -> Bool {
+        var st = stat()
+        return stat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR
+    }
+
+    static func isFile(_ path: String) -> Bool {
+        var st = stat()
+        return stat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFREG
+    }
+
+    /// The size of a regular file, or an error naming it.
+    static func fileSize(_ path: String) throws -> Int {
+        var st = stat()
+        guard stat(path, &st) == 0 else {
+            throw LDError("\(path): \(String(cString: strerror(errno)))")
+        }
+        guard (st.st_mode & S_IFMT) == S_IFREG else { throw LDError("\(path): not a regular file") }
+        return Int(st.st_size)
+    }
+
+    /// Throws unless `path` is an existing folder.
+    static func requireDirectory(_ path: String, what: String) throws {
+        var st = stat()
+        guard stat(path, &st) == 0 else {
+            throw LDError("\(path): \(what) folder not found (\(String(cString: strerror(errno))))")
+        }
+        guard (st.st_mode & S_IFMT) == S_IFDIR else { throw LDError("\(path): \(what) path is not a folder") }
+    }
+
+    /// Reads exactly `count` bytes of a file from `offset` into `dest`.
+    static func read(_ path: String, into dest: UnsafeMutableRawPointer, count: Int) throws {
+        guard let f = fopen(path, "rb") else {
+            throw LDError("\(path): cannot open: \(String(cString: strerror(errno)))")
+        }
+        defer { fclose(f) }
+        var done = 0
+        while done < count {
+            let n = fread(dest + done, 1, min(count - done, 1 << 26), f)
+            if n == 0 {
+                if ferror(f) != 0 { throw LDError("\(path): read error: \(String(cString: strerror(errno)))") }
+                throw LDError("\(path): truncated: expected \(count) bytes, got \(done)")
+            }
+            done += n
+        }
+    }
+
+    /// Names in a folder (not `.` and `..`), sorted by their UTF-8 bytes.
+    static func list(_ dir: String) throws -> [String] {
+        guard let d = opendir(dir) else {
+            throw LDError("\(dir): cannot list folder: \(String(cString: strerror(errno)))")
+        }
+        defer { closedir(d) }
+        var names: [String] = []
+        while let e = readdir(d) {
+            let name = withUnsafeBytes(of: e.pointee.d_name) { raw -> String in
+                let b = raw.bindMemory(to: UInt8.self)
+                let end = b.firstIndex(of: 0) ?? b.count
+                return String(decoding: b[0..<end], as: UTF8.self)
+            }
+            if name == "." || name == ".." { continue }
+            names.append(name)
+        }
+        return names.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
+    }
+
+    /// Non-empty, whitespace-trimmed lines of a small text file, or nil if the file does not exist.
+    static func lines(_ path: String) throws -> [String]? {
+        guard isFile(path) else { return nil }
+        let bytes = try PNG.readFile(path)
+        return String(decoding: bytes, as: UTF8.self)
+            .split(whereSeparator: { $0 == "\n" || $0 == "\r\n" || $0 == "\r" })
+            .map(datasetTrimmed)
+            .filter { !$0.isEmpty }
+    }
+}
+
+/// Without leading and trailing spaces and tabs.
+private func datasetTrimmed(_ line: Substring) -> String {
+    var s = line
+    while let c = s.first, c == " " || c == "\t" { s.removeFirst() }
+    while let c = s.last, c == " " || c == "\t" { s.removeLast() }
+    return String(s)
+}
