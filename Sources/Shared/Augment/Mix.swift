@@ -60,10 +60,10 @@ public enum CutMix {
     /// centerRow ~ randint[0, H); centerCol ~ randint[0, W); then the box by `box(lam:...)`.
     public static func sample(batch: Int, height: Int, width: Int, alpha: Double = 1.0, into params: inout MixParams,
                               using rng: inout some RandomNumberGenerator) {
-        AugmentDraws.permutation(batch, into: &params.perm, &rng)
-        let lam = Float(AugmentDraws.beta(alpha, alpha, &rng))
-        let cr = AugmentDraws.below(height, &rng)
-        let cc = AugmentDraws.below(width, &rng)
+        rng.permutation(batch, into: &params.perm)
+        let lam = Float(rng.beta(alpha, alpha))
+        let cr = rng.int(in: 0..<height)
+        let cc = rng.int(in: 0..<width)
         params.lam = lam
         params.box = box(lam: lam, height: height, width: width, centerRow: cr, centerCol: cc)
     }
@@ -103,8 +103,8 @@ public enum Mixup {
     /// Draws perm = randperm(batch), then lam ~ Beta(alpha, alpha); no box.
     public static func sample(batch: Int, alpha: Double = 0.8, into params: inout MixParams,
                               using rng: inout some RandomNumberGenerator) {
-        AugmentDraws.permutation(batch, into: &params.perm, &rng)
-        params.lam = Float(AugmentDraws.beta(alpha, alpha, &rng))
+        rng.permutation(batch, into: &params.perm)
+        params.lam = Float(rng.beta(alpha, alpha))
         params.box = nil
     }
 

@@ -18,8 +18,8 @@ public struct Jitter: Sendable, Equatable {
 
     /// Draws (dy, dx) in that order.
     public func sample(using rng: inout some RandomNumberGenerator) -> (dy: Int, dx: Int) {
-        let dy = AugmentDraws.inclusive(lower, upper, &rng)
-        let dx = AugmentDraws.inclusive(lower, upper, &rng)
+        let dy = rng.int(in: lower...upper)
+        let dx = rng.int(in: lower...upper)
         return (dy, dx)
     }
 }

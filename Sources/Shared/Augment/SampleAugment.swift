@@ -88,7 +88,7 @@ public struct SampleAugmentation: Equatable, Hashable, Sendable {
 
 /// `RandomHorizontalFlip(p)`: one uniform draw, flip when it is below p.
 public func drawFlip(probability p: Float = 0.5, using rng: inout some RandomNumberGenerator) -> Bool {
-    AugmentDraws.uniform(&rng) < p
+    rng.uniformFloat() < p
 }
 
 /// torchvision's `RandomResizedCrop` sampling rule (sre2l_cda.md 2.3), returning an integer box.
@@ -132,13 +132,13 @@ public struct RandomResizedCrop: Sendable, Equatable {
         let area = Double(height * width)
         let logMin = Float(log(Double(ratioMin))), logMax = Float(log(Double(ratioMax)))
         for _ in 0..<10 {
-            let target = area * Double(AugmentDraws.uniform(&rng, scaleMin, scaleMax))
-            let aspect = Double(Float(exp(Double(AugmentDraws.uniform(&rng, logMin, logMax)))))
+            let target = area * Double(rng.uniformFloat(in: scaleMin..<scaleMax))
+            let aspect = Double(Float(exp(Double(rng.uniformFloat(in: logMin..<logMax)))))
             let w = Int((target * aspect).squareRoot().rounded(.toNearestOrEven))
             let h = Int((target / aspect).squareRoot().rounded(.toNearestOrEven))
             if w > 0 && w <= width && h > 0 && h <= height {
-                let top = AugmentDraws.inclusive(0, height - h, &rng)
-                let left = AugmentDraws.inclusive(0, width - w, &rng)
+                let top = rng.int(in: 0...height - h)
+                let left = rng.int(in: 0...width - w)
                 return CropBox(top: top, left: left, height: h, width: w)
             }
         }
@@ -187,8 +187,8 @@ public struct RandomCrop: Sendable, Equatable {
     }
 
     public func sample(height: Int, width: Int, using rng: inout some RandomNumberGenerator) -> SampleAugmentation {
-        let top = AugmentDraws.inclusive(0, 2 * padding, &rng) - padding
-        let left = AugmentDraws.inclusive(0, 2 * padding, &rng) - padding
+        let top = rng.int(in: 0...2 * padding) - padding
+        let left = rng.int(in: 0...2 * padding) - padding
         let flip = flipProbability > 0 && drawFlip(probability: flipProbability, using: &rng)
         return SampleAugmentation(box: CropBox(top: top, left: left, height: height, width: width), flip: flip)
     }

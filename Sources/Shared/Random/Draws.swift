@@ -159,6 +159,15 @@ extension RandomNumberGenerator {
         return p
     }
 
+    /// A uniformly random permutation of `0..<n` written into `perm`, reusing its storage (same draws as
+    /// `permutation(_:)`).
+    @inlinable
+    public mutating func permutation(_ n: Int, into perm: inout [Int32]) {
+        perm.removeAll(keepingCapacity: true)
+        for i in 0..<n { perm.append(Int32(i)) }
+        shuffle(&perm)
+    }
+
     /// `k` distinct values of `0..<n` in random order (a partial Fisher–Yates from the front), k <= n.
     @inlinable
     public mutating func sample(_ k: Int, from n: Int) -> [Int] {
