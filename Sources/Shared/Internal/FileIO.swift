@@ -112,6 +112,10 @@ public final class InputFile: ByteSource {
     read(fd, p, n)
 }
 
+@inline(__always) private func Glibc_open(_ path: String, _ flags: Int32, _ mode: mode_t) -> Int32 {
+    open(path, flags, mode)
+}
+
 @inline(__always) private func Glibc_write(_ fd: Int32, _ p: UnsafeRawPointer, _ n: Int) -> Int {
     write(fd, p, n)
 }
@@ -148,67 +152,51 @@ public final class OutputFile: ByteSink {
 
     /// Opens `path` (`-` is stdout) for writing.
     public init(path: String, binary: Bool = true) throws {
+        let (f, n, final, temp) = try OutputFile.open(path: path, binary: binary)
+        fd = f
+        name = n
+        owned = path != "-"
+        finalPath = final
+        tempPath = temp
         buffer = UnsafeMutableRawPointer.allocate(byteCount: capacity, alignment: 16)
+        if let t = temp { TempFiles.register(t) }
+    }
+
+    /// Opens the descriptor for `path`: stdout, a device in place, or a new temporary file.
+    private static func open(path: String, binary: Bool) throws -> (Int32, String, String?, String?) {
         if path == "-" {
-            name = "stdout"
-            fd = 1
-            owned = false
-            finalPath = nil
-            tempPath = nil
             if binary && Terminal.isTerminal(1) {
-                buffer.deallocate()
                 throw LDError("refusing to write binary to a terminal; redirect to a file or a pipe")
             }
-            return
+            return (1, "stdout", nil, nil)
         }
-        name = path
-        owned = true
         var st = stat()
         if stat(path, &st) == 0 && (st.st_mode & S_IFMT) != S_IFREG {
             if (st.st_mode & S_IFMT) == S_IFDIR {
-                buffer.deallocate()
                 throw LDError("\(path): is a directory, expected a file name")
             }
             // A device or FIFO: write in place, no rename.
-            let f = open(path, O_WRONLY | O_CLOEXEC)
-            if f < 0 {
-                let e = errnoText()
-                buffer.deallocate()
-                throw LDError("cannot open \(path): \(e)")
-            }
+            let f = Glibc_open(path, O_WRONLY | O_CLOEXEC, 0)
+            if f < 0 { throw LDError("cannot open \(path): \(errnoText())") }
             if binary && Terminal.isTerminal(f) {
                 close(f)
-                buffer.deallocate()
                 throw LDError("refusing to write binary to a terminal; redirect to a file or a pipe")
             }
-            fd = f
-            finalPath = nil
-            tempPath = nil
-            return
+            return (f, path, nil, nil)
         }
         let slash = path.lastIndex(of: "/")
         let dir = slash.map { String(path[...$0]) } ?? ""
         let base = slash.map { String(path[path.index(after: $0)...]) } ?? path
-        if base.isEmpty {
-            buffer.deallocate()
-            throw LDError("\(path): expected a file name")
-        }
+        if base.isEmpty { throw LDError("\(path): expected a file name") }
         let temp = "\(dir).\(base).tmp-\(getpid())"
-        var f = open(temp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o666)
+        var f = Glibc_open(temp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o666)
         if f < 0 && errno == EEXIST {
             // Left over by a killed process that had our pid.
             unlink(temp)
-            f = open(temp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o666)
+            f = Glibc_open(temp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o666)
         }
-        if f < 0 {
-            let e = errnoText()
-            buffer.deallocate()
-            throw LDError("cannot create \(path): \(e)")
-        }
-        fd = f
-        finalPath = path
-        tempPath = temp
-        TempFiles.register(temp)
+        if f < 0 { throw LDError("cannot create \(path): \(errnoText())") }
+        return (f, path, path, temp)
     }
 
     /// Wraps an open descriptor (for pipes made in-process); `owned` closes it on commit/abort/deinit.

@@ -163,6 +163,10 @@ public final class StreamReader {
             if v != StreamFormat.version {
                 throw LDError("\(name): stream \(index): unsupported format version \(v)")
             }
+            let reserved = UInt16(littleEndian: p.loadUnaligned(fromByteOffset: 10, as: UInt16.self))
+            if reserved != 0 {
+                throw LDError("\(name): stream \(index): reserved preamble field is \(reserved), expected 0")
+            }
         }
         streamIndex = index
         count = 0
