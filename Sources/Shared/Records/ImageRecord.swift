@@ -120,6 +120,9 @@ public struct TensorRecord: RecordCodec, Equatable {
         var count: UInt64 = 1
         for i in 0..<rank {
             let d = try r.u64("dims[\(i)]")
+            if d > UInt64(Int32.max) {
+                throw r.error("tensor '\(n)': dimension \(i) is \(d), more than \(Int32.max)")
+            }
             let (m, o) = count.multipliedReportingOverflow(by: d)
             if o || m > UInt64(r.remaining / 4) {
                 throw r.error("tensor '\(n)': shape needs more data than the \(r.remaining) bytes left")

@@ -50,7 +50,7 @@ public enum StreamDump {
             case .end(let count, let hash):
                 JSONValue.object([
                     "type": .string("end"), "source": .string(reader.name),
-                    "stream": .int(Int64(reader.streamIndex)), "count": .int(Int64(count)),
+                    "stream": .int(Int64(reader.streamIndex)), "count": u64(count),
                     "hash": .string(ContentHash.hex(hash)),
                 ]).write(to: &line)
             }
@@ -59,6 +59,8 @@ public enum StreamDump {
         }
     }
 
+    /// A u64 as a JSON number (exact up to Int64.max, approximate beyond).
+    private static func u64(_ v: UInt64) -> JSONValue { v <= UInt64(Int64.max) ? .int(Int64(v)) : .double(Double(v)) }
     private static func ints<T: BinaryInteger>(_ a: [T]) -> JSONValue { .array(a.map { .int(Int64($0)) }) }
     private static func floats(_ a: [Float]) -> JSONValue { .array(a.map { JSONValue.number($0) }) }
     private static func box(_ b: CropBox) -> JSONValue { ints([b.top, b.left, b.height, b.width]) }
@@ -68,12 +70,12 @@ public enum StreamDump {
         switch r.kind {
         case .image:
             let m = try ImageRecord(r, header: header)
-            return ["index": .int(Int64(m.index)), "label": .int(Int64(m.label)),
+            return ["index": u64(m.index), "label": .int(Int64(m.label)),
                     "pixel_bytes": .int(Int64(m.pixels.count)), "pixel_hash": .string(ContentHash.hex(ContentHash.xxh64(m.pixels)))]
         case .labels:
             let m = try LabelBatchRecord(r, header: header)
             var o: [String: JSONValue] = [
-                "batch": .int(Int64(m.batch)), "epoch": .int(Int64(m.epoch)), "classes": .int(Int64(m.classes)),
+                "batch": u64(m.batch), "epoch": .int(Int64(m.epoch)), "classes": .int(Int64(m.classes)),
                 "indices": ints(m.indices), "crops": .array(m.crops.map(box)),
                 "flips": .array(m.flips.map { .int($0 ? 1 : 0) }), "mix": .string(m.mix.name),
             ]
@@ -106,7 +108,7 @@ public enum StreamDump {
             return o
         case .score:
             let m = try ScoreRecord(r, header: header)
-            var o: [String: JSONValue] = ["index": .int(Int64(m.index)), "values": floats(m.values)]
+            var o: [String: JSONValue] = ["index": u64(m.index), "values": floats(m.values)]
             if let cols = ScoreRecord.columns(of: header) {
                 var named: [String: JSONValue] = [:]
                 for (c, v) in zip(cols, m.values) { named[c] = JSONValue.number(v) }
