@@ -42,7 +42,7 @@ public func fuzzInitialize(_ argc: UnsafeMutablePointer<Int32>, _ argv: UnsafeMu
                 for i in 0..<3 { try w.write(ImageRecord(index: UInt64(i), label: UInt32(i), pixels: [1, 2, 3, UInt8(i)])) }
             }
             let labels = try stream(StreamHeader(kind: .labels, producer: "fuzz", version: "0", classes: 3, meta: ["ipc": .int(1)])) { w in
-                let crops = [CropBox(top: 1, left: 2, height: 3, width: 4), .zero]
+                let crops = [LabelBox(top: 1, left: 2, height: 3, width: 4), .zero]
                 try w.write(LabelBatchRecord(batch: 0, epoch: 0, classes: 3, indices: [0, 1], crops: crops, flips: [true, false],
                                              logits: .half([1, 2, 3, 4, 5, 6])))
                 try w.write(LabelBatchRecord(batch: 1, epoch: 0, classes: 3, indices: [1, 0], crops: crops, flips: [false, true],

@@ -121,7 +121,7 @@ final class RecordsChecksumTests: XCTestCase {
 final class RecordsRoundTripTests: XCTestCase {
     func labelBatches(classes k: Int) -> [LabelBatchRecord] {
         let b = 4
-        let crops = (0..<b).map { CropBox(top: UInt16($0), left: 2, height: 20, width: UInt16(10 + $0)) }
+        let crops = (0..<b).map { LabelBox(top: UInt16($0), left: 2, height: 20, width: UInt16(10 + $0)) }
         let flips = [true, false, false, true]
         let idx: [UInt32] = [9, 3, 5, 1]
         let dense = (0..<(b * k)).map { Float($0) * 0.25 - 1 }
@@ -130,7 +130,7 @@ final class RecordsRoundTripTests: XCTestCase {
                              logits: .half(dense.map { Float16($0) })),
             LabelBatchRecord(batch: 1, epoch: 2, classes: k, indices: idx, crops: crops, flips: flips,
                              mix: .cutmix, permutation: [2, 3, 0, 1], lambda: 0.625,
-                             box: CropBox(top: 1, left: 2, height: 3, width: 4), logits: .single(dense)),
+                             box: LabelBox(top: 1, left: 2, height: 3, width: 4), logits: .single(dense)),
             LabelBatchRecord(batch: 2, epoch: 2, classes: k, indices: idx, crops: crops, flips: flips,
                              mix: .mixup, permutation: [1, 0, 3, 2], lambda: 0.3,
                              logits: .topK(k: 2, classes: [0, 4, 1, 2, 3, 0, 4, 3], values: (0..<8).map { Float16(Float($0) / 2) })),
@@ -305,7 +305,7 @@ final class RecordsDumpTests: XCTestCase {
     func testDumpShape() throws {
         let sink = MemorySink()
         let w = try StreamWriter(sink: sink, header: RS.header(.labels, classes: 2, shape: []))
-        try w.write(LabelBatchRecord(batch: 4, epoch: 1, classes: 2, indices: [7], crops: [CropBox(top: 1, left: 2, height: 3, width: 4)],
+        try w.write(LabelBatchRecord(batch: 4, epoch: 1, classes: 2, indices: [7], crops: [LabelBox(top: 1, left: 2, height: 3, width: 4)],
                                      flips: [true], logits: .half([0.5, -2])))
         try w.write(kind: RecordKind(rawValue: 999), payload: [1, 2, 3])
         try w.finish()

@@ -1,5 +1,7 @@
-/// An integer box (top, left, height, width), in pixels.
-public struct CropBox: Equatable {
+/// An integer box (top, left, height, width) in pixels, as a label record stores it (u16 each). Replay
+/// converts it to the augmentation types (`CropBox`; for CutMix, rows top..<top+height and columns
+/// left..<left+width).
+public struct LabelBox: Equatable {
     public var top: UInt16
     public var left: UInt16
     public var height: UInt16
@@ -11,7 +13,7 @@ public struct CropBox: Equatable {
         self.width = width
     }
     /// The all-zero box (no box).
-    public static let zero = CropBox(top: 0, left: 0, height: 0, width: 0)
+    public static let zero = LabelBox(top: 0, left: 0, height: 0, width: 0)
 }
 
 /// How a batch's images were mixed.
@@ -87,7 +89,7 @@ public struct LabelBatchRecord: RecordCodec, Equatable {
     /// Image indices, in batch order (B of them).
     public var indices: [UInt32]
     /// Per image crop box (RandomResizedCrop source box).
-    public var crops: [CropBox]
+    public var crops: [LabelBox]
     /// Per image horizontal flip.
     public var flips: [Bool]
     /// How the batch was mixed.
@@ -97,12 +99,12 @@ public struct LabelBatchRecord: RecordCodec, Equatable {
     /// Mixing weight of the original image.
     public var lambda: Float
     /// CutMix box (zero for Mixup and none).
-    public var box: CropBox
+    public var box: LabelBox
     /// Teacher logits.
     public var logits: Logits
 
-    public init(batch: UInt64, epoch: UInt32, classes: Int, indices: [UInt32], crops: [CropBox], flips: [Bool],
-                mix: MixKind = .none, permutation: [UInt32] = [], lambda: Float = 1, box: CropBox = .zero,
+    public init(batch: UInt64, epoch: UInt32, classes: Int, indices: [UInt32], crops: [LabelBox], flips: [Bool],
+                mix: MixKind = .none, permutation: [UInt32] = [], lambda: Float = 1, box: LabelBox = .zero,
                 logits: Logits) {
         self.batch = batch
         self.epoch = epoch
@@ -209,13 +211,13 @@ public struct LabelBatchRecord: RecordCodec, Equatable {
         }
         indices = try r.array(b, of: UInt32.self, "indices")
         let boxes = try r.array(4 * b, of: UInt16.self, "crops")
-        crops = (0..<b).map { CropBox(top: boxes[4 * $0], left: boxes[4 * $0 + 1], height: boxes[4 * $0 + 2], width: boxes[4 * $0 + 3]) }
+        crops = (0..<b).map { LabelBox(top: boxes[4 * $0], left: boxes[4 * $0 + 1], height: boxes[4 * $0 + 2], width: boxes[4 * $0 + 3]) }
         let flags = try r.bytes(b, "flags")
         flips = flags.map { $0 & 1 != 0 }
         if m != .none {
             lambda = try r.f32("lambda")
             let bx = try r.array(4, of: UInt16.self, "box")
-            box = CropBox(top: bx[0], left: bx[1], height: bx[2], width: bx[3])
+            box = LabelBox(top: bx[0], left: bx[1], height: bx[2], width: bx[3])
             permutation = try r.array(b, of: UInt32.self, "permutation")
             for p in permutation where Int(p) >= b {
                 throw r.error("permutation entry \(p) out of range for a batch of \(b)")

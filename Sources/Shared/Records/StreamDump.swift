@@ -63,7 +63,7 @@ public enum StreamDump {
     private static func u64(_ v: UInt64) -> JSONValue { v <= UInt64(Int64.max) ? .int(Int64(v)) : .double(Double(v)) }
     private static func ints<T: BinaryInteger>(_ a: [T]) -> JSONValue { .array(a.map { .int(Int64($0)) }) }
     private static func floats(_ a: [Float]) -> JSONValue { .array(a.map { JSONValue.number($0) }) }
-    private static func box(_ b: CropBox) -> JSONValue { ints([b.top, b.left, b.height, b.width]) }
+    private static func box(_ b: LabelBox) -> JSONValue { ints([b.top, b.left, b.height, b.width]) }
 
     /// The decoded fields of one record, as JSON members.
     public static func fields(of r: Record, header: StreamHeader) throws -> [String: JSONValue] {
