@@ -198,21 +198,46 @@ final class RecordsFileTests: XCTestCase {
     }
 
     func testBadInputToFileLeavesNoOutput() throws {
-        // A filter: read a corrupt input, write an output; the error leaves no output file.
-        var bad = try RS.imageStream(3)
-        bad[bad.count - 30] ^= 0xFF
-        let input = dir + "/in.ldi"
-        try Data(bad).write(to: URL(fileURLWithPath: input))
-        let out = dir + "/out.ldi"
-        let msg = RS.message {
-            let r = try StreamReader(path: input)
-            let w = try StreamWriter(path: out, header: r.header)
-            while let rec = try r.next() { try w.write(kind: rec.kind, payload: rec.payload) }
-            try w.finish()
+        // A filter (read an images stream, write it to a file) on each kind of bad input: the error names the
+        // input and leaves no output file, temporary or final.
+        let good = try RS.imageStream(3)
+        let model = MemorySink()
+        try StreamWriter(sink: model, header: RS.header(.model, classes: 0, shape: [])).finish()
+        let header = try RS.header().encoded()
+        var flipped = good
+        flipped[good.count - 30] ^= 0xFF
+        var magic = good
+        magic[0] = 0
+        var version = good
+        version[8] = 9
+        let cases: [(String, [UInt8], String)] = [
+            ("mid-record", Array(good.dropLast(45)), "truncated inside record 3 (image): 13 of 18 payload bytes"),
+            ("boundary", Array(good.dropLast(36)), "without an end record"),
+            ("flipped", flipped, "checksum mismatch"),
+            ("magic", magic, "not an ld record stream"),
+            ("version", version, "format version 9 is newer"),
+            ("length", RS.preamble + RS.frame(1, header) + Array(RS.frame(16, [], length: 1 << 40).prefix(16)), "exceeds the limit"),
+            ("kind", model.bytes, "is a 'model' stream, expected 'images'"),
+        ]
+        for (name, bytes, expected) in cases {
+            let input = dir + "/\(name).in"
+            try Data(bytes).write(to: URL(fileURLWithPath: input))
+            let out = dir + "/out.ldi"
+            let msg = RS.message {
+                let r = try StreamReader(path: input)
+                try r.expect(kind: .images)
+                let w = try StreamWriter(path: out, header: r.header, compression: .zstd())
+                while let rec = try r.next() { try w.write(kind: rec.kind, payload: rec.payload) }
+                try w.finish()
+            }
+            XCTAssertNotNil(msg, name)
+            XCTAssertTrue(msg?.hasPrefix(input + ": ") ?? false, msg ?? "")
+            XCTAssertTrue(msg?.contains(expected) ?? false, "\(name): \(msg ?? "")")
+            XCTAssertFalse(msg?.contains("\n") ?? true)
+            try FileManager.default.removeItem(atPath: input)
+            XCTAssertEqual(files(), [], name)
         }
-        XCTAssertNotNil(msg)
-        XCTAssertTrue(msg!.hasPrefix(input + ": stream 0"), msg!)
-        XCTAssertEqual(files(), ["in.ldi"])
+        XCTAssertEqual(TempFiles.count, 0)
     }
 
     func testOutputErrors() throws {

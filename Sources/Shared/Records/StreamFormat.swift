@@ -31,6 +31,14 @@
 ///   transparently, so `zstd -d < f | tool`, `zstd < plain | tool` and `cat a.zst b.ldl c.zst | tool` work.
 ///   Record CRCs stay inside, so plain streams are protected too.
 ///
+/// Identities: `ContentHash` (XXH64) values shown as 16 hex digits. A stream's natural identity is its end-record
+/// chain (`StreamReader.lastEndHash`), which covers every record's kind, length and payload CRC but not the
+/// compression, so the same model compressed or not has the same identity; the header's `teacher_hash` and
+/// `image_set_hash` carry such values.
+///
+/// Files: `OutputFile` writes `.NAME.tmp-PID` next to NAME and renames it on success; on error, on deinit and on
+/// SIGINT/SIGTERM the temporary file is removed. Binary streams are never written to (or read from) a terminal.
+///
 /// Payload layouts (kinds ≥ 16; unknown kinds are passed through and dumped as byte counts):
 ///
 /// - `image` (16), `ImageRecord`: u64 index, u32 label, u8 pixels[C·H·W] (header `shape` = [C, H, W]).
