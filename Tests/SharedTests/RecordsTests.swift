@@ -250,6 +250,31 @@ final class RecordsRoundTripTests: XCTestCase {
         XCTAssertEqual(calls, 0) // the kind check comes first
     }
 
+    func testRequireMatchingHeaders() throws {
+        func stream(_ h: StreamHeader) throws -> [UInt8] {
+            let sink = MemorySink()
+            try StreamWriter(sink: sink, header: h).finish()
+            return sink.bytes
+        }
+        var shard = RS.header()
+        shard.seed = 99
+        shard.producer = "other"
+        shard.meta = ["epochs": .string("0:5")]
+        var classes = RS.header()
+        classes.classes = 10
+        var teacher = RS.header()
+        teacher.teacherHash = nil
+        let base = try stream(RS.header())
+        func check(_ next: StreamHeader) throws -> String? {
+            let r = try StreamReader(source: MemorySource(base + base + (try stream(next)), name: "s.ldi"))
+            r.requireMatchingHeaders()
+            return RS.message { while try r.nextEvent() != nil {} }
+        }
+        XCTAssertNil(try check(shard))
+        XCTAssertEqual(try check(classes), "s.ldi: stream 2 does not match stream 0: classes 10 vs 3")
+        XCTAssertEqual(try check(teacher), "s.ldi: stream 2 does not match stream 0: teacher_hash none vs 0123456789abcdef")
+    }
+
     func testHeaderIsDeterministicSortedJSON() throws {
         let h = RS.header(meta: ["z": .int(1), "a": .array([.string("x"), .double(0.5), .bool(true), .null])])
         let a = try h.encoded(), b = try h.encoded()

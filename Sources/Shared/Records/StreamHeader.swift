@@ -213,6 +213,22 @@ public struct StreamHeader: Codable, Equatable {
         return h
     }
 
+    /// Why a stream with header `other` cannot be read as a continuation of this one, or nil if it can.
+    /// Kind, classes, shape, teacher and image-set hashes must agree; producer, version, seed and meta may
+    /// differ (shards of one run made by separate processes carry their own ranges in meta).
+    public func mismatch(with other: StreamHeader) -> String? {
+        if kind != other.kind { return "kind '\(other.kind)' vs '\(kind)'" }
+        if classes != other.classes { return "classes \(other.classes) vs \(classes)" }
+        if shape != other.shape { return "shape \(other.shape) vs \(shape)" }
+        if teacherHash != other.teacherHash {
+            return "teacher_hash \(other.teacherHash ?? "none") vs \(teacherHash ?? "none")"
+        }
+        if imageSetHash != other.imageSetHash {
+            return "image_set_hash \(other.imageSetHash ?? "none") vs \(imageSetHash ?? "none")"
+        }
+        return nil
+    }
+
     /// The header as a JSON value (for dumps).
     public var jsonValue: JSONValue {
         var o: [String: JSONValue] = [

@@ -79,6 +79,17 @@ public final class StreamReader {
         try checkKind()
     }
 
+    /// Requires every later concatenated stream to match the first one's header (`StreamHeader.mismatch`):
+    /// "f.ldl: stream 2 does not match stream 0: classes 10 vs 100".
+    public func requireMatchingHeaders() {
+        let first = header
+        onNewStream = { r in
+            if let why = first.mismatch(with: r.header) {
+                throw LDError("\(r.name): stream \(r.streamIndex) does not match stream 0: \(why)")
+            }
+        }
+    }
+
     private func checkKind() throws {
         if let k = expected, header.kind != k {
             throw LDError("\(name): stream \(streamIndex) is a '\(header.kind)' stream, expected '\(k)'")
