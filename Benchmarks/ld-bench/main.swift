@@ -2,3 +2,4 @@
 import Shared
 
 print("nothing to benchmark yet")
+streamBench()

@@ -29,8 +29,3 @@ public enum ToolMain {
         }
     }
 }
-
-/// Thrown when stdout's reader has gone away (`| head`): the tool stops quietly with status 0.
-public struct BrokenPipe: Error {
-    public init() {}
-}
