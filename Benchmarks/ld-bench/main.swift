@@ -1,5 +1,4 @@
 // ld-bench: the project's benchmarks (`make bench`). Not part of the product; prints one line per figure.
 import Shared
 
-print("nothing to benchmark yet")
 streamBench()
