@@ -30,12 +30,6 @@ extension Dataset {
         }
     }
 
-    // HOOK(record-stream): the image record-stream reader is wired here by the record-stream engineer.
-    // It must return a Dataset whose `source` is `path` and validate the stream header (kind "images").
-    /// Loads an image record-stream file (`-` for standard input). Not implemented yet.
-    static func loadRecordStream(path: String) throws -> Dataset {
-        throw LDError("\(path): image record streams are not supported yet")
-    }
 }
 
 /// Small file-system helpers of the data set loaders.
