@@ -1,0 +1,106 @@
+/// ResNet basic block: y = relu(bn2(conv2(relu(bn1(conv1(x))))) + shortcut(x)), shortcut = x or
+/// bn(conv1x1(x)) when the stride or the width changes. x (C,N,H,W) → y (K,N,Ho,Wo).
+public final class BasicBlock: Layer {
+    public let conv1: Conv2d, bn1: BatchNorm2d, conv2: Conv2d, bn2: BatchNorm2d
+    public let downsample: (conv: Conv2d, bn: BatchNorm2d)?
+    public var parameters: [Parameter] {
+        var p = conv1.parameters + bn1.parameters + conv2.parameters + bn2.parameters
+        if let d = downsample { p += d.conv.parameters + d.bn.parameters }
+        return p
+    }
+    /// BatchNorm layers in registration order: bn1, bn2, downsample bn.
+    public var batchNorms: [BatchNorm2d] { [bn1, bn2] + (downsample.map { [$0.bn] } ?? []) }
+    private var layers: [Layer] {
+        [conv1, bn1, conv2, bn2] + (downsample.map { [$0.conv, $0.bn] } ?? [])
+    }
+
+    private var flags = LayerFlags()
+    public var training: Bool {
+        get { flags.training }
+        set { flags.training = newValue; for l in layers { l.training = newValue } }
+    }
+    public var wantsParamGrads: Bool {
+        get { flags.wantsParamGrads }
+        set { flags.wantsParamGrads = newValue; for l in layers { l.wantsParamGrads = newValue } }
+    }
+    public var wantsInputGrad: Bool {
+        get { flags.wantsInputGrad }
+        set {
+            flags.wantsInputGrad = newValue
+            conv1.wantsInputGrad = newValue
+            downsample?.conv.wantsInputGrad = newValue
+        }
+    }
+    /// y (K,N,Ho,Wo); dsum is dL/d(pre-activation sum) (K,N,Ho,Wo).
+    public let output = Tensor(shape: [0])
+    private let dsum = Tensor(shape: [0])
+    private var input: Tensor?
+
+    public init(_ inChannels: Int, _ outChannels: Int, stride: Int, name: String, workspace: Workspace) {
+        conv1 = Conv2d(inChannels, outChannels, kernel: 3, stride: stride, padding: 1, bias: false,
+                       name: name + ".conv1", workspace: workspace)
+        bn1 = BatchNorm2d(outChannels, relu: true, name: name + ".bn1")
+        conv2 = Conv2d(outChannels, outChannels, kernel: 3, stride: 1, padding: 1, bias: false,
+                       name: name + ".conv2", workspace: workspace)
+        bn2 = BatchNorm2d(outChannels, name: name + ".bn2")
+        if stride != 1 || inChannels != outChannels {
+            downsample = (Conv2d(inChannels, outChannels, kernel: 1, stride: stride, bias: false,
+                                 name: name + ".downsample.0", workspace: workspace),
+                          BatchNorm2d(outChannels, name: name + ".downsample.1"))
+        } else {
+            downsample = nil
+        }
+    }
+
+    public func initialize<G: RandomNumberGenerator>(_ rng: inout G) {
+        conv1.initialize(&rng); conv2.initialize(&rng); downsample?.conv.initialize(&rng)
+    }
+
+    public func forward(_ x: Tensor) -> Tensor {
+        input = x
+        let b = bn2.forward(conv2.forward(bn1.forward(conv1.forward(x))))
+        let s = downsample.map { $0.bn.forward($0.conv.forward(x)) } ?? x
+        precondition(b.count == s.count, "BasicBlock: branch \(b.shape) vs shortcut \(s.shape)")
+        output.reshapeLike(b)
+        let bp = UnsafePointer(b.data), sp = UnsafePointer(s.data), yp = output.data
+        Engine.parallelRange(b.count, grain: 1 << 15) { lo, hi in
+            var i = lo
+            while i + 16 <= hi {
+                let v = load16(bp + i) + load16(sp + i)
+                store16(v.replacing(with: 0, where: v .< 0), yp + i)
+                i += 16
+            }
+            while i < hi { let v = bp[i] + sp[i]; yp[i] = v > 0 ? v : 0; i += 1 }
+        }
+        return output
+    }
+
+    public func backward(_ dy: Tensor) -> Tensor? {
+        guard let x = input else { preconditionFailure("BasicBlock.backward before forward") }
+        dsum.reshapeLike(output)
+        let yp = UnsafePointer(output.data), gp = UnsafePointer(dy.data), dp = dsum.data
+        Engine.parallelRange(dy.count, grain: 1 << 15) { lo, hi in
+            var i = lo
+            while i + 16 <= hi {
+                store16(load16(gp + i).replacing(with: 0, where: load16(yp + i) .<= 0), dp + i)
+                i += 16
+            }
+            while i < hi { dp[i] = yp[i] > 0 ? gp[i] : 0; i += 1 }
+        }
+        let d1 = conv1.backward(bn1.backward(conv2.backward(bn2.backward(dsum)!)!)!)
+        guard flags.wantsInputGrad, let dx = d1 else {
+            if let d = downsample { _ = d.conv.backward(d.bn.backward(dsum)!) }
+            return nil
+        }
+        // The shortcut's gradient is added into conv1's input-gradient buffer (owned by conv1, read only here).
+        let s: Tensor = downsample.map { $0.conv.backward($0.bn.backward(dsum)!)! } ?? dsum
+        precondition(s.count == x.count && dx.count == x.count, "BasicBlock.backward: shapes")
+        let sp = UnsafePointer(s.data), xp = dx.data
+        Engine.parallelRange(dx.count, grain: 1 << 15) { lo, hi in
+            var i = lo
+            while i + 16 <= hi { store16(load16(xp + i) + load16(sp + i), xp + i); i += 16 }
+            while i < hi { xp[i] += sp[i]; i += 1 }
+        }
+        return dx
+    }
+}
