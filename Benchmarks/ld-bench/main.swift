@@ -1,4 +1,10 @@
 // ld-bench: the project's benchmarks (`make bench`). Not part of the product; prints one line per figure.
+import Foundation
 import Shared
 
-print("nothing to benchmark yet")
+let benchArgs = Array(CommandLine.arguments.dropFirst())
+if benchArgs.first == "engine" {
+    do { try engineBench(Array(benchArgs.dropFirst())) } catch { print("ld-bench: \(error)"); exit(1) }
+} else {
+    print("usage: ld-bench engine [--secs S] [--threads T] [--only NAME]")
+}

@@ -8,8 +8,8 @@ import Dispatch
 public enum Engine {
     nonisolated(unsafe) private static var _threads: Int = 0
 
-    /// Threads for OpenBLAS and for the engine's own loops. Set 1 for bit-reproducible runs across
-    /// machines (golden tests); the default is the number of online cores, at most 2 (or
+    /// Threads for the engine's GEMM splits and O(N) loops (OpenBLAS itself is kept at 1 thread). Set 1 for
+    /// bit-reproducible runs (golden tests); the default is the number of cores, at most 2 (or
     /// `OPENBLAS_NUM_THREADS` if set).
     public static var threads: Int {
         get {
@@ -21,7 +21,15 @@ public enum Engine {
 
     private static func setThreads(_ n: Int) {
         _threads = max(1, n)
-        openblas_set_num_threads(Int32(_threads))
+        // OpenBLAS runs single-threaded; `sgemm` splits big GEMMs over the engine's own workers.
+        openblas_set_num_threads(1)
+    }
+
+    /// The OpenBLAS kernel family in use (e.g. `SkylakeX`, `Cooperlake`; `Prescott` means the CPU was not
+    /// recognised and the slow SSE3 kernels run: export `OPENBLAS_CORETYPE=SkylakeX` or `Haswell`).
+    public static var blasCore: String {
+        guard let p = openblas_get_corename() else { return "unknown" }
+        return String(cString: p)
     }
 
     private static func defaultThreads() -> Int {

@@ -156,13 +156,13 @@ public final class BatchNorm2d: Layer {
                 var i = 0
                 if relu {
                     while i + 16 <= m {
-                        let y = vb.addingProduct(load16(src + i), va)
+                        let y = load16(src + i) * va + vb
                         store16(y.replacing(with: 0, where: y .< 0), dst + i)
                         i += 16
                     }
                     while i < m { let y = src[i] * a + sh; dst[i] = y > 0 ? y : 0; i += 1 }
                 } else {
-                    while i + 16 <= m { store16(vb.addingProduct(load16(src + i), va), dst + i); i += 16 }
+                    while i + 16 <= m { store16(load16(src + i) * va + vb, dst + i); i += 16 }
                     while i < m { dst[i] = src[i] * a + sh; i += 1 }
                 }
             }
@@ -236,7 +236,7 @@ public final class BatchNorm2d: Layer {
                 if let mk = mk {
                     while i + 16 <= m {
                         let gg = load16(gr + i).replacing(with: 0, where: load16(mk + i) .<= 0)
-                        store16(v0.addingProduct(v1, load16(src + i) - vc).addingProduct(va, gg), dst + i)
+                        store16(v1 * (load16(src + i) - vc) + va * gg + v0, dst + i)
                         i += 16
                     }
                     while i < m {
@@ -245,7 +245,7 @@ public final class BatchNorm2d: Layer {
                     }
                 } else {
                     while i + 16 <= m {
-                        store16(v0.addingProduct(v1, load16(src + i) - vc).addingProduct(va, load16(gr + i)), dst + i)
+                        store16(v1 * (load16(src + i) - vc) + va * load16(gr + i) + v0, dst + i)
                         i += 16
                     }
                     while i < m { dst[i] = a * gr[i] + Float(k1) * (src[i] - cc) + Float(k0); i += 1 }

@@ -20,7 +20,7 @@ func sumAndSquares(_ x: UnsafePointer<Float>, _ n: Int) -> (Double, Double) {
         while i + 16 <= e {
             let v = load16(x + i)
             vs += v
-            vq = vq.addingProduct(v, v)
+            vq += v * v
             i += 16
         }
         var ts = Double(vs.sum()), tq = Double(vq.sum())
@@ -42,14 +42,14 @@ func gradSums(_ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>, _ mask: Uns
             while i + 16 <= e {
                 let g = load16(dy + i).replacing(with: 0, where: load16(m + i) .<= 0)
                 vs += g
-                vq = vq.addingProduct(g, load16(x + i))
+                vq += g * load16(x + i)
                 i += 16
             }
         } else {
             while i + 16 <= e {
                 let g = load16(dy + i)
                 vs += g
-                vq = vq.addingProduct(g, load16(x + i))
+                vq += g * load16(x + i)
                 i += 16
             }
         }
