@@ -183,3 +183,32 @@ func engineBench(_ args: [String]) throws {
         fflush(stdout)
     }
 }
+
+/// `ld-bench gemm`: GFLOP/s of the GEMM shapes of ConvNet-128 b128 and ResNet-18 b64 (1 and 2 threads).
+func gemmShapesBench() {
+    let shapes: [(String, Bool, Bool, Int, Int, Int)] = [
+        ("conv1 fwd K=9", false, false, 128, 100352, 9),
+        ("conv1 dW", false, true, 128, 9, 100352),
+        ("conv2 fwd", false, false, 128, 25088, 1152),
+        ("conv2 dW", false, true, 128, 1152, 25088),
+        ("conv2 dcols", true, false, 1152, 25088, 128),
+        ("conv3 fwd", false, false, 128, 6272, 1152),
+        ("r18 layer1 fwd", false, false, 64, 65536, 576),
+        ("r18 layer1 dW", false, true, 64, 576, 65536),
+        ("r18 layer1 dcols", true, false, 576, 65536, 64),
+        ("r18 layer4 fwd", false, false, 512, 1024, 4608),
+        ("r18 layer4 dcols", true, false, 4608, 1024, 512),
+    ]
+    var rng = BenchRNG(state: 3)
+    for (name, ta, tb, m, n, k) in shapes {
+        let a = Tensor(shape: [m * k]), b = Tensor(shape: [k * n]), c = Tensor(shape: [m * n])
+        Sample.uniform(a, -1, 1, &rng); Sample.uniform(b, -1, 1, &rng)
+        var line = name
+        for t in [1, 2] {
+            Engine.threads = t
+            let dt = timeit(secs: 0.5, warm: 1) { matmul(transA: ta, transB: tb, m: m, n: n, k: k, a: a.data, b: b.data, c: c.data) }
+            line += String(format: "\t%.1f", 2 * Double(m * n * k) / dt / 1e9)
+        }
+        print(line)
+    }
+}

@@ -3,7 +3,9 @@ import Foundation
 import Shared
 
 let benchArgs = Array(CommandLine.arguments.dropFirst())
-if benchArgs.first == "engine" {
+if benchArgs.first == "gemm" {
+    gemmShapesBench()
+} else if benchArgs.first == "engine" {
     do { try engineBench(Array(benchArgs.dropFirst())) } catch { print("ld-bench: \(error)"); exit(1) }
 } else {
     print("usage: ld-bench engine [--secs S] [--threads T] [--only NAME]")

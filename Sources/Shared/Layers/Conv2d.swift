@@ -56,21 +56,22 @@ public final class Conv2d: Layer {
         return outChannels * inChannels * kernel * kernel * n * ho * wo
     }
 
+    /// Floats of im2col columns processed at once: the batch is cut into chunks of whole images so the
+    /// columns stay near the caches and the workspace stays small (at least one image per chunk).
+    nonisolated(unsafe) public static var columnBudget = 1 << 21
+
+    /// Images per chunk for columns of `perImage` floats.
+    private func chunkImages(_ n: Int, perImage: Int) -> Int {
+        max(1, min(n, Conv2d.columnBudget / max(1, perImage)))
+    }
+
     public func forward(_ x: Tensor) -> Tensor {
         precondition(x.shape.count == 4 && x.shape[0] == inChannels, "Conv2d: input \(x.shape), expected (\(inChannels),N,H,W)")
         input = x
         let n = x.shape[1], h = x.shape[2], w = x.shape[3]
         let (ho, wo) = outputSize(h, w)
         output.ensureShape(outChannels, n, ho, wo)
-        let p = n * ho * wo, ckk = inChannels * kernel * kernel
-        let cols: UnsafePointer<Float>
-        if isPointwise {
-            cols = UnsafePointer(x.data)
-        } else {
-            let ws = workspace.buffer(ckk * p)
-            im2col(x.data, ws, n: n, h: h, w: w, ho: ho, wo: wo)
-            cols = UnsafePointer(ws)
-        }
+        let howo = ho * wo, p = n * howo, ckk = inChannels * kernel * kernel
         let y = output.data
         var beta: Float = 0
         if let b = bias {
@@ -78,7 +79,18 @@ public final class Conv2d: Layer {
             for k in 0..<outChannels { (y + k * p).update(repeating: bp[k], count: p) }
             beta = 1
         }
-        sgemm(outChannels, p, ckk, weight.value.data, cols, beta: beta, y)
+        if isPointwise {
+            sgemm(outChannels, p, ckk, weight.value.data, x.data, beta: beta, y)
+            return output
+        }
+        let step = chunkImages(n, perImage: ckk * howo)
+        let ws = workspace.buffer(ckk * step * howo)
+        for n0 in Swift.stride(from: 0, to: n, by: step) {
+            let n1 = min(n, n0 + step), pc = (n1 - n0) * howo
+            im2col(x.data, ws, n: n, n0: n0, n1: n1, h: h, w: w, ho: ho, wo: wo)
+            // y[:, chunk] (K, Pc) = W (K, C·k·k) · columns (C·k·k, Pc)
+            sgemm(outChannels, pc, ckk, weight.value.data, ws, beta: beta, y + n0 * howo, ldc: p)
+        }
         return output
     }
 
@@ -87,63 +99,89 @@ public final class Conv2d: Layer {
         let n = x.shape[1], h = x.shape[2], w = x.shape[3]
         let (ho, wo) = outputSize(h, w)
         precondition(dy.count == outChannels * n * ho * wo, "Conv2d.backward: dy \(dy.shape)")
-        let p = n * ho * wo, ckk = inChannels * kernel * kernel
+        let howo = ho * wo, p = n * howo, ckk = inChannels * kernel * kernel
         let g = UnsafePointer(dy.data)
-        if flags.wantsParamGrads {
-            if let b = bias {
-                let db = b.grad.data
-                for k in 0..<outChannels { db[k] += Float(sumAndSquares(g + k * p, p).0) }
-            }
-            let cols: UnsafePointer<Float>
-            if isPointwise {
-                cols = UnsafePointer(x.data)
-            } else {
-                let ws = workspace.buffer(ckk * p)
-                im2col(x.data, ws, n: n, h: h, w: w, ho: ho, wo: wo)
-                cols = UnsafePointer(ws)
-            }
-            // dW (K, C·k·k) += dy (K, P) · columnsᵀ (P, C·k·k)
-            sgemm(transB: true, outChannels, ckk, p, g, cols, beta: 1, weight.grad.data)
+        let wantDp = flags.wantsParamGrads, wantDx = flags.wantsInputGrad
+        if wantDp, let b = bias {
+            let db = b.grad.data
+            for k in 0..<outChannels { db[k] += Float(sumAndSquares(g + k * p, p).0) }
         }
-        guard flags.wantsInputGrad else { return nil }
-        inputGrad.ensureShape(inChannels, n, h, w)
+        if wantDx { inputGrad.ensureShape(inChannels, n, h, w) }
         if isPointwise {
-            sgemm(transA: true, inChannels, p, outChannels, weight.value.data, g, beta: 0, inputGrad.data)
-        } else {
-            // dcolumns (C·k·k, P) = Wᵀ · dy, then scatter-add back into the image.
-            let ws = workspace.buffer(ckk * p)
-            sgemm(transA: true, ckk, p, outChannels, weight.value.data, g, beta: 0, ws)
-            col2im(UnsafePointer(ws), inputGrad.data, n: n, h: h, w: w, ho: ho, wo: wo)
+            // dW (K, C) += dy (K, P) · xᵀ (P, C);  dx (C, P) = Wᵀ (C, K) · dy (K, P)
+            if wantDp { sgemm(transB: true, outChannels, ckk, p, g, x.data, beta: 1, weight.grad.data) }
+            if wantDx { sgemm(transA: true, inChannels, p, outChannels, weight.value.data, g, beta: 0, inputGrad.data) }
+            return wantDx ? inputGrad : nil
         }
-        return inputGrad
+        let step = chunkImages(n, perImage: ckk * howo)
+        let ws = workspace.buffer(ckk * step * howo)
+        for n0 in Swift.stride(from: 0, to: n, by: step) {
+            let n1 = min(n, n0 + step), pc = (n1 - n0) * howo
+            if wantDp {
+                // The columns are rebuilt from the cached input rather than kept from forward (memory).
+                im2col(x.data, ws, n: n, n0: n0, n1: n1, h: h, w: w, ho: ho, wo: wo)
+                // dW (K, C·k·k) += dy[:, chunk] (K, Pc) · columnsᵀ (Pc, C·k·k)
+                sgemm(transB: true, outChannels, ckk, pc, g + n0 * howo, lda: p, ws, beta: 1, weight.grad.data)
+            }
+            if wantDx {
+                // dcolumns (C·k·k, Pc) = Wᵀ · dy[:, chunk], then scatter-add back into the images of the chunk.
+                sgemm(transA: true, ckk, pc, outChannels, weight.value.data, g + n0 * howo, ldb: p, beta: 0, ws)
+                col2im(UnsafePointer(ws), inputGrad.data, n: n, n0: n0, n1: n1, h: h, w: w, ho: ho, wo: wo)
+            }
+        }
+        return wantDx ? inputGrad : nil
     }
 
     // MARK: - im2col / col2im
 
-    /// columns[(c,i,j), (n,oh,ow)] = x[c, n, oh·s − pad + i, ow·s − pad + j] (0 outside). Parallel over rows.
+    /// columns[(c,i,j), (img−n0, oh, ow)] = x[c, img, oh·s − pad + i, ow·s − pad + j] (0 outside), for the
+    /// images n0..<n1 of a batch of n. Parallel over rows.
     private func im2col(_ x: UnsafePointer<Float>, _ cols: UnsafeMutablePointer<Float>,
-                        n: Int, h: Int, w: Int, ho: Int, wo: Int) {
+                        n: Int, n0: Int, n1: Int, h: Int, w: Int, ho: Int, wo: Int) {
         let k = kernel, s = stride, pad = padding, rows = inChannels * k * k
-        let p = n * ho * wo, hw = h * w
+        let howo = ho * wo, pc = (n1 - n0) * howo, hw = h * w
+        if s == 1 && ho == h && wo == w {
+            // "Same" stride-1 convolution: each (row, image) block is the input plane shifted by
+            // (i − pad, j − pad): one contiguous copy, then zero the rows and columns that fell off the edge.
+            Engine.parallelRange(rows, grain: 2) { r0, r1 in
+                for r in r0..<r1 {
+                    let c = r / (k * k), di = (r / k) % k - pad, dj = r % k - pad
+                    let shift = di * w + dj
+                    let qLo = min(hw, max(0, -shift)), qHi = max(qLo, min(hw, hw - shift))
+                    for img in n0..<n1 {
+                        let src = x + (c * n + img) * hw, dst = cols + r * pc + (img - n0) * hw
+                        if qLo < qHi { (dst + qLo).update(from: src + qLo + shift, count: qHi - qLo) }
+                        for q in 0..<qLo { dst[q] = 0 }
+                        for q in qHi..<hw { dst[q] = 0 }
+                        if di < 0 { for q in 0..<min(hw, -di * w) { dst[q] = 0 } }
+                        if di > 0 { for q in max(0, hw - di * w)..<hw { dst[q] = 0 } }
+                        if dj < 0 { for row in 0..<h { for col in 0..<min(w, -dj) { dst[row * w + col] = 0 } } }
+                        if dj > 0 { for row in 0..<h { for col in max(0, w - dj)..<w { dst[row * w + col] = 0 } } }
+                    }
+                }
+            }
+            return
+        }
         Engine.parallelRange(rows, grain: 2) { r0, r1 in
             for r in r0..<r1 {
                 let c = r / (k * k), i = (r / k) % k, j = r % k
-                var dst = cols + r * p
+                var dst = cols + r * pc
                 // Valid output columns for this j: iw = ow·s − pad + j in [0, w).
                 let owLo = max(0, (pad - j + s - 1) / s)
                 let lastJ = w - 1 + pad - j
                 let owHi = lastJ < 0 ? 0 : min(wo, lastJ / s + 1)
-                for img in 0..<n {
+                for img in n0..<n1 {
                     let src = x + (c * n + img) * hw
                     for oh in 0..<ho {
                         let ih = oh * s - pad + i
                         if ih < 0 || ih >= h || owHi <= owLo {
-                            dst.update(repeating: 0, count: wo)
+                            for ow in 0..<wo { dst[ow] = 0 }
                         } else {
                             let row = src + ih * w
                             for ow in 0..<owLo { dst[ow] = 0 }
                             if s == 1 {
-                                (dst + owLo).update(from: row + (owLo - pad + j), count: owHi - owLo)
+                                let sp = row + (owLo - pad + j)
+                                for t in 0..<(owHi - owLo) { dst[owLo + t] = sp[t] }
                             } else {
                                 for ow in owLo..<owHi { dst[ow] = row[ow * s - pad + j] }
                             }
@@ -156,21 +194,22 @@ public final class Conv2d: Layer {
         }
     }
 
-    /// dx[c, n, ih, iw] = Σ dcolumns[(c,i,j), (n,oh,ow)] over the taps that read it. Parallel over channels.
+    /// dx[c, img, ih, iw] = Σ dcolumns[(c,i,j), (img−n0, oh, ow)] over the taps that read it, for the images
+    /// n0..<n1 (their planes are overwritten). Parallel over channels.
     private func col2im(_ cols: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>,
-                        n: Int, h: Int, w: Int, ho: Int, wo: Int) {
+                        n: Int, n0: Int, n1: Int, h: Int, w: Int, ho: Int, wo: Int) {
         let k = kernel, s = stride, pad = padding
-        let p = n * ho * wo, hw = h * w
+        let howo = ho * wo, pc = (n1 - n0) * howo, hw = h * w
         Engine.parallelRange(inChannels) { c0, c1 in
-            (dx + c0 * n * hw).update(repeating: 0, count: (c1 - c0) * n * hw)
             for c in c0..<c1 {
+                (dx + (c * n + n0) * hw).update(repeating: 0, count: (n1 - n0) * hw)
                 for i in 0..<k {
                     for j in 0..<k {
-                        var src = cols + ((c * k + i) * k + j) * p
+                        var src = cols + ((c * k + i) * k + j) * pc
                         let owLo = max(0, (pad - j + s - 1) / s)
                         let lastJ = w - 1 + pad - j
                         let owHi = lastJ < 0 ? 0 : min(wo, lastJ / s + 1)
-                        for img in 0..<n {
+                        for img in n0..<n1 {
                             let dst = dx + (c * n + img) * hw
                             for oh in 0..<ho {
                                 let ih = oh * s - pad + i
