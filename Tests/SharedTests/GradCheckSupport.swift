@@ -81,7 +81,8 @@ func checkLayer(_ name: String, _ layer: Layer, input x: Tensor, seed: UInt64 = 
     layer.wantsInputGrad = true
     layer.wantsParamGrads = true
     _ = layer.forward(x)
-    let dx = layer.backward(r)!.array
+    let dy = Tensor(shape: r.shape, values: r.array)   // backward may consume dy
+    let dx = layer.backward(dy)!.array
     let grads = layer.parameters.map { ($0.name, $0.value, $0.grad.array) }
     let f = { dotLoss(layer.forward(x), r) }
     checkGradient("\(name) dx", x: x, analytic: dx, samples: samples, eps: eps, atol: atol, rtol: rtol, rng: &rng, f: f, file: file, line: line)

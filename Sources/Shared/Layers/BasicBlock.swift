@@ -75,31 +75,53 @@ public final class BasicBlock: Layer {
         return output
     }
 
+    /// dsum = dy where y > 0; main branch from dsum (its BatchNorms work in place in dsum), shortcut from
+    /// dy masked in place (downsample) or from dy and the mask again (identity). Overwrites dy.
     public func backward(_ dy: Tensor) -> Tensor? {
         guard let x = input else { preconditionFailure("BasicBlock.backward before forward") }
+        precondition(dy.count == output.count, "BasicBlock.backward: dy \(dy.shape), y \(output.shape)")
         dsum.reshapeLike(output)
-        let yp = UnsafePointer(output.data), gp = UnsafePointer(dy.data), dp = dsum.data
+        let yp = UnsafePointer(output.data), gp = dy.data, dp = dsum.data
+        let inPlace = downsample != nil
         Engine.parallelRange(dy.count, grain: 1 << 15) { lo, hi in
             var i = lo
             while i + 16 <= hi {
-                store16(load16(gp + i).replacing(with: 0, where: load16(yp + i) .<= 0), dp + i)
+                let g = load16(gp + i).replacing(with: 0, where: load16(yp + i) .<= 0)
+                store16(g, dp + i)
+                if inPlace { store16(g, gp + i) }
                 i += 16
             }
-            while i < hi { dp[i] = yp[i] > 0 ? gp[i] : 0; i += 1 }
+            while i < hi {
+                let g = yp[i] > 0 ? gp[i] : 0
+                dp[i] = g
+                if inPlace { gp[i] = g }
+                i += 1
+            }
         }
+        var shortcut: Tensor? = nil
+        if let d = downsample { shortcut = d.conv.backward(d.bn.backward(dy)!) }
         let d1 = conv1.backward(bn1.backward(conv2.backward(bn2.backward(dsum)!)!)!)
-        guard flags.wantsInputGrad, let dx = d1 else {
-            if let d = downsample { _ = d.conv.backward(d.bn.backward(dsum)!) }
-            return nil
-        }
-        // The shortcut's gradient is added into conv1's input-gradient buffer (owned by conv1, read only here).
-        let s: Tensor = downsample.map { $0.conv.backward($0.bn.backward(dsum)!)! } ?? dsum
-        precondition(s.count == x.count && dx.count == x.count, "BasicBlock.backward: shapes")
-        let sp = UnsafePointer(s.data), xp = dx.data
-        Engine.parallelRange(dx.count, grain: 1 << 15) { lo, hi in
-            var i = lo
-            while i + 16 <= hi { store16(load16(xp + i) + load16(sp + i), xp + i); i += 16 }
-            while i < hi { xp[i] += sp[i]; i += 1 }
+        guard flags.wantsInputGrad, let dx = d1 else { return nil }
+        precondition(dx.count == x.count, "BasicBlock.backward: shapes")
+        let xp = dx.data
+        if let s = shortcut {
+            // The shortcut's gradient is added into conv1's input-gradient buffer (read only by this block).
+            let sp = UnsafePointer(s.data)
+            Engine.parallelRange(dx.count, grain: 1 << 15) { lo, hi in
+                var i = lo
+                while i + 16 <= hi { store16(load16(xp + i) + load16(sp + i), xp + i); i += 16 }
+                while i < hi { xp[i] += sp[i]; i += 1 }
+            }
+        } else {
+            let g = UnsafePointer(gp)
+            Engine.parallelRange(dx.count, grain: 1 << 15) { lo, hi in
+                var i = lo
+                while i + 16 <= hi {
+                    store16(load16(xp + i) + load16(g + i).replacing(with: 0, where: load16(yp + i) .<= 0), xp + i)
+                    i += 16
+                }
+                while i < hi { if yp[i] > 0 { xp[i] += g[i] }; i += 1 }
+            }
         }
         return dx
     }

@@ -74,8 +74,8 @@ public final class BatchNorm2d: Layer {
     public var wantsParamGrads: Bool { get { flags.wantsParamGrads } set { flags.wantsParamGrads = newValue } }
     public var wantsInputGrad: Bool { get { flags.wantsInputGrad } set { flags.wantsInputGrad = newValue } }
 
-    /// y (C,N,H,W) and dx (C,N,H,W)
-    public let output = Tensor(shape: [0]), inputGrad = Tensor(shape: [0])
+    /// y (C,N,H,W). The input gradient is written over dy (see `backward`).
+    public let output = Tensor(shape: [0])
     /// Cached for backward: the mean and 1/sqrt(var + eps) used by the last forward (C each), and its input.
     private let usedMean = Tensor(shape: [0]), usedInvStd = Tensor(shape: [0])
     /// Per-(c, n) plane sums of the input (C·N), Double, for batch and class statistics.
@@ -193,13 +193,15 @@ public final class BatchNorm2d: Layer {
         return output
     }
 
+    /// Accumulates dγ, dβ and returns dx, computed **in place in `dy`** (the same tensor is returned).
     public func backward(_ dy: Tensor) -> Tensor? {
         guard let x = input else { preconditionFailure("BatchNorm2d.backward before forward") }
         let n = x.shape[1], hw = x.shape[2] * x.shape[3], m = n * hw
         precondition(dy.count == channels * m, "BatchNorm2d.backward: dy \(dy.shape), x \(x.shape)")
         let wantDx = flags.wantsInputGrad, wantDp = flags.wantsParamGrads
-        if wantDx { inputGrad.ensureShape(channels, n, x.shape[2], x.shape[3]) }
-        let xp = UnsafePointer(x.data), gp = UnsafePointer(dy.data), dxp = inputGrad.data
+        // NOTE: dx overwrites dy in place: per channel the sums over dy are taken first, then each dx[i]
+        // depends only on dy[i] and x[i]. This saves one activation-sized buffer per BatchNorm layer.
+        let xp = UnsafePointer(x.data), gp = UnsafePointer(dy.data), dxp = dy.data
         let mask: UnsafePointer<Float>? = fusedReLU ? UnsafePointer(output.data) : nil
         let mean = usedMean.data, inv = usedInvStd.data, g = weight.value.data
         let dg = weight.grad.data, db = bias.grad.data
@@ -253,6 +255,6 @@ public final class BatchNorm2d: Layer {
             }
         }
         if hook { dBatchMean.fill(0); dBatchVariance.fill(0) }
-        return wantDx ? inputGrad : nil
+        return wantDx ? dy : nil
     }
 }

@@ -58,7 +58,7 @@ public final class Conv2d: Layer {
 
     /// Floats of im2col columns processed at once: the batch is cut into chunks of whole images so the
     /// columns stay near the caches and the workspace stays small (at least one image per chunk).
-    nonisolated(unsafe) public static var columnBudget = 1 << 21
+    nonisolated(unsafe) public static var columnBudget = 1 << 22
 
     /// Images per chunk for columns of `perImage` floats.
     private func chunkImages(_ n: Int, perImage: Int) -> Int {

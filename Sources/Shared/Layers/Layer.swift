@@ -22,8 +22,9 @@ public protocol Layer: AnyObject {
     var wantsInputGrad: Bool { get set }
     /// y = layer(x). The result is owned by the layer.
     func forward(_ x: Tensor) -> Tensor
-    /// Given dL/dy for the last forward, accumulates (`+=`) parameter gradients and returns dL/dx (owned by
-    /// the layer), or nil when `wantsInputGrad` is false.
+    /// Given dL/dy for the last forward, accumulates (`+=`) parameter gradients and returns dL/dx, or nil
+    /// when `wantsInputGrad` is false. dx is owned by the layer, except that a layer may compute it in place
+    /// in `dy` (BatchNorm2d does), so callers must treat dy's contents as consumed.
     func backward(_ dy: Tensor) -> Tensor?
 }
 
