@@ -10,18 +10,24 @@ public final class BasicBlock: Layer {
     }
     /// BatchNorm layers in registration order: bn1, bn2, downsample bn.
     public var batchNorms: [BatchNorm2d] { [bn1, bn2] + (downsample.map { [$0.bn] } ?? []) }
-    private var layers: [Layer] {
-        [conv1, bn1, conv2, bn2] + (downsample.map { [$0.conv, $0.bn] } ?? [])
-    }
-
     private var flags = LayerFlags()
+    // NOTE: the setters touch each sub-layer by name (no temporary array): they run on every backward.
     public var training: Bool {
         get { flags.training }
-        set { flags.training = newValue; for l in layers { l.training = newValue } }
+        set {
+            flags.training = newValue
+            conv1.training = newValue; bn1.training = newValue; conv2.training = newValue; bn2.training = newValue
+            downsample?.conv.training = newValue; downsample?.bn.training = newValue
+        }
     }
     public var wantsParamGrads: Bool {
         get { flags.wantsParamGrads }
-        set { flags.wantsParamGrads = newValue; for l in layers { l.wantsParamGrads = newValue } }
+        set {
+            flags.wantsParamGrads = newValue
+            conv1.wantsParamGrads = newValue; bn1.wantsParamGrads = newValue
+            conv2.wantsParamGrads = newValue; bn2.wantsParamGrads = newValue
+            downsample?.conv.wantsParamGrads = newValue; downsample?.bn.wantsParamGrads = newValue
+        }
     }
     public var wantsInputGrad: Bool {
         get { flags.wantsInputGrad }

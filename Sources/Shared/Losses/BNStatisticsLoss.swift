@@ -26,29 +26,36 @@ public enum BNStatisticsLoss {
             }
             let w = Double(l == 0 ? firstWeight : otherWeight) * Double(scale)
             let c = bn.channels
-            var tm = [Float](repeating: 0, count: c), tv = tm
+            let m = bn.batchMean.data, v = bn.batchVariance.data
+            let dm = bn.dBatchMean.data, dv = bn.dBatchVariance.data
+            // Differences to the target go to dm, dv first (no temporary arrays: this runs every step).
             switch target {
             case .running:
-                for i in 0..<c { tm[i] = bn.runningMean.data[i]; tv[i] = bn.runningVar.data[i] }
+                let rm = bn.runningMean.data, rv = bn.runningVar.data
+                for i in 0..<c { dm[i] = m[i] - rm[i]; dv[i] = v[i] - rv[i] }
             case .classStatistics(let k):
                 guard let cs = bn.classStatistics, k >= 0, k < cs.classes, cs.count[k] > 0 else {
                     throw LDError("bn-loss: layer \(bn.name) has no statistics for class \(k)")
                 }
-                tm = cs.mean(k); tv = cs.variance(k)
+                let count = cs.count[k]
+                cs.sum.withUnsafeBufferPointer { sp in
+                    cs.sumSquares.withUnsafeBufferPointer { qp in
+                        for i in 0..<c {
+                            let mean = sp[k * c + i] / count
+                            let variance = max(0, qp[k * c + i] / count - mean * mean)
+                            dm[i] = Float(Double(m[i]) - mean); dv[i] = Float(Double(v[i]) - variance)
+                        }
+                    }
+                }
             }
-            let m = bn.batchMean.data, v = bn.batchVariance.data
             var nm = 0.0, nv = 0.0
-            for i in 0..<c {
-                nm += Double(m[i] - tm[i]) * Double(m[i] - tm[i])
-                nv += Double(v[i] - tv[i]) * Double(v[i] - tv[i])
-            }
+            for i in 0..<c { nm += Double(dm[i]) * Double(dm[i]); nv += Double(dv[i]) * Double(dv[i]) }
             nm = nm.squareRoot(); nv = nv.squareRoot()
             total += w * (nm + nv)
             // d‖a‖₂/da = a/‖a‖₂ (0 at a = 0)
-            let dm = bn.dBatchMean.data, dv = bn.dBatchVariance.data
             for i in 0..<c {
-                dm[i] = nm > 0 ? Float(w * Double(m[i] - tm[i]) / nm) : 0
-                dv[i] = nv > 0 ? Float(w * Double(v[i] - tv[i]) / nv) : 0
+                dm[i] = nm > 0 ? Float(w * Double(dm[i]) / nm) : 0
+                dv[i] = nv > 0 ? Float(w * Double(dv[i]) / nv) : 0
             }
         }
         return Float(total)
