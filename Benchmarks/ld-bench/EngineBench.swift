@@ -159,13 +159,14 @@ private func makeStep(_ w: Workload, _ model: Model, rng: inout BenchRNG) throws
 
 /// `ld-bench engine [--secs S] [--threads T] [--only SUBSTRING]`: prints one line per workload.
 func engineBench(_ args: [String]) throws {
-    var secs = 4.0, threads = 2, only: String? = nil
+    var secs = 4.0, threads = 2, only: String? = nil, steps = 0
     var i = 0
     while i < args.count {
         switch args[i] {
         case "--secs": i += 1; secs = Double(args[i]) ?? secs
         case "--threads": i += 1; threads = Int(args[i]) ?? threads
         case "--only": i += 1; only = args[i]
+        case "--steps": i += 1; steps = Int(args[i]) ?? 0   // exactly this many steps, no table (allocation counts)
         case "--columns": i += 1; Conv2d.columnBudget = Int(args[i]) ?? Conv2d.columnBudget
         default: throw LDError("ld-bench engine: unknown argument '\(args[i])'")
         }
@@ -183,6 +184,10 @@ func engineBench(_ args: [String]) throws {
         let base = currentRSS()
         let model = try Model(w.config, rng: &rng)
         let step = try makeStep(w, model, rng: &rng)
+        if steps > 0 {
+            for _ in 0..<(steps + 2) { try step() }
+            continue
+        }
         let (dt, best) = try timeSteps(secs: secs, step)
         let macs = Double(model.macsPerImage * w.batch)
         let flop = macs * (w.kind == "train" ? 6 : w.kind == "recover" ? 4 : 2)

@@ -54,7 +54,7 @@ public enum Engine {
             return
         }
         let parts = min(t, count)
-        DispatchQueue.concurrentPerform(iterations: parts) { p in
+        WorkerPool.shared.run(parts) { p in
             let b = count * p / parts, e = count * (p + 1) / parts
             if b < e { body(b, e) }
         }

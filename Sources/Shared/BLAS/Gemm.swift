@@ -25,7 +25,7 @@ func sgemm(transA: Bool = false, transB: Bool = false, _ m: Int, _ n: Int, _ k: 
     if n >= m {
         // column blocks of C (and of op(B)), multiples of 16 columns
         let blocks = (n + 15) / 16
-        DispatchQueue.concurrentPerform(iterations: threads) { t in
+        WorkerPool.shared.run(threads) { t in
             let j0 = min(n, blocks * t / threads * 16), j1 = min(n, blocks * (t + 1) / threads * 16)
             if j0 >= j1 { return }
             let bp = transB ? b + j0 * lb : b + j0
@@ -34,7 +34,7 @@ func sgemm(transA: Bool = false, transB: Bool = false, _ m: Int, _ n: Int, _ k: 
         }
     } else {
         let blocks = (m + 15) / 16
-        DispatchQueue.concurrentPerform(iterations: threads) { t in
+        WorkerPool.shared.run(threads) { t in
             let i0 = min(m, blocks * t / threads * 16), i1 = min(m, blocks * (t + 1) / threads * 16)
             if i0 >= i1 { return }
             let ap = transA ? a + i0 : a + i0 * la
