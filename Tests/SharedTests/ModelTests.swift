@@ -123,3 +123,17 @@ final class ModelTests: XCTestCase {
         for (u, v) in zip(a, b) { XCTAssertEqual(u, v, accuracy: 1e-4) }
     }
 }
+
+final class ModelSummaryTests: XCTestCase {
+    func testSummaryLines() throws {
+        var rng = SplitMix64(seed: 27)
+        let m = try Model(.convnet(), rng: &rng)
+        let s = m.summary
+        XCTAssertEqual(s.count, 1 + m.layers.count)
+        XCTAssertTrue(s[0].hasPrefix("convnet: input 1x28x28"), s[0])
+        XCTAssertTrue(s.last!.contains("linear fc"), s.last!)
+        XCTAssertTrue(s[s.count - 3].contains(" 128x  3x3"), s[s.count - 3])
+        let r = try Model(.resnet18(), rng: &rng).summary
+        XCTAssertTrue(r.contains { $0.contains("block layer4.1") && $0.contains(" 512x  4x4") }, r.joined(separator: "\n"))
+    }
+}

@@ -1,3 +1,5 @@
+import Foundation
+
 /// A network built from a `ModelConfig`: NCHW images in, (N, classes) logits out.
 ///
 /// Internally activations are channel-major (see `Layer`); `forward` converts the input once and `backward`
@@ -125,8 +127,41 @@ public final class Model {
         return inputGrad
     }
 
-    /// Multiply–accumulates of the convolutions and linear layers for one image, and the share of them in
-    /// layers whose input gradient a recover step needs (all but the first conv's weight gradient).
+    /// One line per layer for `-v` output (stderr): kind, output shape per image, parameters, MFLOP forward.
+    public var summary: [String] {
+        var c = config.channels, h = config.imageSize, w = config.imageSize
+        var lines = ["\(config.arch): input \(c)x\(h)x\(w), \(parameters.reduce(0) { $0 + $1.value.count }) parameters, \(String(format: "%.1f", Double(2 * macsPerImage) / 1e6)) MFLOP forward per image"]
+        func line(_ name: String, _ params: Int, _ macs: Int) {
+            lines.append(String(format: "  %-24@ -> %4dx%3dx%-3d %9d params %8.2f MFLOP", name, c, h, w, params, Double(2 * macs) / 1e6))
+        }
+        for l in layers {
+            let params = l.parameters.reduce(0) { $0 + $1.value.count }
+            switch l {
+            case let cv as Conv2d:
+                let macs = cv.macs(n: 1, h: h, w: w)
+                (h, w) = cv.outputSize(h, w); c = cv.outChannels
+                line("conv\(cv.kernel)x\(cv.kernel)/\(cv.stride) \(cv.weight.name.dropLast(7))", params, macs)
+            case let bn as BatchNorm2d: line("batchnorm\(bn.fusedReLU ? "+relu" : "") \(bn.name)", params, 0)
+            case is AvgPool2d: h /= 2; w /= 2; line("avgpool2", 0, 0)
+            case let m as MaxPool2d:
+                h = (h + 2 * m.padding - m.kernel) / m.stride + 1; w = (w + 2 * m.padding - m.kernel) / m.stride + 1
+                line("maxpool\(m.kernel)/\(m.stride)", 0, 0)
+            case let b as BasicBlock:
+                var macs = b.conv1.macs(n: 1, h: h, w: w)
+                if let d = b.downsample { macs += d.conv.macs(n: 1, h: h, w: w) }
+                (h, w) = b.conv1.outputSize(h, w); c = b.conv1.outChannels
+                macs += b.conv2.macs(n: 1, h: h, w: w)
+                line("block \(b.conv1.weight.name.dropLast(13))", params, macs)
+            case is GlobalAvgPool2d: h = 1; w = 1; line("global avgpool", 0, 0)
+            case is Flatten: c *= h * w; h = 1; w = 1; line("flatten", 0, 0)
+            case let f as Linear: c = f.outFeatures; line("linear \(f.weight.name.dropLast(7))", params, f.inFeatures * f.outFeatures)
+            default: line("\(type(of: l))", params, 0)
+            }
+        }
+        return lines
+    }
+
+    /// Multiply–accumulates of the convolutions and linear layers for one image.
     public var macsPerImage: Int {
         var h = config.imageSize, w = config.imageSize, total = 0
         for l in layers {
