@@ -166,6 +166,7 @@ func engineBench(_ args: [String]) throws {
         case "--secs": i += 1; secs = Double(args[i]) ?? secs
         case "--threads": i += 1; threads = Int(args[i]) ?? threads
         case "--only": i += 1; only = args[i]
+        case "--winograd": i += 1; Conv2d.winogradMinChannels = Int(args[i]) ?? 8; Conv2d.winograd = Conv2d.winogradMinChannels > 0   // opt-in, min channels
         case "--steps": i += 1; steps = Int(args[i]) ?? 0   // exactly this many steps, no table (allocation counts)
         case "--columns": i += 1; Conv2d.columnBudget = Int(args[i]) ?? Conv2d.columnBudget
         default: throw LDError("ld-bench engine: unknown argument '\(args[i])'")
@@ -224,6 +225,26 @@ func gemmShapesBench() {
             Engine.threads = t
             let dt = timeit(secs: 0.5, warm: 1) { matmul(transA: ta, transB: tb, m: m, n: n, k: k, a: a.data, b: b.data, c: c.data) }
             line += String(format: "\t%.1f", 2 * Double(m * n * k) / dt / 1e9)
+        }
+        print(line)
+    }
+}
+
+/// `ld-bench conv`: forward and input-gradient time of single 3×3 convolutions, im2col vs Winograd.
+func convShapesBench() {
+    var rng = BenchRNG(state: 5)
+    for (c, hw, n) in [(64, 32, 64), (128, 16, 64), (256, 8, 64), (512, 4, 64), (128, 14, 128), (128, 7, 128)] {
+        let conv = Conv2d(c, c, kernel: 3, padding: 1, bias: false)
+        conv.initialize(&rng)
+        conv.wantsParamGrads = false
+        let x = Tensor(shape: [c, n, hw, hw]); Sample.normal(x, std: 1, &rng)
+        let dy = Tensor(shape: [c, n, hw, hw]); Sample.normal(dy, std: 1, &rng)
+        var line = "\(c)ch \(hw)x\(hw) n\(n)"
+        for wino in [false, true] {
+            Conv2d.winograd = wino
+            let f = timeit(secs: 0.4) { _ = conv.forward(x) }
+            let b = timeit(secs: 0.4) { _ = conv.backward(dy) }
+            line += String(format: "\t%@ fwd %.1f ms dx %.1f ms", wino ? "wino" : "im2col", f * 1000, b * 1000)
         }
         print(line)
     }

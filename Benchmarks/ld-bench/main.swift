@@ -3,7 +3,10 @@ import Foundation
 import Shared
 
 let benchArgs = Array(CommandLine.arguments.dropFirst())
-if benchArgs.first == "gemm" {
+if benchArgs.first == "conv" {
+    Engine.threads = Int(benchArgs.dropFirst().first ?? "1") ?? 1
+    convShapesBench()
+} else if benchArgs.first == "gemm" {
     gemmShapesBench()
 } else if benchArgs.first == "engine" {
     do { try engineBench(Array(benchArgs.dropFirst())) } catch { print("ld-bench: \(error)"); exit(1) }

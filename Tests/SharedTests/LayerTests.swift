@@ -24,16 +24,26 @@ final class LayerTests: XCTestCase {
 
     let convCases: [(c: Int, k: Int, kernel: Int, stride: Int, pad: Int, bias: Bool, h: Int)] = [
         (1, 4, 3, 1, 1, true, 7), (3, 5, 3, 2, 1, false, 9), (4, 6, 1, 1, 0, false, 5),
+        (8, 9, 3, 1, 1, true, 7), (9, 8, 3, 1, 1, false, 4), (8, 8, 3, 1, 1, false, 1),
         (4, 6, 1, 2, 0, false, 7), (2, 3, 7, 2, 3, false, 11), (3, 4, 3, 1, 0, true, 6), (2, 3, 5, 1, 2, true, 6), (3, 2, 3, 1, 1, false, 2),
     ]
 
     func testConvMatchesNaive() {
         var rng = SplitMix64(seed: 1)
+        let saved = Conv2d.winograd
+        defer { Conv2d.winograd = saved }
+        Conv2d.winograd = true
+        XCTAssertTrue(Conv2d(8, 9, kernel: 3, padding: 1).usesWinograd)
+        XCTAssertFalse(Conv2d(1, 9, kernel: 3, padding: 1).usesWinograd)
         let budget = Conv2d.columnBudget
         defer { Conv2d.columnBudget = budget }
-        for (index, cs) in (convCases + convCases).enumerated() {
-            // the second round cuts every batch into one-image chunks of columns
+        let winograd = Conv2d.winograd
+        defer { Conv2d.winograd = winograd }
+        Conv2d.winograd = true
+        for (index, cs) in (convCases + convCases + convCases).enumerated() {
+            // the second round cuts every batch into one-image chunks; the third turns Winograd off
             if index == convCases.count { Conv2d.columnBudget = 1 }
+            if index == 2 * convCases.count { Conv2d.columnBudget = budget; Conv2d.winograd = false }
             let conv = Conv2d(cs.c, cs.k, kernel: cs.kernel, stride: cs.stride, padding: cs.pad, bias: cs.bias)
             conv.initialize(&rng)
             if let b = conv.bias { Sample.normal(b.value, std: 1, &rng) }
@@ -50,8 +60,12 @@ final class LayerTests: XCTestCase {
         var rng = SplitMix64(seed: 2)
         let budget = Conv2d.columnBudget
         defer { Conv2d.columnBudget = budget }
-        for (index, cs) in (convCases + convCases).enumerated() {
+        let winograd = Conv2d.winograd
+        defer { Conv2d.winograd = winograd }
+        Conv2d.winograd = true
+        for (index, cs) in (convCases + convCases + convCases).enumerated() {
             if index == convCases.count { Conv2d.columnBudget = 1 }
+            if index == 2 * convCases.count { Conv2d.columnBudget = budget; Conv2d.winograd = false }
             let conv = Conv2d(cs.c, cs.k, kernel: cs.kernel, stride: cs.stride, padding: cs.pad, bias: cs.bias, name: "conv")
             conv.initialize(&rng)
             checkLayer("conv \(cs)", conv, input: randomTensor([cs.c, 2, cs.h, cs.h - 1], &rng))

@@ -60,6 +60,22 @@ public final class Conv2d: Layer {
     /// columns stay near the caches and the workspace stays small (at least one image per chunk).
     nonisolated(unsafe) public static var columnBudget = 1 << 22
 
+    /// Whether 3×3 stride-1 pad-1 convolutions with at least `winogradMinChannels` input and output channels
+    /// use Winograd F(2×2, 3×3) for the forward pass and the input gradient (the weight gradient stays
+    /// im2col + GEMM). Off by default: measured (`ld-bench conv`), this implementation's tile transforms
+    /// cost more than the GEMM work they save on most ResNet-18 shapes; it gains about 10% on ConvNet-128.
+    nonisolated(unsafe) public static var winograd = false
+    /// Fewest input and output channels for the Winograd path (small channel counts make its 16 GEMMs too
+    /// thin to pay for the transforms).
+    nonisolated(unsafe) public static var winogradMinChannels = 8
+
+    /// Whether this layer takes the Winograd path.
+    public var usesWinograd: Bool {
+        Conv2d.winograd && kernel == 3 && stride == 1 && padding == 1 && inChannels >= Conv2d.winogradMinChannels && outChannels >= Conv2d.winogradMinChannels
+    }
+    /// Transformed weights (16, K, C) for forward or (16, C, K) for the input gradient.
+    private let transformed = Tensor(shape: [0])
+
     /// Images per chunk for columns of `perImage` floats.
     private func chunkImages(_ n: Int, perImage: Int) -> Int {
         max(1, min(n, Conv2d.columnBudget / max(1, perImage)))
@@ -73,6 +89,13 @@ public final class Conv2d: Layer {
         output.ensureShape(outChannels, n, ho, wo)
         let howo = ho * wo, p = n * howo, ckk = inChannels * kernel * kernel
         let y = output.data
+        if usesWinograd {
+            transformed.ensureShape(16 * outChannels * inChannels)
+            winogradWeights(weight.value.data, co: outChannels, ci: inChannels, flipped: false, into: transformed.data)
+            winogradConv(x.data, inC: inChannels, n: n, h: h, w: w, transformed.data, outC: outChannels,
+                         bias: bias.map { UnsafePointer($0.value.data) }, y, workspace: workspace, budget: Conv2d.columnBudget)
+            return output
+        }
         var beta: Float = 0
         if let b = bias {
             let bp = b.value.data
@@ -113,9 +136,10 @@ public final class Conv2d: Layer {
             if wantDx { sgemm(transA: true, inChannels, p, outChannels, weight.value.data, g, beta: 0, inputGrad.data) }
             return wantDx ? inputGrad : nil
         }
+        let winogradDx = usesWinograd
         let step = chunkImages(n, perImage: ckk * howo)
         let ws = workspace.buffer(ckk * step * howo)
-        for n0 in Swift.stride(from: 0, to: n, by: step) {
+        for n0 in Swift.stride(from: 0, to: n, by: step) where wantDp || (wantDx && !winogradDx) {
             let n1 = min(n, n0 + step), pc = (n1 - n0) * howo
             if wantDp {
                 // The columns are rebuilt from the cached input rather than kept from forward (memory).
@@ -123,11 +147,18 @@ public final class Conv2d: Layer {
                 // dW (K, C·k·k) += dy[:, chunk] (K, Pc) · columnsᵀ (Pc, C·k·k)
                 sgemm(transB: true, outChannels, ckk, pc, g + n0 * howo, lda: p, ws, beta: 1, weight.grad.data)
             }
-            if wantDx {
+            if wantDx && !winogradDx {
                 // dcolumns (C·k·k, Pc) = Wᵀ · dy[:, chunk], then scatter-add back into the images of the chunk.
                 sgemm(transA: true, ckk, pc, outChannels, weight.value.data, g + n0 * howo, ldb: p, beta: 0, ws)
                 col2im(UnsafePointer(ws), inputGrad.data, n: n, n0: n0, n1: n1, h: h, w: w, ho: ho, wo: wo)
             }
+        }
+        if wantDx && winogradDx {
+            // dx is the 3×3 pad-1 convolution of dy with the transposed, 180°-rotated weights.
+            transformed.ensureShape(16 * outChannels * inChannels)
+            winogradWeights(weight.value.data, co: outChannels, ci: inChannels, flipped: true, into: transformed.data)
+            winogradConv(g, inC: outChannels, n: n, h: h, w: w, transformed.data, outC: inChannels, bias: nil,
+                         inputGrad.data, workspace: workspace, budget: Conv2d.columnBudget)
         }
         return wantDx ? inputGrad : nil
     }
