@@ -1,4 +1,32 @@
 // ld-bench: the project's benchmarks (`make bench`). Not part of the product; prints one line per figure.
+//
+//   ld-bench                 everything: engine workloads, then the stream benchmark
+//   ld-bench engine [--secs S] [--threads T] [--only NAME]
+//   ld-bench stream
+//   ld-bench conv [THREADS] | gemm      per-shape kernels (development)
+import Foundation
 import Shared
 
-streamBench()
+let benchArgs = Array(CommandLine.arguments.dropFirst())
+do {
+    switch benchArgs.first {
+    case nil:
+        try engineBench([])
+        streamBench()
+    case "engine":
+        try engineBench(Array(benchArgs.dropFirst()))
+    case "stream":
+        streamBench()
+    case "conv":
+        Engine.threads = Int(benchArgs.dropFirst().first ?? "1") ?? 1
+        convShapesBench()
+    case "gemm":
+        gemmShapesBench()
+    default:
+        print("usage: ld-bench [engine [--secs S] [--threads T] [--only NAME] | stream | conv [T] | gemm]")
+        exit(2)
+    }
+} catch {
+    FileHandle.standardError.write("ld-bench: \(error)\n".data(using: .utf8)!)
+    exit(1)
+}

@@ -54,3 +54,32 @@ public final class Tensor {
     /// A buffer view of the elements in use.
     public var buffer: UnsafeMutableBufferPointer<Float> { UnsafeMutableBufferPointer(start: data, count: count) }
 }
+
+extension Tensor {
+    /// Makes the shape (d0, d1) without allocating when it already is (steady-state layers call this every step).
+    @inline(__always)
+    public func ensureShape(_ d0: Int, _ d1: Int) {
+        if shape.count == 2 && shape[0] == d0 && shape[1] == d1 { return }
+        reshape([d0, d1])
+    }
+
+    /// Makes the shape (d0, d1, d2, d3) without allocating when it already is.
+    @inline(__always)
+    public func ensureShape(_ d0: Int, _ d1: Int, _ d2: Int, _ d3: Int) {
+        if shape.count == 4 && shape[0] == d0 && shape[1] == d1 && shape[2] == d2 && shape[3] == d3 { return }
+        reshape([d0, d1, d2, d3])
+    }
+
+    /// Makes the shape (d0) without allocating when it already is.
+    @inline(__always)
+    public func ensureShape(_ d0: Int) {
+        if shape.count == 1 && shape[0] == d0 { return }
+        reshape([d0])
+    }
+
+    /// Copies the elements of `other` (same element count) into this tensor.
+    public func copy(from other: Tensor) {
+        precondition(other.count == count, "copy: \(other.shape) into \(shape)")
+        data.update(from: other.data, count: count)
+    }
+}

@@ -1,0 +1,251 @@
+// Engine benchmark: the six workloads of shared/peer/README.md (same shapes as torch_bench.py), in images per
+// second, next to the OpenBLAS sgemm rate measured in the same run.
+import Foundation
+import COpenBLAS
+import Shared
+
+/// SplitMix64 for benchmark inputs (bench-local).
+private struct BenchRNG: RandomNumberGenerator {
+    var state: UInt64
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
+
+private func now() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
+}
+
+/// Peak resident set size of this process in bytes.
+private func peakRSS() -> Int {
+    var ru = rusage()
+    getrusage(RUSAGE_SELF.rawValue, &ru)
+    return ru.ru_maxrss * 1024
+}
+
+/// Current resident set size in bytes (from /proc/self/statm).
+private func currentRSS() -> Int {
+    guard let s = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) else { return 0 }
+    let f = s.split(separator: " ")
+    return f.count > 1 ? (Int(f[1]) ?? 0) * Int(sysconf(Int32(_SC_PAGESIZE))) : 0
+}
+
+/// Times `step` for about `secs` seconds after `warm` warm-up calls; returns the median and the best
+/// seconds per call (the machine is shared: the median is what a run sees, the best what the code can do).
+private func timeSteps(secs: Double, warm: Int = 2, _ step: () throws -> Void) rethrows -> (median: Double, best: Double) {
+    for _ in 0..<warm { try step() }
+    var times: [Double] = []
+    times.reserveCapacity(1000)
+    let t0 = now()
+    repeat {
+        let a = now()
+        try step()
+        times.append(now() - a)
+    } while now() - t0 < secs || times.count < 3
+    times.sort()
+    return (times[times.count / 2], times[0])
+}
+
+private func timeit(secs: Double, warm: Int = 2, _ step: () throws -> Void) rethrows -> Double {
+    try timeSteps(secs: secs, warm: warm, step).median
+}
+
+/// GFLOP/s of a large square sgemm on `threads` threads.
+private func sgemmRate(threads: Int, size: Int = 1536, secs: Double) -> Double {
+    Engine.threads = threads
+    let a = Tensor(shape: [size, size]), b = Tensor(shape: [size, size]), c = Tensor(shape: [size, size])
+    var rng = BenchRNG(state: 1)
+    Sample.uniform(a, -1, 1, &rng); Sample.uniform(b, -1, 1, &rng)
+    let dt = timeit(secs: secs, warm: 1) {
+        matmul(m: size, n: size, k: size, a: a.data, b: b.data, c: c.data)
+    }
+    return 2 * Double(size * size * size) / dt / 1e9
+}
+
+/// Bytes of the activation tensors a training step keeps between forward and backward: every layer output
+/// (convs read their input, BN its input and output) plus the model input.
+private func activationBytes(_ model: Model) -> Int {
+    var n = 0
+    for l in model.layers {
+        switch l {
+        case let c as Conv2d: n += c.output.count
+        case let b as BatchNorm2d: n += b.output.count
+        case let p as AvgPool2d: n += p.output.count
+        case let p as MaxPool2d: n += p.output.count
+        case let b as BasicBlock:
+            n += b.conv1.output.count + b.bn1.output.count + b.conv2.output.count + b.bn2.output.count + b.output.count
+            if let d = b.downsample { n += d.conv.output.count + d.bn.output.count }
+        default: break
+        }
+    }
+    return 4 * n
+}
+
+private struct Workload {
+    let name: String
+    let config: ModelConfig
+    let batch: Int
+    let kind: String   // train, relabel, recover
+}
+
+private let workloads = [
+    Workload(name: "train convnet3-fmnist b128", config: .convnet(), batch: 128, kind: "train"),
+    Workload(name: "relabel convnet3-fmnist b128", config: .convnet(), batch: 128, kind: "relabel"),
+    Workload(name: "recover convnet3-fmnist b100", config: .convnet(), batch: 100, kind: "recover"),
+    Workload(name: "train resnet18-cifar b64", config: .resnet18(), batch: 64, kind: "train"),
+    Workload(name: "relabel resnet18-cifar b64", config: .resnet18(), batch: 64, kind: "relabel"),
+    Workload(name: "recover resnet18-cifar b64", config: .resnet18(), batch: 64, kind: "recover"),
+]
+
+/// PyTorch 2 threads on the reference machine (peer/README.md), img/s.
+private let pytorch: [String: Double] = [
+    "train convnet3-fmnist b128": 112, "relabel convnet3-fmnist b128": 358, "recover convnet3-fmnist b100": 71,
+    "train resnet18-cifar b64": 51, "relabel resnet18-cifar b64": 190, "recover resnet18-cifar b64": 42,
+]
+
+/// One workload's step closure. The optimiser updates are bench-local; the engine's optimisers replace this.
+private func makeStep(_ w: Workload, _ model: Model, rng: inout BenchRNG) throws -> () throws -> Void {
+    let c = w.config
+    let x = Tensor(shape: [w.batch, c.channels, c.imageSize, c.imageSize])
+    Sample.normal(x, std: 1, &rng)
+    let labels = (0..<w.batch).map { _ in Int32(rng.next() % UInt64(c.classes)) }
+    let dLogits = Tensor(shape: [0])
+    switch w.kind {
+    case "train":
+        model.training = true
+        // bench-local; the engine's optimisers replace this: SGD lr 0.01, momentum 0.9
+        let velocity = model.parameters.map { Tensor(shape: $0.value.shape) }
+        let params = model.parameters
+        return {
+            for p in params { p.zeroGrad() }
+            try CrossEntropy.loss(logits: model.forward(x), labels: labels, dLogits: dLogits)
+            model.backward(dLogits)
+            for (p, v) in zip(params, velocity) {
+                let pv = p.value.data, pg = p.grad.data, vv = v.data
+                for i in 0..<p.value.count { vv[i] = 0.9 * vv[i] + pg[i]; pv[i] -= 0.01 * vv[i] }
+            }
+        }
+    case "relabel":
+        model.training = false
+        return { _ = model.forward(x) }
+    default: // recover
+        model.training = false
+        model.captureBatchStatistics = true
+        // bench-local; the engine's optimisers replace this: Adam on the input, lr 0.25, betas (0.5, 0.9)
+        let m1 = Tensor(shape: x.shape), m2 = Tensor(shape: x.shape)
+        var t: Float = 0
+        return {
+            try CrossEntropy.loss(logits: model.forward(x), labels: labels, dLogits: dLogits)
+            try BNStatisticsLoss.loss(model.batchNorms, scale: 0.01)
+            let g = model.backward(dLogits, inputGrad: true, paramGrads: false)!
+            t += 1
+            let b1: Float = 0.5, b2: Float = 0.9, lr: Float = 0.25
+            let c1 = 1 - pow(b1, t), c2 = 1 - pow(b2, t)
+            let xp = x.data, gp = g.data, a = m1.data, b = m2.data
+            for i in 0..<x.count {
+                a[i] = b1 * a[i] + (1 - b1) * gp[i]
+                b[i] = b2 * b[i] + (1 - b2) * gp[i] * gp[i]
+                xp[i] -= lr * (a[i] / c1) / ((b[i] / c2).squareRoot() + 1e-8)
+            }
+        }
+    }
+}
+
+/// `ld-bench engine [--secs S] [--threads T] [--only SUBSTRING]`: prints one line per workload.
+func engineBench(_ args: [String]) throws {
+    var secs = 4.0, threads = 2, only: String? = nil, steps = 0
+    var i = 0
+    while i < args.count {
+        switch args[i] {
+        case "--secs": i += 1; secs = Double(args[i]) ?? secs
+        case "--threads": i += 1; threads = Int(args[i]) ?? threads
+        case "--only": i += 1; only = args[i]
+        case "--winograd": i += 1; Conv2d.winogradMinChannels = Int(args[i]) ?? 8; Conv2d.winograd = Conv2d.winogradMinChannels > 0   // opt-in, min channels
+        case "--steps": i += 1; steps = Int(args[i]) ?? 0   // exactly this many steps, no table (allocation counts)
+        case "--columns": i += 1; Conv2d.columnBudget = Int(args[i]) ?? Conv2d.columnBudget
+        default: throw LDError("ld-bench engine: unknown argument '\(args[i])'")
+        }
+        i += 1
+    }
+    let g1 = sgemmRate(threads: 1, secs: min(secs, 2))
+    let g2 = sgemmRate(threads: 2, secs: min(secs, 2))
+    print("OpenBLAS core: \(Engine.blasCore)")
+    print(String(format: "sgemm 1536^3: %.1f GFLOP/s (1 thread), %.1f GFLOP/s (2 threads)", g1, g2))
+    Engine.threads = threads
+    let ceiling = threads == 1 ? g1 : g2
+    print("workload\timg/s\tms/step\tbest ms\tGFLOP/s\tshare of sgemm\tx PyTorch(ref)\tpeak RSS MB\tactivations MB")
+    var rng = BenchRNG(state: 42)
+    for w in workloads where only.map({ w.name.contains($0) }) ?? true {
+        let base = currentRSS()
+        let model = try Model(w.config, rng: &rng)
+        let step = try makeStep(w, model, rng: &rng)
+        if steps > 0 {
+            for _ in 0..<(steps + 2) { try step() }
+            continue
+        }
+        let (dt, best) = try timeSteps(secs: secs, step)
+        let macs = Double(model.macsPerImage * w.batch)
+        let flop = macs * (w.kind == "train" ? 6 : w.kind == "recover" ? 4 : 2)
+        let gf = flop / dt / 1e9
+        let ips = Double(w.batch) / dt
+        let ratio = ips / (pytorch[w.name] ?? .nan)
+        print(String(format: "%@\t%.1f\t%.1f\t%.1f\t%.1f\t%.0f%%\t%.2fx\t%.0f\t%.0f", w.name, ips, dt * 1000, best * 1000, gf,
+                     100 * gf / ceiling, ratio, Double(peakRSS() - base) / 1e6, Double(activationBytes(model)) / 1e6))
+        fflush(stdout)
+    }
+}
+
+/// `ld-bench gemm`: GFLOP/s of the GEMM shapes of ConvNet-128 b128 and ResNet-18 b64 (1 and 2 threads).
+func gemmShapesBench() {
+    let shapes: [(String, Bool, Bool, Int, Int, Int)] = [
+        ("conv1 fwd K=9", false, false, 128, 100352, 9),
+        ("conv1 dW", false, true, 128, 9, 100352),
+        ("conv2 fwd", false, false, 128, 25088, 1152),
+        ("conv2 dW", false, true, 128, 1152, 25088),
+        ("conv2 dcols", true, false, 1152, 25088, 128),
+        ("conv3 fwd", false, false, 128, 6272, 1152),
+        ("r18 layer1 fwd", false, false, 64, 65536, 576),
+        ("r18 layer1 dW", false, true, 64, 576, 65536),
+        ("r18 layer1 dcols", true, false, 576, 65536, 64),
+        ("r18 layer4 fwd", false, false, 512, 1024, 4608),
+        ("r18 layer4 dcols", true, false, 4608, 1024, 512),
+    ]
+    var rng = BenchRNG(state: 3)
+    for (name, ta, tb, m, n, k) in shapes {
+        let a = Tensor(shape: [m * k]), b = Tensor(shape: [k * n]), c = Tensor(shape: [m * n])
+        Sample.uniform(a, -1, 1, &rng); Sample.uniform(b, -1, 1, &rng)
+        var line = name
+        for t in [1, 2] {
+            Engine.threads = t
+            let dt = timeit(secs: 0.5, warm: 1) { matmul(transA: ta, transB: tb, m: m, n: n, k: k, a: a.data, b: b.data, c: c.data) }
+            line += String(format: "\t%.1f", 2 * Double(m * n * k) / dt / 1e9)
+        }
+        print(line)
+    }
+}
+
+/// `ld-bench conv`: forward and input-gradient time of single 3×3 convolutions, im2col vs Winograd.
+func convShapesBench() {
+    var rng = BenchRNG(state: 5)
+    for (c, hw, n) in [(64, 32, 64), (128, 16, 64), (256, 8, 64), (512, 4, 64), (128, 14, 128), (128, 7, 128)] {
+        let conv = Conv2d(c, c, kernel: 3, padding: 1, bias: false)
+        conv.initialize(&rng)
+        conv.wantsParamGrads = false
+        let x = Tensor(shape: [c, n, hw, hw]); Sample.normal(x, std: 1, &rng)
+        let dy = Tensor(shape: [c, n, hw, hw]); Sample.normal(dy, std: 1, &rng)
+        var line = "\(c)ch \(hw)x\(hw) n\(n)"
+        for wino in [false, true] {
+            Conv2d.winograd = wino
+            let f = timeit(secs: 0.4) { _ = conv.forward(x) }
+            let b = timeit(secs: 0.4) { _ = conv.backward(dy) }
+            line += String(format: "\t%@ fwd %.1f ms dx %.1f ms", wino ? "wino" : "im2col", f * 1000, b * 1000)
+        }
+        print(line)
+    }
+}

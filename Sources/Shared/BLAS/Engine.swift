@@ -1,0 +1,68 @@
+import COpenBLAS
+import Dispatch
+
+/// Process-wide engine settings: the thread count used by OpenBLAS and by the engine's own O(N) loops.
+///
+/// One level of parallelism at a time: big GEMMs run on OpenBLAS threads, element-wise passes run on the
+/// engine's own 2-way (or `threads`-way) split, and the two are never nested (anchors.md B.5).
+public enum Engine {
+    nonisolated(unsafe) private static var _threads: Int = 0
+
+    /// Threads for the engine's GEMM splits and O(N) loops (OpenBLAS itself is kept at 1 thread). Set 1 for
+    /// bit-reproducible runs (golden tests); the default is the number of cores, at most 2 (or
+    /// `OPENBLAS_NUM_THREADS` if set).
+    public static var threads: Int {
+        get {
+            if _threads == 0 { setThreads(defaultThreads()) }
+            return _threads
+        }
+        set { setThreads(newValue) }
+    }
+
+    private static func setThreads(_ n: Int) {
+        _threads = max(1, n)
+        // OpenBLAS runs single-threaded; `sgemm` splits big GEMMs over the engine's own workers.
+        openblas_set_num_threads(1)
+    }
+
+    /// The OpenBLAS kernel family in use (e.g. `SkylakeX`, `Cooperlake`; `Prescott` means the CPU was not
+    /// recognised and the slow SSE3 kernels run: export `OPENBLAS_CORETYPE=SkylakeX` or `Haswell`).
+    public static var blasCore: String {
+        guard let p = openblas_get_corename() else { return "unknown" }
+        return String(cString: p)
+    }
+
+    private static func defaultThreads() -> Int {
+        if let s = getenvString("OPENBLAS_NUM_THREADS"), let n = Int(s), n > 0 { return n }
+        return min(2, max(1, Int(openblas_get_num_procs())))
+    }
+
+    private static func getenvString(_ name: String) -> String? {
+        guard let p = getenv(name) else { return nil }
+        return String(cString: p)
+    }
+
+    /// Runs `body(chunk)` for chunks 0..<n of a range split into at most `threads` contiguous parts.
+    /// `body` gets (begin, end) of its part. Runs inline when the work is small (`count < grain`) or one
+    /// thread is configured. Each element belongs to exactly one part, and the split depends only on
+    /// `count` and `threads`, so results never depend on scheduling.
+    @inline(__always)
+    static func parallelRange(_ count: Int, grain: Int = 1, _ body: (Int, Int) -> Void) {
+        let t = threads
+        if t <= 1 || count < max(2, grain) {
+            body(0, count)
+            return
+        }
+        let parts = min(t, count)
+        WorkerPool.shared.run(parts) { p in
+            let b = count * p / parts, e = count * (p + 1) / parts
+            if b < e { body(b, e) }
+        }
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif

@@ -1,0 +1,260 @@
+/// Per-class statistics of a BatchNorm layer's input, for LPLD's class-wise recovery targets.
+///
+/// For class k and channel c: `count[k]` values were seen per channel (images × H × W), `sum[k·C + c]`
+/// and `sumSquares[k·C + c]` are Σx and Σx² over them, all in Double.
+public final class ClassStatistics {
+    public let classes: Int, channels: Int
+    public var count: [Double]
+    public var sum: [Double]
+    public var sumSquares: [Double]
+
+    public init(classes: Int, channels: Int) {
+        self.classes = classes; self.channels = channels
+        count = [Double](repeating: 0, count: classes)
+        sum = [Double](repeating: 0, count: classes * channels)
+        sumSquares = [Double](repeating: 0, count: classes * channels)
+    }
+
+    /// Mean of class `k` per channel (C); zeros for a class never seen.
+    public func mean(_ k: Int) -> [Float] {
+        (0..<channels).map { c in count[k] > 0 ? Float(sum[k * channels + c] / count[k]) : 0 }
+    }
+
+    /// Biased variance of class `k` per channel (C); zeros for a class never seen.
+    public func variance(_ k: Int) -> [Float] {
+        (0..<channels).map { c in
+            guard count[k] > 0 else { return 0 }
+            let m = sum[k * channels + c] / count[k]
+            return Float(max(0, sumSquares[k * channels + c] / count[k] - m * m))
+        }
+    }
+
+    public func reset() {
+        for i in count.indices { count[i] = 0 }
+        for i in sum.indices { sum[i] = 0; sumSquares[i] = 0 }
+    }
+}
+
+/// Batch normalisation over (N, H, W) per channel, optionally followed by a fused ReLU, on channel-major
+/// activations: x (C,N,H,W) → y (C,N,H,W).
+///
+/// Train mode normalises with the batch mean and biased variance and updates the running statistics
+/// (momentum 0.1; the running variance takes the unbiased batch variance, as PyTorch does). Eval mode
+/// normalises with the running statistics.
+///
+/// Hook for the BN-statistics loss: with `captureBatchStatistics` set, forward also writes the batch mean and
+/// biased variance of its input to `batchMean` / `batchVariance` (in eval mode too, where the output still
+/// uses the running statistics), and backward adds the gradients found in `dBatchMean` / `dBatchVariance`
+/// (then clears them) to the input gradient.
+public final class BatchNorm2d: Layer {
+    public let channels: Int
+    public let eps: Float = 1e-5
+    public let momentum: Float = 0.1
+    /// Whether a ReLU follows inside this layer (y = max(bn(x), 0)).
+    public let fusedReLU: Bool
+    /// γ (C), β (C)
+    public let weight: Parameter, bias: Parameter
+    public var parameters: [Parameter] { [weight, bias] }
+    /// Running mean and variance (C), updated in train mode.
+    public let runningMean: Tensor, runningVar: Tensor
+    /// Name prefix for parameters and buffers, e.g. `layer1.0.bn1`.
+    public let name: String
+
+    /// Hook switch and its tensors (C each).
+    public var captureBatchStatistics = false
+    public let batchMean = Tensor(shape: [0]), batchVariance = Tensor(shape: [0])
+    public let dBatchMean = Tensor(shape: [0]), dBatchVariance = Tensor(shape: [0])
+
+    /// Per-class statistics of the input, accumulated while `classLabels` is set (one label per image).
+    public var classStatistics: ClassStatistics?
+    public var classLabels: UnsafePointer<Int32>?
+
+    private var flags = LayerFlags()
+    public var training: Bool { get { flags.training } set { flags.training = newValue } }
+    public var wantsParamGrads: Bool { get { flags.wantsParamGrads } set { flags.wantsParamGrads = newValue } }
+    public var wantsInputGrad: Bool { get { flags.wantsInputGrad } set { flags.wantsInputGrad = newValue } }
+
+    /// y (C,N,H,W). The input gradient is written over dy (see `backward`).
+    public let output = Tensor(shape: [0])
+    /// Cached for backward: the mean and 1/sqrt(var + eps) used by the last forward (C each), and its input.
+    private let usedMean = Tensor(shape: [0]), usedInvStd = Tensor(shape: [0])
+    /// Per-(c, n) plane sums of the input (C·N), Double, for batch and class statistics.
+    private var planeSum: UnsafeMutablePointer<Double>, planeSq: UnsafeMutablePointer<Double>
+    private var planeCapacity = 0
+    private var input: Tensor?
+    private var usedBatchStats = false
+
+    public init(_ channels: Int, relu: Bool = false, name: String = "") {
+        self.channels = channels
+        self.fusedReLU = relu
+        self.name = name
+        let prefix = name.isEmpty ? "" : name + "."
+        weight = Parameter(name: prefix + "weight", shape: [channels], decays: false)
+        bias = Parameter(name: prefix + "bias", shape: [channels], decays: false)
+        weight.value.fill(1)
+        runningMean = Tensor(shape: [channels])
+        runningVar = Tensor(shape: [channels])
+        runningVar.fill(1)
+        planeSum = .allocate(capacity: 1); planeSq = .allocate(capacity: 1)
+        for t in [batchMean, batchVariance, dBatchMean, dBatchVariance, usedMean, usedInvStd] { t.reshape([channels]) }
+    }
+
+    deinit { planeSum.deallocate(); planeSq.deallocate() }
+
+    /// Named buffers (running statistics) for model files.
+    public var buffers: [(name: String, tensor: Tensor)] {
+        let prefix = name.isEmpty ? "" : name + "."
+        return [(prefix + "running_mean", runningMean), (prefix + "running_var", runningVar)]
+    }
+
+    public func forward(_ x: Tensor) -> Tensor {
+        precondition(x.shape.count == 4 && x.shape[0] == channels, "BatchNorm2d: input \(x.shape), expected (\(channels),N,H,W)")
+        input = x
+        let n = x.shape[1], hw = x.shape[2] * x.shape[3], m = n * hw
+        output.ensureShape(channels, n, x.shape[2], x.shape[3])
+        let needBatch = flags.training || captureBatchStatistics || classLabels != nil
+        usedBatchStats = flags.training
+        let xp = UnsafePointer(x.data), yp = output.data
+        let mean = usedMean.data, inv = usedInvStd.data
+        let rm = runningMean.data, rv = runningVar.data, g = weight.value.data, b = bias.value.data
+        let bm = batchMean.data, bv = batchVariance.data
+        if needBatch && planeCapacity < channels * n {
+            planeSum.deallocate(); planeSq.deallocate()
+            planeCapacity = channels * n
+            planeSum = .allocate(capacity: planeCapacity); planeSq = .allocate(capacity: planeCapacity)
+        }
+        let ps = planeSum, pq = planeSq
+        let train = flags.training, relu = fusedReLU, eps = self.eps, mom = momentum
+        Engine.parallelRange(channels) { c0, c1 in
+            for c in c0..<c1 {
+                let src = xp + c * m, dst = yp + c * m
+                if needBatch {
+                    var s = 0.0, q = 0.0
+                    for i in 0..<n {
+                        let (a, b2) = sumAndSquares(src + i * hw, hw)
+                        ps[c * n + i] = a; pq[c * n + i] = b2
+                        s += a; q += b2
+                    }
+                    let mu = s / Double(m)
+                    let v = max(0, q / Double(m) - mu * mu)
+                    bm[c] = Float(mu); bv[c] = Float(v)
+                    if train {
+                        mean[c] = Float(mu)
+                        inv[c] = 1 / (Float(v) + eps).squareRoot()
+                        // NOTE: running variance takes the unbiased batch variance (PyTorch); the output uses the biased one.
+                        let unbiased = m > 1 ? v * Double(m) / Double(m - 1) : v
+                        rm[c] = (1 - mom) * rm[c] + mom * Float(mu)
+                        rv[c] = (1 - mom) * rv[c] + mom * Float(unbiased)
+                    }
+                }
+                if !train {
+                    mean[c] = rm[c]
+                    inv[c] = 1 / (rv[c] + eps).squareRoot()
+                }
+                let a = g[c] * inv[c], sh = b[c] - mean[c] * a
+                let va = V16(repeating: a), vb = V16(repeating: sh)
+                var i = 0
+                if relu {
+                    while i + 16 <= m {
+                        let y = load16(src + i) * va + vb
+                        store16(y.replacing(with: 0, where: y .< 0), dst + i)
+                        i += 16
+                    }
+                    while i < m { let y = src[i] * a + sh; dst[i] = y > 0 ? y : 0; i += 1 }
+                } else {
+                    while i + 16 <= m { store16(load16(src + i) * va + vb, dst + i); i += 16 }
+                    while i < m { dst[i] = src[i] * a + sh; i += 1 }
+                }
+            }
+        }
+        if let labels = classLabels {
+            let stats: ClassStatistics
+            if let s = classStatistics { stats = s } else {
+                var k = 0
+                for i in 0..<n { k = max(k, Int(labels[i]) + 1) }
+                stats = ClassStatistics(classes: k, channels: channels)
+                classStatistics = stats
+            }
+            precondition(stats.channels == channels, "class statistics for \(stats.channels) channels, layer has \(channels)")
+            let ch = channels
+            stats.count.withUnsafeMutableBufferPointer { cnt in
+                stats.sum.withUnsafeMutableBufferPointer { sm in
+                    stats.sumSquares.withUnsafeMutableBufferPointer { sq in
+                        for i in 0..<n {
+                            let k = Int(labels[i])
+                            precondition(k >= 0 && k < stats.classes, "class label \(k) outside 0..<\(stats.classes)")
+                            cnt[k] += Double(hw)
+                            for c in 0..<ch { sm[k * ch + c] += ps[c * n + i]; sq[k * ch + c] += pq[c * n + i] }
+                        }
+                    }
+                }
+            }
+        }
+        return output
+    }
+
+    /// Accumulates dγ, dβ and returns dx, computed **in place in `dy`** (the same tensor is returned).
+    public func backward(_ dy: Tensor) -> Tensor? {
+        guard let x = input else { preconditionFailure("BatchNorm2d.backward before forward") }
+        let n = x.shape[1], hw = x.shape[2] * x.shape[3], m = n * hw
+        precondition(dy.count == channels * m, "BatchNorm2d.backward: dy \(dy.shape), x \(x.shape)")
+        let wantDx = flags.wantsInputGrad, wantDp = flags.wantsParamGrads
+        // NOTE: dx overwrites dy in place: per channel the sums over dy are taken first, then each dx[i]
+        // depends only on dy[i] and x[i]. This saves one activation-sized buffer per BatchNorm layer.
+        let xp = UnsafePointer(x.data), gp = UnsafePointer(dy.data), dxp = dy.data
+        let mask: UnsafePointer<Float>? = fusedReLU ? UnsafePointer(output.data) : nil
+        let mean = usedMean.data, inv = usedInvStd.data, g = weight.value.data
+        let dg = weight.grad.data, db = bias.grad.data
+        let hook = captureBatchStatistics
+        let bm = UnsafePointer(batchMean.data), dbm = dBatchMean.data, dbv = dBatchVariance.data
+        let batch = usedBatchStats
+        Engine.parallelRange(channels) { c0, c1 in
+            for c in c0..<c1 {
+                let src = xp + c * m, gr = gp + c * m, dst = dxp + c * m
+                let mk = mask.map { $0 + c * m }
+                let (sg, sgx) = gradSums(gr, src, mk, m)
+                let mu = Double(mean[c]), iv = Double(inv[c])
+                let sgxhat = (sgx - mu * sg) * iv            // Σ g·x̂
+                if wantDp { dg[c] += Float(sgxhat); db[c] += Float(sg) }
+                guard wantDx else { continue }
+                // dx = a·g + k1·(x − center) + k0 with per-channel constants (every term is affine in g and x);
+                // centring first keeps Float precision when the mean is large against the spread.
+                let a = g[c] * inv[c]
+                var k1: Double = 0, k0: Double = 0
+                let center = hook ? bm[c] : mean[c]     // equal in train mode
+                if batch {
+                    // dx = γ·inv·(g − Σg/M − x̂·Σg·x̂/M)
+                    k1 = -Double(a) * sgxhat * iv / Double(m)
+                    k0 = -Double(a) * sg / Double(m)
+                }
+                if hook {
+                    // d/dx of the batch mean: 1/M; of the biased batch variance: 2(x − μ_batch)/M.
+                    k1 += 2 * Double(dbv[c]) / Double(m)
+                    k0 += Double(dbm[c]) / Double(m)
+                }
+                let vc = V16(repeating: center), cc = center
+                let va = V16(repeating: a), v1 = V16(repeating: Float(k1)), v0 = V16(repeating: Float(k0))
+                var i = 0
+                if let mk = mk {
+                    while i + 16 <= m {
+                        let gg = load16(gr + i).replacing(with: 0, where: load16(mk + i) .<= 0)
+                        store16(v1 * (load16(src + i) - vc) + va * gg + v0, dst + i)
+                        i += 16
+                    }
+                    while i < m {
+                        let gg = mk[i] > 0 ? gr[i] : 0
+                        dst[i] = a * gg + Float(k1) * (src[i] - cc) + Float(k0); i += 1
+                    }
+                } else {
+                    while i + 16 <= m {
+                        store16(v1 * (load16(src + i) - vc) + va * load16(gr + i) + v0, dst + i)
+                        i += 16
+                    }
+                    while i < m { dst[i] = a * gr[i] + Float(k1) * (src[i] - cc) + Float(k0); i += 1 }
+                }
+            }
+        }
+        if hook { dBatchMean.fill(0); dBatchVariance.fill(0) }
+        return wantDx ? dy : nil
+    }
+}

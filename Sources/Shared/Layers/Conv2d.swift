@@ -1,0 +1,265 @@
+/// 2-D convolution as batch-folded im2col + one sgemm, on channel-major activations.
+///
+/// x (C,N,H,W) → y (K,N,Ho,Wo), Ho = (H + 2·pad − k)/stride + 1. Weight (K,C,k,k), bias (K).
+/// Forward: columns (C·k·k, N·Ho·Wo) = im2col(x) in the shared workspace, then y = W · columns (+ bias).
+/// Backward: the columns are rebuilt from the cached input (nothing big is kept between passes),
+/// dW += dy · columnsᵀ (one GEMM over the whole batch), dcolumns = Wᵀ · dy, dx = col2im(dcolumns).
+/// A 1×1 stride-1 unpadded convolution uses x itself as the columns.
+public final class Conv2d: Layer {
+    public let inChannels: Int, outChannels: Int, kernel: Int, stride: Int, padding: Int
+    /// (K, C, k, k)
+    public let weight: Parameter
+    /// (K), or nil for a convolution without bias.
+    public let bias: Parameter?
+    public var parameters: [Parameter] { bias.map { [weight, $0] } ?? [weight] }
+    /// Scratch for the columns; models share one among all their convolutions.
+    public var workspace: Workspace
+
+    private var flags = LayerFlags()
+    public var training: Bool { get { flags.training } set { flags.training = newValue } }
+    public var wantsParamGrads: Bool { get { flags.wantsParamGrads } set { flags.wantsParamGrads = newValue } }
+    public var wantsInputGrad: Bool { get { flags.wantsInputGrad } set { flags.wantsInputGrad = newValue } }
+
+    /// y (K,N,Ho,Wo)
+    public let output = Tensor(shape: [0])
+    /// dx (C,N,H,W)
+    public let inputGrad = Tensor(shape: [0])
+    /// The input of the last forward, read by backward (not copied).
+    private var input: Tensor?
+
+    public init(_ inChannels: Int, _ outChannels: Int, kernel: Int, stride: Int = 1, padding: Int = 0,
+                bias: Bool = true, name: String = "", workspace: Workspace = Workspace()) {
+        self.inChannels = inChannels; self.outChannels = outChannels
+        self.kernel = kernel; self.stride = stride; self.padding = padding
+        let prefix = name.isEmpty ? "" : name + "."
+        weight = Parameter(name: prefix + "weight", shape: [outChannels, inChannels, kernel, kernel])
+        self.bias = bias ? Parameter(name: prefix + "bias", shape: [outChannels], decays: false) : nil
+        self.workspace = workspace
+    }
+
+    /// Kaiming-normal fan-out weights, std = sqrt(2 / (K·k·k)); bias uniform(±1/sqrt(C·k·k)) as PyTorch.
+    public func initialize<G: RandomNumberGenerator>(_ rng: inout G) {
+        let fanOut = Float(outChannels * kernel * kernel), fanIn = Float(inChannels * kernel * kernel)
+        Sample.normal(weight.value, std: (2 / fanOut).squareRoot(), &rng)
+        if let b = bias { let r = 1 / fanIn.squareRoot(); Sample.uniform(b.value, -r, r, &rng) }
+    }
+
+    public func outputSize(_ h: Int, _ w: Int) -> (Int, Int) {
+        ((h + 2 * padding - kernel) / stride + 1, (w + 2 * padding - kernel) / stride + 1)
+    }
+
+    private var isPointwise: Bool { kernel == 1 && stride == 1 && padding == 0 }
+
+    /// Multiply–accumulates of one forward pass for an input of (N, H, W).
+    public func macs(n: Int, h: Int, w: Int) -> Int {
+        let (ho, wo) = outputSize(h, w)
+        return outChannels * inChannels * kernel * kernel * n * ho * wo
+    }
+
+    /// Floats of im2col columns processed at once: the batch is cut into chunks of whole images so the
+    /// columns stay near the caches and the workspace stays small (at least one image per chunk).
+    nonisolated(unsafe) public static var columnBudget = 1 << 22
+
+    /// Whether 3×3 stride-1 pad-1 convolutions with at least `winogradMinChannels` input and output channels
+    /// use Winograd F(2×2, 3×3) for the forward pass and the input gradient (the weight gradient stays
+    /// im2col + GEMM). Off by default: measured (`ld-bench conv`), this implementation's tile transforms
+    /// cost more than the GEMM work they save on most ResNet-18 shapes; it gains about 10% on ConvNet-128.
+    nonisolated(unsafe) public static var winograd = false
+    /// Fewest input and output channels for the Winograd path (small channel counts make its 16 GEMMs too
+    /// thin to pay for the transforms).
+    nonisolated(unsafe) public static var winogradMinChannels = 8
+
+    /// Whether this layer takes the Winograd path.
+    public var usesWinograd: Bool {
+        Conv2d.winograd && kernel == 3 && stride == 1 && padding == 1 && inChannels >= Conv2d.winogradMinChannels && outChannels >= Conv2d.winogradMinChannels
+    }
+    /// Transformed weights (16, K, C) for forward or (16, C, K) for the input gradient.
+    private let transformed = Tensor(shape: [0])
+
+    /// Images per chunk for columns of `perImage` floats.
+    private func chunkImages(_ n: Int, perImage: Int) -> Int {
+        max(1, min(n, Conv2d.columnBudget / max(1, perImage)))
+    }
+
+    public func forward(_ x: Tensor) -> Tensor {
+        precondition(x.shape.count == 4 && x.shape[0] == inChannels, "Conv2d: input \(x.shape), expected (\(inChannels),N,H,W)")
+        input = x
+        let n = x.shape[1], h = x.shape[2], w = x.shape[3]
+        let (ho, wo) = outputSize(h, w)
+        output.ensureShape(outChannels, n, ho, wo)
+        let howo = ho * wo, p = n * howo, ckk = inChannels * kernel * kernel
+        let y = output.data
+        if usesWinograd {
+            transformed.ensureShape(16 * outChannels * inChannels)
+            winogradWeights(weight.value.data, co: outChannels, ci: inChannels, flipped: false, into: transformed.data)
+            winogradConv(x.data, inC: inChannels, n: n, h: h, w: w, transformed.data, outC: outChannels,
+                         bias: bias.map { UnsafePointer($0.value.data) }, y, workspace: workspace, budget: Conv2d.columnBudget)
+            return output
+        }
+        var beta: Float = 0
+        if let b = bias {
+            let bp = b.value.data
+            for k in 0..<outChannels { (y + k * p).update(repeating: bp[k], count: p) }
+            beta = 1
+        }
+        if isPointwise {
+            sgemm(outChannels, p, ckk, weight.value.data, x.data, beta: beta, y)
+            return output
+        }
+        let step = chunkImages(n, perImage: ckk * howo)
+        let ws = workspace.buffer(ckk * step * howo)
+        for n0 in Swift.stride(from: 0, to: n, by: step) {
+            let n1 = min(n, n0 + step), pc = (n1 - n0) * howo
+            im2col(x.data, ws, n: n, n0: n0, n1: n1, h: h, w: w, ho: ho, wo: wo)
+            // y[:, chunk] (K, Pc) = W (K, C·k·k) · columns (C·k·k, Pc)
+            sgemm(outChannels, pc, ckk, weight.value.data, ws, beta: beta, y + n0 * howo, ldc: p)
+        }
+        return output
+    }
+
+    public func backward(_ dy: Tensor) -> Tensor? {
+        guard let x = input else { preconditionFailure("Conv2d.backward before forward") }
+        let n = x.shape[1], h = x.shape[2], w = x.shape[3]
+        let (ho, wo) = outputSize(h, w)
+        precondition(dy.count == outChannels * n * ho * wo, "Conv2d.backward: dy \(dy.shape)")
+        let howo = ho * wo, p = n * howo, ckk = inChannels * kernel * kernel
+        let g = UnsafePointer(dy.data)
+        let wantDp = flags.wantsParamGrads, wantDx = flags.wantsInputGrad
+        if wantDp, let b = bias {
+            let db = b.grad.data
+            for k in 0..<outChannels { db[k] += Float(sumAndSquares(g + k * p, p).0) }
+        }
+        if wantDx { inputGrad.ensureShape(inChannels, n, h, w) }
+        if isPointwise {
+            // dW (K, C) += dy (K, P) · xᵀ (P, C);  dx (C, P) = Wᵀ (C, K) · dy (K, P)
+            if wantDp { sgemm(transB: true, outChannels, ckk, p, g, x.data, beta: 1, weight.grad.data) }
+            if wantDx { sgemm(transA: true, inChannels, p, outChannels, weight.value.data, g, beta: 0, inputGrad.data) }
+            return wantDx ? inputGrad : nil
+        }
+        let winogradDx = usesWinograd
+        let step = chunkImages(n, perImage: ckk * howo)
+        let ws = workspace.buffer(ckk * step * howo)
+        for n0 in Swift.stride(from: 0, to: n, by: step) where wantDp || (wantDx && !winogradDx) {
+            let n1 = min(n, n0 + step), pc = (n1 - n0) * howo
+            if wantDp {
+                // The columns are rebuilt from the cached input rather than kept from forward (memory).
+                im2col(x.data, ws, n: n, n0: n0, n1: n1, h: h, w: w, ho: ho, wo: wo)
+                // dW (K, C·k·k) += dy[:, chunk] (K, Pc) · columnsᵀ (Pc, C·k·k)
+                sgemm(transB: true, outChannels, ckk, pc, g + n0 * howo, lda: p, ws, beta: 1, weight.grad.data)
+            }
+            if wantDx && !winogradDx {
+                // dcolumns (C·k·k, Pc) = Wᵀ · dy[:, chunk], then scatter-add back into the images of the chunk.
+                sgemm(transA: true, ckk, pc, outChannels, weight.value.data, g + n0 * howo, ldb: p, beta: 0, ws)
+                col2im(UnsafePointer(ws), inputGrad.data, n: n, n0: n0, n1: n1, h: h, w: w, ho: ho, wo: wo)
+            }
+        }
+        if wantDx && winogradDx {
+            // dx is the 3×3 pad-1 convolution of dy with the transposed, 180°-rotated weights.
+            transformed.ensureShape(16 * outChannels * inChannels)
+            winogradWeights(weight.value.data, co: outChannels, ci: inChannels, flipped: true, into: transformed.data)
+            winogradConv(g, inC: outChannels, n: n, h: h, w: w, transformed.data, outC: inChannels, bias: nil,
+                         inputGrad.data, workspace: workspace, budget: Conv2d.columnBudget)
+        }
+        return wantDx ? inputGrad : nil
+    }
+
+    // MARK: - im2col / col2im
+
+    /// columns[(c,i,j), (img−n0, oh, ow)] = x[c, img, oh·s − pad + i, ow·s − pad + j] (0 outside), for the
+    /// images n0..<n1 of a batch of n. Parallel over rows.
+    private func im2col(_ x: UnsafePointer<Float>, _ cols: UnsafeMutablePointer<Float>,
+                        n: Int, n0: Int, n1: Int, h: Int, w: Int, ho: Int, wo: Int) {
+        let k = kernel, s = stride, pad = padding, rows = inChannels * k * k
+        let howo = ho * wo, pc = (n1 - n0) * howo, hw = h * w
+        if s == 1 && ho == h && wo == w {
+            // "Same" stride-1 convolution: each (row, image) block is the input plane shifted by
+            // (i − pad, j − pad): one contiguous copy, then zero the rows and columns that fell off the edge.
+            Engine.parallelRange(rows, grain: 2) { r0, r1 in
+                for r in r0..<r1 {
+                    let c = r / (k * k), di = (r / k) % k - pad, dj = r % k - pad
+                    let shift = di * w + dj
+                    let qLo = min(hw, max(0, -shift)), qHi = max(qLo, min(hw, hw - shift))
+                    for img in n0..<n1 {
+                        let src = x + (c * n + img) * hw, dst = cols + r * pc + (img - n0) * hw
+                        if qLo < qHi { (dst + qLo).update(from: src + qLo + shift, count: qHi - qLo) }
+                        for q in 0..<qLo { dst[q] = 0 }
+                        for q in qHi..<hw { dst[q] = 0 }
+                        if di < 0 { for q in 0..<min(hw, -di * w) { dst[q] = 0 } }
+                        if di > 0 { for q in max(0, hw - di * w)..<hw { dst[q] = 0 } }
+                        if dj < 0 { for row in 0..<h { for col in 0..<min(w, -dj) { dst[row * w + col] = 0 } } }
+                        if dj > 0 { for row in 0..<h { for col in max(0, w - dj)..<w { dst[row * w + col] = 0 } } }
+                    }
+                }
+            }
+            return
+        }
+        Engine.parallelRange(rows, grain: 2) { r0, r1 in
+            for r in r0..<r1 {
+                let c = r / (k * k), i = (r / k) % k, j = r % k
+                var dst = cols + r * pc
+                // Valid output columns for this j: iw = ow·s − pad + j in [0, w).
+                let owLo = max(0, (pad - j + s - 1) / s)
+                let lastJ = w - 1 + pad - j
+                let owHi = lastJ < 0 ? 0 : min(wo, lastJ / s + 1)
+                for img in n0..<n1 {
+                    let src = x + (c * n + img) * hw
+                    for oh in 0..<ho {
+                        let ih = oh * s - pad + i
+                        if ih < 0 || ih >= h || owHi <= owLo {
+                            for ow in 0..<wo { dst[ow] = 0 }
+                        } else {
+                            let row = src + ih * w
+                            for ow in 0..<owLo { dst[ow] = 0 }
+                            if s == 1 {
+                                let sp = row + (owLo - pad + j)
+                                for t in 0..<(owHi - owLo) { dst[owLo + t] = sp[t] }
+                            } else {
+                                for ow in owLo..<owHi { dst[ow] = row[ow * s - pad + j] }
+                            }
+                            for ow in owHi..<wo { dst[ow] = 0 }
+                        }
+                        dst += wo
+                    }
+                }
+            }
+        }
+    }
+
+    /// dx[c, img, ih, iw] = Σ dcolumns[(c,i,j), (img−n0, oh, ow)] over the taps that read it, for the images
+    /// n0..<n1 (their planes are overwritten). Parallel over channels.
+    private func col2im(_ cols: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>,
+                        n: Int, n0: Int, n1: Int, h: Int, w: Int, ho: Int, wo: Int) {
+        let k = kernel, s = stride, pad = padding
+        let howo = ho * wo, pc = (n1 - n0) * howo, hw = h * w
+        Engine.parallelRange(inChannels) { c0, c1 in
+            for c in c0..<c1 {
+                (dx + (c * n + n0) * hw).update(repeating: 0, count: (n1 - n0) * hw)
+                for i in 0..<k {
+                    for j in 0..<k {
+                        var src = cols + ((c * k + i) * k + j) * pc
+                        let owLo = max(0, (pad - j + s - 1) / s)
+                        let lastJ = w - 1 + pad - j
+                        let owHi = lastJ < 0 ? 0 : min(wo, lastJ / s + 1)
+                        for img in n0..<n1 {
+                            let dst = dx + (c * n + img) * hw
+                            for oh in 0..<ho {
+                                let ih = oh * s - pad + i
+                                if ih >= 0 && ih < h && owLo < owHi {
+                                    let row = dst + ih * w
+                                    if s == 1 {
+                                        let rp = row + (owLo - pad + j)
+                                        let sp = src + owLo
+                                        for t in 0..<(owHi - owLo) { rp[t] += sp[t] }
+                                    } else {
+                                        for ow in owLo..<owHi { row[ow * s - pad + j] += src[ow] }
+                                    }
+                                }
+                                src += wo
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

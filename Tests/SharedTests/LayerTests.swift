@@ -1,0 +1,177 @@
+import XCTest
+import Shared
+
+/// Naive direct convolution, the reference for the im2col path: x (C,N,H,W), w (K,C,k,k) → (K,N,Ho,Wo).
+func naiveConv(_ x: Tensor, _ w: Tensor, _ b: Tensor?, stride s: Int, pad: Int) -> [Float] {
+    let c = x.shape[0], n = x.shape[1], h = x.shape[2], wd = x.shape[3]
+    let k = w.shape[0], kk = w.shape[2]
+    let ho = (h + 2 * pad - kk) / s + 1, wo = (wd + 2 * pad - kk) / s + 1
+    var y = [Float](repeating: 0, count: k * n * ho * wo)
+    for o in 0..<k { for img in 0..<n { for i in 0..<ho { for j in 0..<wo {
+        var acc = Double(b?.data[o] ?? 0)
+        for ch in 0..<c { for a in 0..<kk { for bb in 0..<kk {
+            let ih = i * s - pad + a, iw = j * s - pad + bb
+            if ih < 0 || ih >= h || iw < 0 || iw >= wd { continue }
+            acc += Double(x.data[((ch * n + img) * h + ih) * wd + iw]) * Double(w.data[((o * c + ch) * kk + a) * kk + bb])
+        } } }
+        y[((o * n + img) * ho + i) * wo + j] = Float(acc)
+    } } } }
+    return y
+}
+
+final class LayerTests: XCTestCase {
+    override func setUp() { Engine.threads = 2 }
+
+    let convCases: [(c: Int, k: Int, kernel: Int, stride: Int, pad: Int, bias: Bool, h: Int)] = [
+        (1, 4, 3, 1, 1, true, 7), (3, 5, 3, 2, 1, false, 9), (4, 6, 1, 1, 0, false, 5),
+        (8, 9, 3, 1, 1, true, 7), (9, 8, 3, 1, 1, false, 4), (8, 8, 3, 1, 1, false, 1),
+        (4, 6, 1, 2, 0, false, 7), (2, 3, 7, 2, 3, false, 11), (3, 4, 3, 1, 0, true, 6), (2, 3, 5, 1, 2, true, 6), (3, 2, 3, 1, 1, false, 2),
+    ]
+
+    func testConvMatchesNaive() {
+        var rng = SplitMix64(seed: 1)
+        let saved = Conv2d.winograd
+        defer { Conv2d.winograd = saved }
+        Conv2d.winograd = true
+        XCTAssertTrue(Conv2d(8, 9, kernel: 3, padding: 1).usesWinograd)
+        XCTAssertFalse(Conv2d(1, 9, kernel: 3, padding: 1).usesWinograd)
+        let budget = Conv2d.columnBudget
+        defer { Conv2d.columnBudget = budget }
+        let winograd = Conv2d.winograd
+        defer { Conv2d.winograd = winograd }
+        Conv2d.winograd = true
+        for (index, cs) in (convCases + convCases + convCases).enumerated() {
+            // the second round cuts every batch into one-image chunks; the third turns Winograd off
+            if index == convCases.count { Conv2d.columnBudget = 1 }
+            if index == 2 * convCases.count { Conv2d.columnBudget = budget; Conv2d.winograd = false }
+            let conv = Conv2d(cs.c, cs.k, kernel: cs.kernel, stride: cs.stride, padding: cs.pad, bias: cs.bias)
+            conv.initialize(&rng)
+            if let b = conv.bias { Sample.normal(b.value, std: 1, &rng) }
+            let x = randomTensor([cs.c, 3, cs.h, cs.h + 1], &rng)
+            let y = conv.forward(x).array
+            let ref = naiveConv(x, conv.weight.value, conv.bias?.value, stride: cs.stride, pad: cs.pad)
+            XCTAssertEqual(y.count, ref.count)
+            let err = zip(y, ref).map { abs($0 - $1) }.max() ?? 0
+            XCTAssertLessThan(err, 1e-4, "conv \(cs)")
+        }
+    }
+
+    func testConvGradients() {
+        var rng = SplitMix64(seed: 2)
+        let budget = Conv2d.columnBudget
+        defer { Conv2d.columnBudget = budget }
+        let winograd = Conv2d.winograd
+        defer { Conv2d.winograd = winograd }
+        Conv2d.winograd = true
+        for (index, cs) in (convCases + convCases + convCases).enumerated() {
+            if index == convCases.count { Conv2d.columnBudget = 1 }
+            if index == 2 * convCases.count { Conv2d.columnBudget = budget; Conv2d.winograd = false }
+            let conv = Conv2d(cs.c, cs.k, kernel: cs.kernel, stride: cs.stride, padding: cs.pad, bias: cs.bias, name: "conv")
+            conv.initialize(&rng)
+            checkLayer("conv \(cs)", conv, input: randomTensor([cs.c, 2, cs.h, cs.h - 1], &rng))
+        }
+    }
+
+    func testBatchNormGradients() {
+        var rng = SplitMix64(seed: 3)
+        for relu in [false, true] {
+            for training in [true, false] {
+                let bn = BatchNorm2d(3, relu: relu, name: "bn")
+                Sample.normal(bn.weight.value, mean: 1, std: 0.3, &rng)
+                Sample.normal(bn.bias.value, std: 0.3, &rng)
+                Sample.uniform(bn.runningMean, -0.5, 0.5, &rng)
+                Sample.uniform(bn.runningVar, 0.5, 2, &rng)
+                bn.training = training
+                let x = randomTensor([3, 4, 3, 5], &rng, std: 2)
+                for i in 0..<x.count { x.data[i] += 0.5 }
+                checkLayer("bn relu=\(relu) train=\(training)", bn, input: x, samples: 30)
+            }
+        }
+    }
+
+    /// The hook path alone: loss = Σ a·μ + Σ b·σ² of the input's batch statistics, in eval mode.
+    func testBatchNormHookGradient() {
+        var rng = SplitMix64(seed: 4)
+        for training in [false, true] {
+            let bn = BatchNorm2d(3, name: "bn")
+            bn.training = training
+            bn.captureBatchStatistics = true
+            let x = randomTensor([3, 4, 3, 3], &rng)
+            let a = randomTensor([3], &rng), b = randomTensor([3], &rng)
+            let zero = Tensor(shape: bn.output.shape.isEmpty ? [0] : [3, 4, 3, 3])
+            _ = bn.forward(x)
+            zero.reshape([3, 4, 3, 3]); zero.fill(0)
+            bn.dBatchMean.copy(from: a); bn.dBatchVariance.copy(from: b)
+            let dx = bn.backward(zero)!.array
+            let f: () -> Double = {
+                _ = bn.forward(x)
+                return dotLoss(bn.batchMean, a) + dotLoss(bn.batchVariance, b)
+            }
+            checkGradient("bn hook train=\(training)", x: x, analytic: dx, rng: &rng, f: f)
+            // the hook gradient is consumed
+            XCTAssertEqual(bn.dBatchMean.array, [0, 0, 0])
+        }
+    }
+
+    func testBatchNormTrainAndEvalSemantics() {
+        var rng = SplitMix64(seed: 5)
+        let bn = BatchNorm2d(2)
+        let x = randomTensor([2, 5, 2, 3], &rng, std: 3)
+        let m = 5 * 6
+        var mean = [Double](repeating: 0, count: 2), v = mean
+        for c in 0..<2 {
+            for i in 0..<m { mean[c] += Double(x.data[c * m + i]) }
+            mean[c] /= Double(m)
+            for i in 0..<m { v[c] += pow(Double(x.data[c * m + i]) - mean[c], 2) }
+            v[c] /= Double(m)
+        }
+        let y = bn.forward(x)
+        for c in 0..<2 {
+            for i in 0..<m {
+                let want = (Double(x.data[c * m + i]) - mean[c]) / (v[c] + 1e-5).squareRoot()
+                XCTAssertEqual(Double(y.data[c * m + i]), want, accuracy: 1e-4)
+            }
+            XCTAssertEqual(Double(bn.runningMean.data[c]), 0.1 * mean[c], accuracy: 1e-5)
+            XCTAssertEqual(Double(bn.runningVar.data[c]), 0.9 + 0.1 * v[c] * Double(m) / Double(m - 1), accuracy: 1e-5)
+        }
+        bn.training = false
+        let rm = bn.runningMean.array, rv = bn.runningVar.array
+        let ye = bn.forward(x)
+        for c in 0..<2 {
+            for i in 0..<m {
+                let want = (Double(x.data[c * m + i]) - Double(rm[c])) / (Double(rv[c]) + 1e-5).squareRoot()
+                XCTAssertEqual(Double(ye.data[c * m + i]), want, accuracy: 1e-4)
+            }
+        }
+        XCTAssertEqual(bn.runningMean.array, rm, "eval must not update running statistics")
+    }
+
+    func testPoolingAndShapeGradients() {
+        var rng = SplitMix64(seed: 6)
+        checkLayer("avgpool odd", AvgPool2d(), input: randomTensor([2, 3, 5, 7], &rng))
+        checkLayer("maxpool", MaxPool2d(kernel: 3, stride: 2, padding: 1), input: randomTensor([2, 3, 7, 8], &rng))
+        checkLayer("gap", GlobalAvgPool2d(), input: randomTensor([3, 2, 3, 4], &rng))
+        checkLayer("flatten", Flatten(), input: randomTensor([3, 2, 2, 3], &rng))
+        checkLayer("relu", ReLU(), input: randomTensor([2, 3, 4, 4], &rng))
+        let fc = Linear(12, 5, name: "fc")
+        fc.initialize(&rng)
+        checkLayer("linear", fc, input: randomTensor([3, 12], &rng))
+    }
+
+    func testPoolingValues() {
+        let x = Tensor(shape: [1, 1, 3, 3], values: [1, 2, 3, 4, 5, 6, 7, 8, 9])
+        XCTAssertEqual(AvgPool2d().forward(x).array, [3])
+        XCTAssertEqual(MaxPool2d().forward(x).array, [5, 6, 8, 9])
+    }
+
+    func testBasicBlockGradients() {
+        var rng = SplitMix64(seed: 8)
+        for (cin, cout, stride) in [(3, 3, 1), (2, 4, 2)] {
+            let block = BasicBlock(cin, cout, stride: stride, name: "b", workspace: Workspace())
+            block.initialize(&rng)
+            checkLayer("block \(cin)->\(cout) s\(stride)", block, input: randomTensor([cin, 3, 5, 5], &rng), samples: 16, eps: 2e-3, atol: 1e-2)
+            block.training = false
+            checkLayer("block eval \(cin)->\(cout) s\(stride)", block, input: randomTensor([cin, 3, 5, 5], &rng), samples: 16, eps: 2e-3, atol: 1e-2)
+        }
+    }
+}

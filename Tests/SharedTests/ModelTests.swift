@@ -1,0 +1,139 @@
+import XCTest
+import Foundation
+import Shared
+
+final class ModelTests: XCTestCase {
+    func testResNet18Structure() throws {
+        var rng = SplitMix64(seed: 21)
+        let m = try Model(.resnet18(classes: 10), rng: &rng)
+        XCTAssertEqual(m.parameters.reduce(0) { $0 + $1.value.count }, 11_173_962)   // torchvision, 3×3 stem
+        XCTAssertEqual(m.batchNorms.count, 20)
+        XCTAssertEqual(m.batchNorms[0].name, "bn1")
+        XCTAssertEqual(m.batchNorms[1].name, "layer1.0.bn1")
+        XCTAssertEqual(m.batchNorms[2].name, "layer1.0.bn2")
+        XCTAssertEqual(m.batchNorms[7].name, "layer2.0.downsample.1")
+        XCTAssertEqual(Set(m.parameters.map { $0.name }).count, m.parameters.count, "unique names")
+        XCTAssertEqual(m.parameters.first?.name, "conv1.weight")
+        XCTAssertEqual(m.parameters.last?.name, "fc.bias")
+        XCTAssertEqual(m.buffers.count, 40)
+        XCTAssertEqual(m.macsPerImage, 555_422_720)   // 0.56 GMAC
+        // Kaiming-normal fan-out: std sqrt(2/(64·9)) for layer1 convs
+        let w = m.parameters.first { $0.name == "layer1.0.conv1.weight" }!.value
+        var s = 0.0; for i in 0..<w.count { s += Double(w.data[i] * w.data[i]) }
+        XCTAssertEqual((s / Double(w.count)).squareRoot(), (2.0 / 576).squareRoot(), accuracy: 0.003)
+
+        let big = try Model(.resnet18(channels: 3, imageSize: 64, classes: 5, stem: "imagenet"), rng: &rng)
+        let y = big.forward(randomTensor([2, 3, 64, 64], &rng))
+        XCTAssertEqual(y.shape, [2, 5])
+    }
+
+    func testConvNetStructureAndConfigJSON() throws {
+        var rng = SplitMix64(seed: 22)
+        let cfg = ModelConfig.convnet()
+        let m = try Model(cfg, rng: &rng)
+        // 3 convs (w·c·9 + w), 3 BN (2w), fc 1152·10 + 10
+        XCTAssertEqual(m.parameters.reduce(0) { $0 + $1.value.count }, (128 * 9 + 128) + 2 * (128 * 128 * 9 + 128) + 3 * 256 + 11530)
+        XCTAssertEqual(m.parameters.map { $0.name }.prefix(4), ["blocks.0.conv.weight", "blocks.0.conv.bias", "blocks.0.bn.weight", "blocks.0.bn.bias"])
+        XCTAssertEqual(m.forward(randomTensor([2, 1, 28, 28], &rng)).shape, [2, 10])
+        let data = try JSONEncoder().encode(cfg)
+        XCTAssertEqual(try JSONDecoder().decode(ModelConfig.self, from: data), cfg)
+        XCTAssertThrowsError(try Model(ModelConfig(arch: "vgg", channels: 1, imageSize: 28, classes: 10), rng: &rng))
+        XCTAssertThrowsError(try Model(.convnet(depth: 6, imageSize: 28), rng: &rng))
+    }
+
+    func testClassStatisticsMatchDirectComputation() throws {
+        var rng = SplitMix64(seed: 23)
+        let m = try Model(.convnet(width: 3, depth: 2, channels: 1, imageSize: 6, classes: 3), rng: &rng)
+        m.training = false
+        let x = randomTensor([5, 1, 6, 6], &rng)
+        let labels: [Int32] = [2, 0, 2, 1, 2]
+        labels.withUnsafeBufferPointer { _ = m.forward(x, classLabels: $0.baseAddress) }
+        // direct: BN input of layer 0 is conv0's output (C,N,H,W); compute class 2's stats from it
+        let conv = m.layers[0] as! Conv2d
+        _ = m.forward(x)
+        let y = conv.output, c = 3, hw = 36
+        let stats = m.batchNorms[0].classStatistics!
+        for k in 0..<3 {
+            let imgs = labels.indices.filter { Int(labels[$0]) == k }
+            XCTAssertEqual(stats.count[k], Double(imgs.count * hw))
+            for ch in 0..<c {
+                var s = 0.0, q = 0.0
+                for i in imgs { for p in 0..<hw { let v = Double(y.data[(ch * 5 + i) * hw + p]); s += v; q += v * v } }
+                XCTAssertEqual(stats.sum[k * c + ch], s, accuracy: 1e-4)
+                XCTAssertEqual(stats.sumSquares[k * c + ch], q, accuracy: 1e-4)
+            }
+        }
+        XCTAssertNotNil(m.batchNorms[1].classStatistics)
+    }
+
+    /// A tiny ConvNet fits a small fixed batch (bench-local SGD; the engine's optimisers replace this).
+    func testTinyConvNetFitsBatch() throws {
+        var rng = SplitMix64(seed: 24)
+        let m = try Model(.convnet(width: 8, depth: 2, channels: 1, imageSize: 8, classes: 4), rng: &rng)
+        let x = randomTensor([8, 1, 8, 8], &rng)
+        let labels: [Int32] = [0, 1, 2, 3, 0, 1, 2, 3]
+        let d = Tensor(shape: [0])
+        var loss: Float = 0
+        var velocity = m.parameters.map { [Float](repeating: 0, count: $0.value.count) }
+        for _ in 0..<150 {
+            m.zeroGrad()
+            loss = try CrossEntropy.loss(logits: m.forward(x), labels: labels, dLogits: d)
+            m.backward(d)
+            for (k, p) in m.parameters.enumerated() {
+                for i in 0..<p.value.count {
+                    velocity[k][i] = 0.9 * velocity[k][i] + p.grad.data[i]
+                    p.value.data[i] -= 0.05 * velocity[k][i]
+                }
+            }
+        }
+        XCTAssertLessThan(loss, 0.02)
+    }
+
+    /// Fixed seed and single-threaded BLAS: bit-identical weights run after run.
+    func testDeterministicTraining() throws {
+        Engine.threads = 1
+        defer { Engine.threads = 2 }
+        func run() throws -> [Float] {
+            var rng = SplitMix64(seed: 25)
+            let m = try Model(.resnet18(channels: 3, imageSize: 8, classes: 3), rng: &rng)
+            let x = randomTensor([4, 3, 8, 8], &rng)
+            let d = Tensor(shape: [0])
+            for _ in 0..<2 {
+                m.zeroGrad()
+                try CrossEntropy.loss(logits: m.forward(x), labels: [0, 1, 2, 0], dLogits: d)
+                m.backward(d)
+                for p in m.parameters { for i in 0..<p.value.count { p.value.data[i] -= 0.1 * p.grad.data[i] } }
+            }
+            return m.parameters.flatMap { $0.value.array } + m.buffers.flatMap { $0.tensor.array }
+        }
+        let a = try run(), b = try run()
+        XCTAssertEqual(a.count, b.count)
+        XCTAssertTrue(a.elementsEqual(b, by: { $0.bitPattern == $1.bitPattern }))
+    }
+
+    /// Two threads give the same results as one (up to GEMM summation order).
+    func testThreadCountAgreement() throws {
+        var rng = SplitMix64(seed: 26)
+        let m = try Model(.convnet(width: 16, depth: 3, channels: 1, imageSize: 28, classes: 10), rng: &rng)
+        let x = randomTensor([6, 1, 28, 28], &rng)
+        Engine.threads = 1
+        let a = m.forward(x).array
+        Engine.threads = 2
+        let b = m.forward(x).array
+        for (u, v) in zip(a, b) { XCTAssertEqual(u, v, accuracy: 1e-4) }
+    }
+}
+
+final class ModelSummaryTests: XCTestCase {
+    func testSummaryLines() throws {
+        var rng = SplitMix64(seed: 27)
+        let m = try Model(.convnet(), rng: &rng)
+        let s = m.summary
+        XCTAssertEqual(s.count, 1 + m.layers.count)
+        XCTAssertTrue(s[0].hasPrefix("convnet: input 1x28x28"), s[0])
+        XCTAssertTrue(s.last!.contains("linear fc"), s.last!)
+        XCTAssertTrue(s[s.count - 3].contains(" 128x  3x3"), s[s.count - 3])
+        let r = try Model(.resnet18(), rng: &rng).summary
+        XCTAssertTrue(r.contains { $0.contains("block layer4.1") && $0.contains(" 512x  4x4") }, r.joined(separator: "\n"))
+    }
+}
