@@ -81,6 +81,7 @@ struct RandomPoolSampler {
     let ratio: Double
     private(set) var seen = 0
     private(set) var items: [(key: RankKey, record: KeptLabelRecord)] = []
+    private(set) var peak = 0
     private var compactAt = 1024
 
     init(ratio: Double) { self.ratio = ratio }
@@ -95,6 +96,7 @@ struct RandomPoolSampler {
         let tau = RandomPoolSampler.threshold(seen: seen, ratio: ratio)
         guard tau == UInt64.max || key.primary < tau else { return }
         items.append((key, record()))
+        peak = max(peak, items.count)
         if items.count >= compactAt {
             if tau != UInt64.max { items.removeAll { $0.key.primary >= tau } }
             compactAt = max(1024, items.count + items.count / 8 + 64)
@@ -150,6 +152,9 @@ public struct LabelPruneSummary {
     public var output = LabelStorage()
     /// The output stream's header.
     public var header: StreamHeader?
+    /// The most records held in memory at once (the memory bound: about round(N/R) for random, the heap
+    /// capacity for metric rules, 0 for a streaming prefix).
+    public var peakHeld = 0
 }
 
 /// Reads label streams once and writes the kept records as one label stream.
@@ -265,6 +270,7 @@ public enum LabelPruneJob {
                 throw LDError("ratio \(o.ratio) keeps round(\(summary.total)/\(o.ratio)) = 0 of \(summary.total) records; use a smaller --ratio")
             }
             var out: [KeptLabelRecord]
+            summary.peakHeld = o.rule == .random ? random.peak : ranked.items.count
             switch o.rule {
             case .random:
                 out = try random.smallest(k)
