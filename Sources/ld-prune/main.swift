@@ -11,32 +11,43 @@ struct Prune: ParsableCommand {
         commandName: "ld-prune",
         abstract: "Filter record streams: prune label batches at a ratio, select image subsets by score, dump any stream as NDJSON.",
         discussion: """
-        Label mode (the input is a label stream from ld-relabel): keeps exactly round(N/R) of the N label-batch
-        records (rounded half away from zero) and writes them, in global batch order, as a label stream with the
-        same header plus meta.pruned, which tells ld-train that the records form a pool. Rules:
-          random      a seeded uniform subset (LPLD's pool); one pass, holding about round(N/R) records
-          prefix      the batches with global id < round(epochs x batches_per_epoch / R) (LPLD's less-label
-                      generation); streams through
-          confidence  mean max teacher probability      margin  mean top-1 minus top-2 probability
-          cut-ratio   share of the original image (1 - CutMix box area / image area, Mixup lambda)
-          correct     fraction of the batch whose teacher argmax is the image's class (needs --images)
-        with --keep easy (high values) or hard (low values; the default).
+        Label mode (the input is a label stream from ld-relabel) keeps exactly
+        round(N/R) of the N label-batch records, rounded half away from zero,
+        and writes them in global batch order as a label stream with the same
+        header plus meta.pruned (which tells ld-train the records form a pool).
+          random      seeded uniform subset (LPLD's pool); one pass, holds
+                      about round(N/R) records, writes at the end of input
+          prefix      global ids < round(epochs x batches_per_epoch / R)
+                      (LPLD's less-label generation); streams through
+          confidence  mean largest teacher probability of the batch
+          margin      mean gap between the top two teacher probabilities
+          cut-ratio   share of the original image: 1 - CutMix box area /
+                      image area, Mixup lambda, 1 unmixed
+          correct     share of the batch whose teacher argmax is the image's
+                      class (needs --images)
+        Metric rules keep the --keep easy (high) or hard (low, default) end.
 
-        Image mode (--data DATASET): picks --ipc images per class by --select random|el2n|forgetting|aum|ccs,
-        ranked by ld-squeeze's per-example scores (--scores), and writes an image stream and/or a PNG folder.
-        hard = high EL2N, high forgetting, low AUM. ccs drops each class's lowest-AUM fraction (--ccs-cutoff),
-        cuts the rest into --ccs-strata equal-width strata of --ccs-score and spreads the budget by
-        water-filling. meta.source_indices (and manifest.json) record each kept image's index in DATASET.
+        Image mode (--data DATASET) picks --ipc images per class by --select
+        random|el2n|forgetting|aum|ccs using ld-squeeze's scores (--scores),
+        and writes an image stream (-o) and/or a PNG folder (--png).
+        hard = high EL2N, high forgetting, low AUM. ccs drops each class's
+        lowest-AUM fraction --ccs-cutoff, cuts the rest into --ccs-strata
+        equal-width strata of --ccs-score and spreads the budget over them by
+        water-filling. meta.source_indices (and the folder's manifest.json)
+        give each kept image's index in DATASET.
 
-        --report prints the bytes in and out per component (indices, boxes, flips, mix, logits, framing,
-        header) and, with --images, the image set's bytes as PNG, as NDJSON on stderr (or --report-file).
+        --report prints, as NDJSON on stderr (or --report-file), the bytes in
+        and out per component (indices, boxes, flips, mix, logits, fields,
+        framing, header), the compression ratio, the peak memory and, with
+        --images or in image mode, the images' bytes as PNG and raw.
 
         Examples:
-          ld-relabel --teacher t.ldm --images syn/ --epochs 300 | ld-prune --ratio 40 | ld-train --images syn/ ...
+          ld-relabel ... | ld-prune --ratio 40 | ld-train --images syn/ ...
           cat shard-*.ldl | ld-prune --ratio 33.3 --rule prefix -o pool.ldl
           ld-prune --ratio 40 --report --images syn/ < labels.ldl > pruned.ldl
-          ld-prune --data fmnist:train --select random --ipc 10 --seed 0 -o subset.ldi
-          ld-prune --data fmnist:train --scores scores.lds --select ccs --ipc 50 --png subset/
+          ld-prune --data fmnist:train --select random --ipc 10 -o subset.ldi
+          ld-prune --data fmnist:train --scores s.lds --select ccs --ipc 50 \\
+            --png subset/
           ld-prune --dump pruned.ldl | jq -c 'select(.type == "header")'
         """,
         version: LD.version

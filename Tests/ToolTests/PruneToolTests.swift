@@ -123,6 +123,25 @@ final class PruneToolTests: ToolTestCase {
         XCTAssertTrue(bad.err.contains("does not match"), bad.err)
     }
 
+    func testCompressedInAndOut() throws {
+        try writeLabels("labels.ldl")
+        let z = try run("ld-prune", ["-q", "--ratio", "4", "--compress", "labels.ldl", "-o", "z.ldl"])
+        XCTAssertEqual(z.status, 0, z.err)
+        let head = try Data(contentsOf: URL(fileURLWithPath: path("z.ldl"))).prefix(4)
+        XCTAssertEqual(Array(head), StreamFormat.zstdMagic)
+        let plain = try run("ld-prune", ["-q", "--ratio", "4", "labels.ldl", "-o", "p.ldl"])
+        XCTAssertEqual(plain.status, 0, plain.err)
+        // A compressed input prunes to the same records.
+        let again = try shell("ld-prune -q --ratio 1 < z.ldl > zz.ldl")
+        XCTAssertEqual(again.status, 0, again.err)
+        func records(_ f: String) throws -> [String] {
+            String(decoding: try dump(f), as: UTF8.self).split(separator: "\n").filter { $0.contains("\"type\":\"record\"") }
+                .map { $0.replacingOccurrences(of: "\"source\":\"\(f)\"", with: "") }
+        }
+        XCTAssertEqual(try records("z.ldl"), try records("p.ldl"))
+        XCTAssertEqual(try records("zz.ldl"), try records("p.ldl"))
+    }
+
     func testStorageReport() throws {
         try writeLabels("labels.ldl")
         try writeImages()
