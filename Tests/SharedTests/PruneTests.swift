@@ -105,7 +105,7 @@ final class PruneTests: XCTestCase {
         let r = try prune([PruneTests.stream(Array(0..<n))], LabelPruneOptions(rule: .random, ratio: 40, seed: 1))
         let k = Double(LabelPruning.keptCount(total: n, ratio: 40))
         XCTAssertEqual(Double(r.summary.kept), k)
-        XCTAssertLessThan(Double(r.summary.peakHeld), 1.15 * (k + 8 * k.squareRoot() + 64) + 1024, "held \(r.summary.peakHeld)")
+        XCTAssertLessThan(Double(r.summary.peakHeld), 1.15 * (k + 8 * k.squareRoot() + 16) + 64, "held \(r.summary.peakHeld)")
         XCTAssertLessThan(r.summary.peakHeld, n / 4)
         let prefix = try prune([PruneTests.stream(Array(0..<n), header: PruneTests.header(epochs: 800, perEpoch: 10))],
                                LabelPruneOptions(rule: .prefix, ratio: 40))

@@ -303,22 +303,26 @@ final class PruneToolTests: ToolTestCase {
     }
 
     /// The large measurement (not part of `make test`): LD_PRUNE_MEMORY_MB=1000 pipes a generated stream of that
-    /// size into `/usr/bin/time -v ld-prune --ratio 40` and prints the peak RSS.
+    /// size (records of 50 images x 1000 classes, fp16; header declaring 100 batches per epoch) into
+    /// `/usr/bin/time -v ld-prune --ratio 40 --rule $LD_PRUNE_MEMORY_RULE` (default random) and prints the peak RSS.
     func testLargeStreamMemoryBenchmark() throws {
         guard let mbText = ProcessInfo.processInfo.environment["LD_PRUNE_MEMORY_MB"], let mb = Int(mbText) else {
             throw XCTSkip("set LD_PRUNE_MEMORY_MB to run")
         }
         let recordBytes = 50 * 17 + 24 + 50 * 1000 * 2
-        let count = mb * 1_000_000 / recordBytes
+        let epochs = max(1, (mb * 1_000_000 / recordBytes + 99) / 100)
+        let count = epochs * 100
+        let rule = ProcessInfo.processInfo.environment["LD_PRUNE_MEMORY_RULE"] ?? "random"
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/usr/bin/time")
-        p.arguments = ["-v", try binary("ld-prune"), "--ratio", "40", "-q", "--report", "-o", path("pruned.ldl")]
+        p.arguments = ["-v", try binary("ld-prune"), "--ratio", "40", "--rule", rule, "-q", "--report", "-o", path("pruned.ldl")]
         let input = Pipe(), err = Pipe()
         p.standardInput = input
         p.standardError = err
         p.standardOutput = FileHandle.nullDevice
         try p.run()
-        let h = StreamHeader(kind: .labels, producer: "test", version: "test", classes: 1000)
+        let h = StreamHeader(kind: .labels, producer: "test", version: "test", classes: 1000,
+                             meta: ["epochs": .int(Int64(epochs)), "batches_per_epoch": .int(100)])
         let writer = try StreamWriter(sink: OutputFile(fd: input.fileHandleForWriting.fileDescriptor, name: "pipe", owned: false), header: h)
         var rng = LDRandom(seed: 1, stage: .test)
         var values = [Float16](repeating: 0, count: 50 * 1000)
@@ -334,7 +338,7 @@ final class PruneToolTests: ToolTestCase {
         p.waitUntilExit()
         XCTAssertEqual(p.terminationStatus, 0, e)
         let rss = e.split(separator: "\n").first { $0.contains("Maximum resident set size") } ?? "?"
-        print("ld-prune --ratio 40 on a \(count)-record, \(count * (recordBytes + 20)) byte stream: \(rss.trimmingCharacters(in: .whitespaces))")
+        print("ld-prune --ratio 40 --rule \(rule) on a \(count)-record, \(count * (recordBytes + 20)) byte stream: \(rss.trimmingCharacters(in: .whitespaces))")
         print(e.split(separator: "\n").filter { $0.hasPrefix("{") }.joined(separator: "\n"))
     }
 }

@@ -2,7 +2,7 @@
 /// what it may keep.
 ///
 /// Memory per rule (N records read, k = round(N/R) kept):
-/// - `random`: about k + 8·sqrt(k) + 64 records (threshold sampling on the keyed priorities, see
+/// - `random`: about k + 8·sqrt(k) + 16 records (threshold sampling on the keyed priorities, see
 ///   `RandomPoolSampler`); the output waits for the end of the input.
 /// - `prefix` with a declared run (header `epochs`, `batches_per_epoch`): nothing; records stream through.
 /// - metric rules: a heap of round(E·Bep/R) records when the header declares the run, else every record.
@@ -72,22 +72,22 @@ struct SmallestK {
 /// Exact bottom-k sampling on uniform 64-bit priorities when k = round(N/R) is known only at the end.
 ///
 /// After n records it holds every record whose priority is below `threshold(n)` = 2^64 ·
-/// (1/R + 8·sqrt(1/(R·n)) + 64/n), a bound that decreases with n. At the end the k smallest held priorities are
+/// (1/R + 8·sqrt(1/(R·n)) + 16/n), a bound that decreases with n. At the end the k smallest held priorities are
 /// the k smallest of all N exactly when at least k held priorities lie below `threshold(N)`: every record it
 /// dropped lies above that. The number below `threshold(N)` is Binomial(N, 1/R + margin), more than 8 standard
-/// deviations plus 64 above k on average, so a shortfall (reported as an error, never a silent approximation)
+/// deviations plus 16 above k on average, so a shortfall (reported as an error, never a silent approximation)
 /// has probability far below 1e-15.
 struct RandomPoolSampler {
     let ratio: Double
     private(set) var seen = 0
     private(set) var items: [(key: RankKey, record: KeptLabelRecord)] = []
     private(set) var peak = 0
-    private var compactAt = 1024
+    private var compactAt = 64
 
     init(ratio: Double) { self.ratio = ratio }
 
     static func threshold(seen n: Int, ratio: Double) -> UInt64 {
-        let t = 1 / ratio + 8 * (1 / (ratio * Double(max(n, 1)))).squareRoot() + 64 / Double(max(n, 1))
+        let t = 1 / ratio + 8 * (1 / (ratio * Double(max(n, 1)))).squareRoot() + 16 / Double(max(n, 1))
         return t >= 0.999_999 ? UInt64.max : UInt64(t * 18_446_744_073_709_551_616.0)
     }
 
@@ -99,7 +99,7 @@ struct RandomPoolSampler {
         peak = max(peak, items.count)
         if items.count >= compactAt {
             if tau != UInt64.max { items.removeAll { $0.key.primary >= tau } }
-            compactAt = max(1024, items.count + items.count / 8 + 64)
+            compactAt = max(64, items.count + items.count / 8 + 16)
         }
     }
 
