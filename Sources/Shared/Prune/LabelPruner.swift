@@ -204,6 +204,9 @@ public enum LabelPruneJob {
                         if o.rule == .prefix, let r = run {
                             // The pool is known from the header: stream it.
                             poolSize = LabelPruning.keptCount(total: r, ratio: o.ratio)
+                            if poolSize == 0 {
+                                throw LDError("ratio \(o.ratio) keeps round(\(r)/\(o.ratio)) = 0 of the run's \(r) batches; use a smaller --ratio")
+                            }
                             let out = LabelPruning.prunedHeader(h, rule: .prefix, ratio: o.ratio, kept: poolSize,
                                                                 total: r, seed: o.seed, keep: nil)
                             writer = try open(out)

@@ -12,8 +12,10 @@ public enum LabelPruneRule: String, CaseIterable, Sendable {
     case random
     /// LPLD's less-label generation: the batches with global id < `round(E * Bep / R)`, where E (`epochs`) and Bep
     /// (`batches_per_epoch`) come from the label stream's header, so the pool is the same whichever shards are
-    /// pruned. Without those header fields (or on an already pruned stream) N is the number of records read and
-    /// the `round(N/R)` smallest ids are kept.
+    /// pruned. The records stream through in input order (global order when shards are concatenated in order),
+    /// and the run must end with every pool batch present. Without those header fields (or on an already pruned
+    /// stream) N is the number of records read, the `round(N/R)` smallest ids are kept, and the whole input is
+    /// held until its end.
     case prefix
     /// Mean over the batch of the teacher's largest softmax probability (easy = high).
     case confidence
