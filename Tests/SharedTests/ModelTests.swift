@@ -137,3 +137,14 @@ final class ModelSummaryTests: XCTestCase {
         XCTAssertTrue(r.contains { $0.contains("block layer4.1") && $0.contains(" 512x  4x4") }, r.joined(separator: "\n"))
     }
 }
+
+final class EngineTests: XCTestCase {
+    func testBLASCoreIsNotTheSSE3Fallback() {
+        let core = Engine.blasCore
+        XCTAssertFalse(core.isEmpty)
+        // On an AVX2/AVX-512 machine the engine must not be left on OpenBLAS's SSE3 fallback kernels.
+        if let info = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8), info.contains(" avx2 ") {
+            XCTAssertNotEqual(core.lowercased(), "prescott")
+        }
+    }
+}
