@@ -73,8 +73,23 @@ public final class Model {
         layers.first?.wantsInputGrad = false
     }
 
-    /// Named buffers (BN running statistics) in registration order.
+    /// Named buffers (BN running statistics `<bn>.running_mean`, `<bn>.running_var`) in registration order.
     public var buffers: [(name: String, tensor: Tensor)] { batchNorms.flatMap { $0.buffers } }
+
+    /// Per-class statistics of every BatchNorm input, named `<bn>.class_stats`, in registration order; nil
+    /// entries for layers that have none yet. Assign `BatchNorm2d.classStatistics` to install loaded ones.
+    public var classStatistics: [(name: String, stats: ClassStatistics?)] {
+        batchNorms.map { (($0.name.isEmpty ? "" : $0.name + ".") + "class_stats", $0.classStatistics) }
+    }
+
+    /// Throws unless `x` is a batch this model accepts: (N ≥ 1, channels, imageSize, imageSize).
+    public func validateInput(_ x: Tensor) throws {
+        let c = config
+        guard x.shape.count == 4, x.shape[0] >= 1, x.shape[1] == c.channels,
+              x.shape[2] == c.imageSize, x.shape[3] == c.imageSize else {
+            throw LDError("model \(c.arch): input shape \(x.shape), expected (N, \(c.channels), \(c.imageSize), \(c.imageSize))")
+        }
+    }
 
     /// Train mode (batch statistics, running-stat updates) or eval mode.
     public var training: Bool = true {
