@@ -75,6 +75,8 @@ public final class Conv2d: Layer {
     }
     /// Transformed weights (16, K, C) for forward or (16, C, K) for the input gradient.
     private let transformed = Tensor(shape: [0])
+    /// (C, K·k·k): the weights transposed and rotated by 180°, for the input gradient of "same" convolutions.
+    private let flippedWeight = Tensor(shape: [0])
 
     /// Images per chunk for columns of `perImage` floats.
     private func chunkImages(_ n: Int, perImage: Int) -> Int {
@@ -110,7 +112,7 @@ public final class Conv2d: Layer {
         let ws = workspace.buffer(ckk * step * howo)
         for n0 in Swift.stride(from: 0, to: n, by: step) {
             let n1 = min(n, n0 + step), pc = (n1 - n0) * howo
-            im2col(x.data, ws, n: n, n0: n0, n1: n1, h: h, w: w, ho: ho, wo: wo)
+            im2col(x.data, ws, channels: inChannels, n: n, n0: n0, n1: n1, h: h, w: w, ho: ho, wo: wo)
             // y[:, chunk] (K, Pc) = W (K, C·k·k) · columns (C·k·k, Pc)
             sgemm(outChannels, pc, ckk, weight.value.data, ws, beta: beta, y + n0 * howo, ldc: p)
         }
@@ -137,17 +139,35 @@ public final class Conv2d: Layer {
             return wantDx ? inputGrad : nil
         }
         let winogradDx = usesWinograd
-        let step = chunkImages(n, perImage: ckk * howo)
-        let ws = workspace.buffer(ckk * step * howo)
+        // A "same" stride-1 convolution's dx is the convolution of dy with the transposed, 180°-rotated
+        // weights: im2col(dy) + one GEMM writing dx directly, instead of dcolumns + a scatter-add col2im.
+        let sameDx = !winogradDx && stride == 1 && ho == h && wo == w
+        let kkk = outChannels * kernel * kernel
+        let step = chunkImages(n, perImage: max(ckk, kkk) * howo)
+        let ws = workspace.buffer(max(ckk, kkk) * step * howo)
+        if wantDx && sameDx {
+            flippedWeight.ensureShape(inChannels, kkk)
+            let wsrc = UnsafePointer(weight.value.data), wf = flippedWeight.data
+            let kk = kernel * kernel, cin = inChannels
+            for o in 0..<outChannels {
+                for c in 0..<cin {
+                    for t in 0..<kk { wf[c * kkk + o * kk + t] = wsrc[(o * cin + c) * kk + (kk - 1 - t)] }
+                }
+            }
+        }
         for n0 in Swift.stride(from: 0, to: n, by: step) where wantDp || (wantDx && !winogradDx) {
             let n1 = min(n, n0 + step), pc = (n1 - n0) * howo
             if wantDp {
                 // The columns are rebuilt from the cached input rather than kept from forward (memory).
-                im2col(x.data, ws, n: n, n0: n0, n1: n1, h: h, w: w, ho: ho, wo: wo)
+                im2col(x.data, ws, channels: inChannels, n: n, n0: n0, n1: n1, h: h, w: w, ho: ho, wo: wo)
                 // dW (K, C·k·k) += dy[:, chunk] (K, Pc) · columnsᵀ (Pc, C·k·k)
                 sgemm(transB: true, outChannels, ckk, pc, g + n0 * howo, lda: p, ws, beta: 1, weight.grad.data)
             }
-            if wantDx && !winogradDx {
+            if wantDx && sameDx {
+                // dx[:, chunk] (C, Pc) = W' (C, K·k·k) · im2col(dy) (K·k·k, Pc)
+                im2col(g, ws, channels: outChannels, n: n, n0: n0, n1: n1, h: ho, w: wo, ho: h, wo: w)
+                sgemm(inChannels, pc, kkk, flippedWeight.data, ws, beta: 0, inputGrad.data + n0 * howo, ldc: p)
+            } else if wantDx && !winogradDx {
                 // dcolumns (C·k·k, Pc) = Wᵀ · dy[:, chunk], then scatter-add back into the images of the chunk.
                 sgemm(transA: true, ckk, pc, outChannels, weight.value.data, g + n0 * howo, ldb: p, beta: 0, ws)
                 col2im(UnsafePointer(ws), inputGrad.data, n: n, n0: n0, n1: n1, h: h, w: w, ho: ho, wo: wo)
@@ -167,9 +187,9 @@ public final class Conv2d: Layer {
 
     /// columns[(c,i,j), (img−n0, oh, ow)] = x[c, img, oh·s − pad + i, ow·s − pad + j] (0 outside), for the
     /// images n0..<n1 of a batch of n. Parallel over rows.
-    private func im2col(_ x: UnsafePointer<Float>, _ cols: UnsafeMutablePointer<Float>,
+    private func im2col(_ x: UnsafePointer<Float>, _ cols: UnsafeMutablePointer<Float>, channels: Int,
                         n: Int, n0: Int, n1: Int, h: Int, w: Int, ho: Int, wo: Int) {
-        let k = kernel, s = stride, pad = padding, rows = inChannels * k * k
+        let k = kernel, s = stride, pad = padding, rows = channels * k * k
         let howo = ho * wo, pc = (n1 - n0) * howo, hw = h * w
         if s == 1 && ho == h && wo == w {
             // "Same" stride-1 convolution: each (row, image) block is the input plane shifted by
