@@ -52,6 +52,10 @@ public final class BatchNorm2d: Layer {
     public let momentum: Float = 0.1
     /// Whether a ReLU follows inside this layer (y = max(bn(x), 0)).
     public let fusedReLU: Bool
+    /// Whether a 2×2 stride-2 average pool (floor on odd sizes) follows the ReLU inside this layer (the
+    /// ConvNet block): y (C,N,H/2,W/2). The un-pooled activation is never stored; backward recomputes the
+    /// ReLU mask from the cached input.
+    public let fusedPool: Bool
     /// γ (C), β (C)
     public let weight: Parameter, bias: Parameter
     public var parameters: [Parameter] { [weight, bias] }
@@ -74,8 +78,11 @@ public final class BatchNorm2d: Layer {
     public var wantsParamGrads: Bool { get { flags.wantsParamGrads } set { flags.wantsParamGrads = newValue } }
     public var wantsInputGrad: Bool { get { flags.wantsInputGrad } set { flags.wantsInputGrad = newValue } }
 
-    /// y (C,N,H,W). The input gradient is written over dy (see `backward`).
+    /// y (C,N,H,W), or (C,N,H/2,W/2) with the fused pool. The input gradient is written over dy (see
+    /// `backward`), or into `pooledInputGrad` with the fused pool.
     public let output = Tensor(shape: [0])
+    /// dx (C,N,H,W) of the fused-pool variant.
+    public let pooledInputGrad = Tensor(shape: [0])
     /// Cached for backward: the mean and 1/sqrt(var + eps) used by the last forward (C each), and its input.
     private let usedMean = Tensor(shape: [0]), usedInvStd = Tensor(shape: [0])
     /// Per-(c, n) plane sums of the input (C·N), Double, for batch and class statistics.
@@ -84,9 +91,11 @@ public final class BatchNorm2d: Layer {
     private var input: Tensor?
     private var usedBatchStats = false
 
-    public init(_ channels: Int, relu: Bool = false, name: String = "") {
+    public init(_ channels: Int, relu: Bool = false, pool: Bool = false, name: String = "") {
+        precondition(!pool || relu, "BatchNorm2d: the fused average pool follows the fused ReLU")
         self.channels = channels
         self.fusedReLU = relu
+        self.fusedPool = pool
         self.name = name
         let prefix = name.isEmpty ? "" : name + "."
         weight = Parameter(name: prefix + "weight", shape: [channels], decays: false)
@@ -111,7 +120,8 @@ public final class BatchNorm2d: Layer {
         precondition(x.shape.count == 4 && x.shape[0] == channels, "BatchNorm2d: input \(x.shape), expected (\(channels),N,H,W)")
         input = x
         let n = x.shape[1], hw = x.shape[2] * x.shape[3], m = n * hw
-        output.ensureShape(channels, n, x.shape[2], x.shape[3])
+        let h = x.shape[2], w = x.shape[3], ho = h / 2, wo = w / 2, pool = fusedPool
+        if pool { output.ensureShape(channels, n, ho, wo) } else { output.ensureShape(channels, n, h, w) }
         let needBatch = flags.training || captureBatchStatistics || classLabels != nil
         usedBatchStats = flags.training
         let xp = UnsafePointer(x.data), yp = output.data
@@ -154,7 +164,21 @@ public final class BatchNorm2d: Layer {
                 let a = g[c] * inv[c], sh = b[c] - mean[c] * a
                 let va = V16(repeating: a), vb = V16(repeating: sh)
                 var i = 0
-                if relu {
+                if pool {
+                    // y = avgpool2(relu(a·x + sh)) per plane; only the pooled values are written.
+                    let out = yp + c * n * ho * wo
+                    for img in 0..<n {
+                        let pl = src + img * hw, op = out + img * ho * wo
+                        for r in 0..<ho {
+                            let r0 = pl + 2 * r * w, r1 = r0 + w, o = op + r * wo
+                            for q in 0..<wo {
+                                let v0 = max(r0[2 * q] * a + sh, 0), v1 = max(r0[2 * q + 1] * a + sh, 0)
+                                let v2 = max(r1[2 * q] * a + sh, 0), v3 = max(r1[2 * q + 1] * a + sh, 0)
+                                o[q] = 0.25 * ((v0 + v1) + (v2 + v3))
+                            }
+                        }
+                    }
+                } else if relu {
                     while i + 16 <= m {
                         let y = load16(src + i) * va + vb
                         store16(y.replacing(with: 0, where: y .< 0), dst + i)
@@ -193,9 +217,11 @@ public final class BatchNorm2d: Layer {
         return output
     }
 
-    /// Accumulates dγ, dβ and returns dx, computed **in place in `dy`** (the same tensor is returned).
+    /// Accumulates dγ, dβ and returns dx, computed **in place in `dy`** (the same tensor is returned), or in
+    /// `pooledInputGrad` for the fused-pool variant.
     public func backward(_ dy: Tensor) -> Tensor? {
         guard let x = input else { preconditionFailure("BatchNorm2d.backward before forward") }
+        if fusedPool { return pooledBackward(dy, x) }
         let n = x.shape[1], hw = x.shape[2] * x.shape[3], m = n * hw
         precondition(dy.count == channels * m, "BatchNorm2d.backward: dy \(dy.shape), x \(x.shape)")
         let wantDx = flags.wantsInputGrad, wantDp = flags.wantsParamGrads
@@ -256,5 +282,77 @@ public final class BatchNorm2d: Layer {
         }
         if hook { dBatchMean.fill(0); dBatchVariance.fill(0) }
         return wantDx ? dy : nil
+    }
+
+    /// Backward of BN → ReLU → avg-pool 2: g = (dy_pooled / 4 where a·x + sh > 0, 0 elsewhere and on the
+    /// cropped edge), then the BatchNorm backward of g, written to `pooledInputGrad`.
+    private func pooledBackward(_ dy: Tensor, _ x: Tensor) -> Tensor? {
+        let n = x.shape[1], h = x.shape[2], w = x.shape[3], hw = h * w, m = n * hw, ho = h / 2, wo = w / 2
+        precondition(dy.count == channels * n * ho * wo, "BatchNorm2d.backward: dy \(dy.shape), x \(x.shape)")
+        let wantDx = flags.wantsInputGrad, wantDp = flags.wantsParamGrads
+        if wantDx { pooledInputGrad.ensureShape(channels, n, h, w) }
+        let xp = UnsafePointer(x.data), gp = UnsafePointer(dy.data), dxp = pooledInputGrad.data
+        let mean = usedMean.data, inv = usedInvStd.data, gamma = weight.value.data, beta = bias.value.data
+        let dg = weight.grad.data, db = bias.grad.data
+        let hook = captureBatchStatistics
+        let bm = UnsafePointer(batchMean.data), dbm = dBatchMean.data, dbv = dBatchVariance.data
+        let batch = usedBatchStats
+        Engine.parallelRange(channels) { c0, c1 in
+            for c in c0..<c1 {
+                let src = xp + c * m, gr = gp + c * n * ho * wo, dst = dxp + c * m
+                let a = gamma[c] * inv[c], sh = beta[c] - mean[c] * a
+                // pass 1: Σg and Σg·x over the pixels that reach the pool
+                var sg = 0.0, sgx = 0.0
+                for img in 0..<n {
+                    let pl = src + img * hw, gq = gr + img * ho * wo
+                    var ts: Float = 0, tq: Float = 0
+                    for r in 0..<ho {
+                        let r0 = pl + 2 * r * w, r1 = r0 + w, gg = gq + r * wo
+                        for q in 0..<wo {
+                            let g4 = 0.25 * gg[q]
+                            let x0 = r0[2 * q], x1 = r0[2 * q + 1], x2 = r1[2 * q], x3 = r1[2 * q + 1]
+                            let m0: Float = x0 * a + sh > 0 ? g4 : 0, m1: Float = x1 * a + sh > 0 ? g4 : 0
+                            let m2: Float = x2 * a + sh > 0 ? g4 : 0, m3: Float = x3 * a + sh > 0 ? g4 : 0
+                            ts += (m0 + m1) + (m2 + m3)
+                            tq += (m0 * x0 + m1 * x1) + (m2 * x2 + m3 * x3)
+                        }
+                    }
+                    sg += Double(ts); sgx += Double(tq)
+                }
+                let mu = Double(mean[c]), iv = Double(inv[c])
+                let sgxhat = (sgx - mu * sg) * iv
+                if wantDp { dg[c] += Float(sgxhat); db[c] += Float(sg) }
+                guard wantDx else { continue }
+                var k1: Double = 0, k0: Double = 0
+                let center = hook ? bm[c] : mean[c]
+                if batch {
+                    k1 = -Double(a) * sgxhat * iv / Double(m)
+                    k0 = -Double(a) * sg / Double(m)
+                }
+                if hook {
+                    k1 += 2 * Double(dbv[c]) / Double(m)
+                    k0 += Double(dbm[c]) / Double(m)
+                }
+                let f1 = Float(k1), f0 = Float(k0)
+                // pass 2: dx = a·g + k1·(x − center) + k0 everywhere (g = 0 off the pool and the mask)
+                for i in 0..<m { dst[i] = f1 * (src[i] - center) + f0 }
+                for img in 0..<n {
+                    let pl = src + img * hw, gq = gr + img * ho * wo, dl = dst + img * hw
+                    for r in 0..<ho {
+                        let r0 = pl + 2 * r * w, r1 = r0 + w, gg = gq + r * wo
+                        let d0 = dl + 2 * r * w, d1 = d0 + w
+                        for q in 0..<wo {
+                            let ag = a * 0.25 * gg[q]
+                            if r0[2 * q] * a + sh > 0 { d0[2 * q] += ag }
+                            if r0[2 * q + 1] * a + sh > 0 { d0[2 * q + 1] += ag }
+                            if r1[2 * q] * a + sh > 0 { d1[2 * q] += ag }
+                            if r1[2 * q + 1] * a + sh > 0 { d1[2 * q + 1] += ag }
+                        }
+                    }
+                }
+            }
+        }
+        if hook { dBatchMean.fill(0); dBatchVariance.fill(0) }
+        return wantDx ? pooledInputGrad : nil
     }
 }

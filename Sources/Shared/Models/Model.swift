@@ -33,9 +33,10 @@ public final class Model {
             var c = config.channels, res = config.imageSize
             for d in 0..<config.depth {
                 let conv = Conv2d(c, config.width, kernel: 3, padding: 1, bias: true, name: "blocks.\(d).conv", workspace: ws)
-                let bn = BatchNorm2d(config.width, relu: true, name: "blocks.\(d).bn")
+                // BN → ReLU → avg-pool 2 as one fused layer (the un-pooled activation is never stored)
+                let bn = BatchNorm2d(config.width, relu: true, pool: true, name: "blocks.\(d).bn")
                 conv.initialize(&rng)
-                layers += [conv, bn, AvgPool2d()]
+                layers += [conv, bn]
                 bns.append(bn)
                 c = config.width; res /= 2
             }
@@ -156,7 +157,9 @@ public final class Model {
                 let macs = cv.macs(n: 1, h: h, w: w)
                 (h, w) = cv.outputSize(h, w); c = cv.outChannels
                 line("conv\(cv.kernel)x\(cv.kernel)/\(cv.stride) \(cv.weight.name.dropLast(7))", params, macs)
-            case let bn as BatchNorm2d: line("batchnorm\(bn.fusedReLU ? "+relu" : "") \(bn.name)", params, 0)
+            case let bn as BatchNorm2d:
+                if bn.fusedPool { h /= 2; w /= 2 }
+                line("batchnorm\(bn.fusedReLU ? "+relu" : "")\(bn.fusedPool ? "+avgpool2" : "") \(bn.name)", params, 0)
             case is AvgPool2d: h /= 2; w /= 2; line("avgpool2", 0, 0)
             case let m as MaxPool2d:
                 h = (h + 2 * m.padding - m.kernel) / m.stride + 1; w = (w + 2 * m.padding - m.kernel) / m.stride + 1
@@ -189,6 +192,7 @@ public final class Model {
                 if let d = b.downsample { total += d.conv.macs(n: 1, h: h, w: w) }
                 (h, w) = (ho, wo)
             case is AvgPool2d: h /= 2; w /= 2
+            case let bn as BatchNorm2d where bn.fusedPool: h /= 2; w /= 2
             case let m as MaxPool2d:
                 h = (h + 2 * m.padding - m.kernel) / m.stride + 1; w = (w + 2 * m.padding - m.kernel) / m.stride + 1
             case let f as Linear: total += f.inFeatures * f.outFeatures
