@@ -83,6 +83,8 @@ public final class BatchNorm2d: Layer {
     public let output = Tensor(shape: [0])
     /// dx (C,N,H,W) of the fused-pool variant.
     public let pooledInputGrad = Tensor(shape: [0])
+    /// One (H,W) plane per channel: the un-pooled gradient of the fused-pool backward.
+    private let scratchPlanes = Tensor(shape: [0])
     /// Cached for backward: the mean and 1/sqrt(var + eps) used by the last forward (C each), and its input.
     private let usedMean = Tensor(shape: [0]), usedInvStd = Tensor(shape: [0])
     /// Per-(c, n) plane sums of the input (C·N), Double, for batch and class statistics.
@@ -291,6 +293,8 @@ public final class BatchNorm2d: Layer {
         precondition(dy.count == channels * n * ho * wo, "BatchNorm2d.backward: dy \(dy.shape), x \(x.shape)")
         let wantDx = flags.wantsInputGrad, wantDp = flags.wantsParamGrads
         if wantDx { pooledInputGrad.ensureShape(channels, n, h, w) }
+        scratchPlanes.ensureShape(channels * hw)
+        let scratch = scratchPlanes.data
         let xp = UnsafePointer(x.data), gp = UnsafePointer(dy.data), dxp = pooledInputGrad.data
         let mean = usedMean.data, inv = usedInvStd.data, gamma = weight.value.data, beta = bias.value.data
         let dg = weight.grad.data, db = bias.grad.data
@@ -301,23 +305,34 @@ public final class BatchNorm2d: Layer {
             for c in c0..<c1 {
                 let src = xp + c * m, gr = gp + c * n * ho * wo, dst = dxp + c * m
                 let a = gamma[c] * inv[c], sh = beta[c] - mean[c] * a
-                // pass 1: Σg and Σg·x over the pixels that reach the pool
+                // g for one plane, un-pooled: up[i] = dy_pooled/4 at the 2×2 block of i (0 on a cropped edge).
+                // The ReLU mask is applied in the vector loops below. `up` is this channel's scratch plane.
+                let up = scratch + c * hw
+                @inline(__always) func upsample(_ img: Int) {
+                    let gq = gr + img * ho * wo
+                    if h != 2 * ho || w != 2 * wo { up.update(repeating: 0, count: hw) }
+                    for r in 0..<ho {
+                        let u0 = up + 2 * r * w, u1 = u0 + w, gg = gq + r * wo
+                        for q in 0..<wo { let v = 0.25 * gg[q]; u0[2 * q] = v; u0[2 * q + 1] = v; u1[2 * q] = v; u1[2 * q + 1] = v }
+                    }
+                }
+                let va = V16(repeating: a), vsh = V16(repeating: sh)
+                // pass 1: Σg and Σg·x over the masked pixels
                 var sg = 0.0, sgx = 0.0
                 for img in 0..<n {
-                    let pl = src + img * hw, gq = gr + img * ho * wo
-                    var ts: Float = 0, tq: Float = 0
-                    for r in 0..<ho {
-                        let r0 = pl + 2 * r * w, r1 = r0 + w, gg = gq + r * wo
-                        for q in 0..<wo {
-                            let g4 = 0.25 * gg[q]
-                            let x0 = r0[2 * q], x1 = r0[2 * q + 1], x2 = r1[2 * q], x3 = r1[2 * q + 1]
-                            let m0: Float = x0 * a + sh > 0 ? g4 : 0, m1: Float = x1 * a + sh > 0 ? g4 : 0
-                            let m2: Float = x2 * a + sh > 0 ? g4 : 0, m3: Float = x3 * a + sh > 0 ? g4 : 0
-                            ts += (m0 + m1) + (m2 + m3)
-                            tq += (m0 * x0 + m1 * x1) + (m2 * x2 + m3 * x3)
-                        }
+                    upsample(img)
+                    let pl = src + img * hw
+                    var vs = V16(), vq = V16()
+                    var i = 0
+                    while i + 16 <= hw {
+                        let xv = load16(pl + i)
+                        let gv = load16(up + i).replacing(with: 0, where: xv * va + vsh .<= 0)
+                        vs += gv; vq += gv * xv
+                        i += 16
                     }
-                    sg += Double(ts); sgx += Double(tq)
+                    var ts = Double(vs.sum()), tq = Double(vq.sum())
+                    while i < hw { if pl[i] * a + sh > 0 { ts += Double(up[i]); tq += Double(up[i]) * Double(pl[i]) }; i += 1 }
+                    sg += ts; sgx += tq
                 }
                 let mu = Double(mean[c]), iv = Double(inv[c])
                 let sgxhat = (sgx - mu * sg) * iv
@@ -334,20 +349,22 @@ public final class BatchNorm2d: Layer {
                     k0 += Double(dbm[c]) / Double(m)
                 }
                 let f1 = Float(k1), f0 = Float(k0)
-                // pass 2: dx = a·g + k1·(x − center) + k0 everywhere (g = 0 off the pool and the mask)
-                for i in 0..<m { dst[i] = f1 * (src[i] - center) + f0 }
+                let v1 = V16(repeating: f1), v0 = V16(repeating: f0), vc = V16(repeating: center)
+                // pass 2: dx = a·g + k1·(x − center) + k0
                 for img in 0..<n {
-                    let pl = src + img * hw, gq = gr + img * ho * wo, dl = dst + img * hw
-                    for r in 0..<ho {
-                        let r0 = pl + 2 * r * w, r1 = r0 + w, gg = gq + r * wo
-                        let d0 = dl + 2 * r * w, d1 = d0 + w
-                        for q in 0..<wo {
-                            let ag = a * 0.25 * gg[q]
-                            if r0[2 * q] * a + sh > 0 { d0[2 * q] += ag }
-                            if r0[2 * q + 1] * a + sh > 0 { d0[2 * q + 1] += ag }
-                            if r1[2 * q] * a + sh > 0 { d1[2 * q] += ag }
-                            if r1[2 * q + 1] * a + sh > 0 { d1[2 * q + 1] += ag }
-                        }
+                    upsample(img)
+                    let pl = src + img * hw, dl = dst + img * hw
+                    var i = 0
+                    while i + 16 <= hw {
+                        let xv = load16(pl + i)
+                        let gv = load16(up + i).replacing(with: 0, where: xv * va + vsh .<= 0)
+                        store16(va * gv + v1 * (xv - vc) + v0, dl + i)
+                        i += 16
+                    }
+                    while i < hw {
+                        let gv: Float = pl[i] * a + sh > 0 ? up[i] : 0
+                        dl[i] = a * gv + f1 * (pl[i] - center) + f0
+                        i += 1
                     }
                 }
             }
