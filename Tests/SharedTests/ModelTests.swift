@@ -112,6 +112,10 @@ final class ModelTests: XCTestCase {
         let a = try run(), b = try run()
         XCTAssertEqual(a.count, b.count)
         XCTAssertTrue(a.elementsEqual(b, by: { $0.bitPattern == $1.bitPattern }))
+        // The engine's 2-way splits are static (no dynamic scheduling, no atomics): 2 threads repeat too.
+        Engine.threads = 2
+        let c = try run(), d = try run()
+        XCTAssertTrue(c.elementsEqual(d, by: { $0.bitPattern == $1.bitPattern }))
     }
 
     /// Two threads give the same results as one (up to GEMM summation order).
