@@ -3,11 +3,16 @@
 /// For class k and channel c: `count[k]` values were seen per channel (images × H × W), `sum[k·C + c]`
 /// and `sumSquares[k·C + c]` are Σx and Σx² over them, all in Double.
 public final class ClassStatistics {
+    /// Number of classes and channels the statistics were sized for.
     public let classes: Int, channels: Int
+    /// Values seen per channel for each class (classes).
     public var count: [Double]
+    /// Σx per (class, channel), class-major (classes·C).
     public var sum: [Double]
+    /// Σx² per (class, channel), class-major (classes·C).
     public var sumSquares: [Double]
 
+    /// Zeroed statistics for `classes` × `channels`.
     public init(classes: Int, channels: Int) {
         self.classes = classes; self.channels = channels
         count = [Double](repeating: 0, count: classes)
@@ -29,6 +34,7 @@ public final class ClassStatistics {
         }
     }
 
+    /// Clears every count and sum.
     public func reset() {
         for i in count.indices { count[i] = 0 }
         for i in sum.indices { sum[i] = 0; sumSquares[i] = 0 }
@@ -47,8 +53,11 @@ public final class ClassStatistics {
 /// uses the running statistics), and backward adds the gradients found in `dBatchMean` / `dBatchVariance`
 /// (then clears them) to the input gradient.
 public final class BatchNorm2d: Layer {
+    /// C.
     public let channels: Int
+    /// Added to the variance before the square root (PyTorch's default).
     public let eps: Float = 1e-5
+    /// Running-statistics momentum: running = (1 − m)·running + m·batch.
     public let momentum: Float = 0.1
     /// Whether a ReLU follows inside this layer (y = max(bn(x), 0)).
     public let fusedReLU: Bool
@@ -66,11 +75,14 @@ public final class BatchNorm2d: Layer {
 
     /// Hook switch and its tensors (C each).
     public var captureBatchStatistics = false
+    /// Batch mean and biased variance (C) of the last forward's input, when captured.
     public let batchMean = Tensor(shape: [0]), batchVariance = Tensor(shape: [0])
+    /// dL/d(batch mean), dL/d(batch variance) (C), set by the loss; backward consumes and clears them.
     public let dBatchMean = Tensor(shape: [0]), dBatchVariance = Tensor(shape: [0])
 
     /// Per-class statistics of the input, accumulated while `classLabels` is set (one label per image).
     public var classStatistics: ClassStatistics?
+    /// Labels of the current batch (N) while accumulating class statistics; nil otherwise.
     public var classLabels: UnsafePointer<Int32>?
 
     private var flags = LayerFlags()
@@ -93,6 +105,8 @@ public final class BatchNorm2d: Layer {
     private var input: Tensor?
     private var usedBatchStats = false
 
+    /// γ = 1, β = 0, running mean 0, running variance 1. `relu` fuses a ReLU, `pool` (needs `relu`) the
+    /// 2×2 average pool after it; `name` prefixes parameter and buffer names.
     public init(_ channels: Int, relu: Bool = false, pool: Bool = false, name: String = "") {
         precondition(!pool || relu, "BatchNorm2d: the fused average pool follows the fused ReLU")
         self.channels = channels

@@ -6,6 +6,7 @@
 /// dW += dy · columnsᵀ (one GEMM over the whole batch), dcolumns = Wᵀ · dy, dx = col2im(dcolumns).
 /// A 1×1 stride-1 unpadded convolution uses x itself as the columns.
 public final class Conv2d: Layer {
+    /// C, K, square kernel size k, stride and zero padding.
     public let inChannels: Int, outChannels: Int, kernel: Int, stride: Int, padding: Int
     /// (K, C, k, k)
     public let weight: Parameter
@@ -27,6 +28,7 @@ public final class Conv2d: Layer {
     /// The input of the last forward, read by backward (not copied).
     private var input: Tensor?
 
+    /// A convolution from C to K channels; `name` prefixes the parameter names (`<name>.weight`).
     public init(_ inChannels: Int, _ outChannels: Int, kernel: Int, stride: Int = 1, padding: Int = 0,
                 bias: Bool = true, name: String = "", workspace: Workspace = Workspace()) {
         self.inChannels = inChannels; self.outChannels = outChannels
@@ -44,6 +46,7 @@ public final class Conv2d: Layer {
         if let b = bias { let r = 1 / fanIn.squareRoot(); Sample.uniform(b.value, -r, r, &rng) }
     }
 
+    /// (Ho, Wo) for an (H, W) input.
     public func outputSize(_ h: Int, _ w: Int) -> (Int, Int) {
         ((h + 2 * padding - kernel) / stride + 1, (w + 2 * padding - kernel) / stride + 1)
     }
