@@ -144,7 +144,9 @@ public final class Conv2d: Layer {
         let winogradDx = usesWinograd
         // A "same" stride-1 convolution's dx is the convolution of dy with the transposed, 180°-rotated
         // weights: im2col(dy) + one GEMM writing dx directly, instead of dcolumns + a scatter-add col2im.
-        let sameDx = !winogradDx && stride == 1 && ho == h && wo == w
+        // Only when K ≤ C: im2col(dy) has K·k·k rows where dcolumns has C·k·k (a 1-channel input's dx would
+        // otherwise unfold all K channels of dy for a GEMM with one output row).
+        let sameDx = !winogradDx && stride == 1 && ho == h && wo == w && outChannels <= inChannels
         let kkk = outChannels * kernel * kernel
         let step = chunkImages(n, perImage: max(ckk, kkk) * howo)
         let ws = workspace.buffer(max(ckk, kkk) * step * howo)
