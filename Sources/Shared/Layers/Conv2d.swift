@@ -148,8 +148,9 @@ public final class Conv2d: Layer {
         // otherwise unfold all K channels of dy for a GEMM with one output row).
         let sameDx = !winogradDx && stride == 1 && ho == h && wo == w && outChannels <= inChannels
         let kkk = outChannels * kernel * kernel
-        let step = chunkImages(n, perImage: max(ckk, kkk) * howo)
-        let ws = workspace.buffer(max(ckk, kkk) * step * howo)
+        let rows = sameDx && wantDx ? max(ckk, kkk) : ckk
+        let step = chunkImages(n, perImage: rows * howo)
+        let ws = workspace.buffer(rows * step * howo)
         if wantDx && sameDx {
             flippedWeight.ensureShape(inChannels, kkk)
             let wsrc = UnsafePointer(weight.value.data), wf = flippedWeight.data
