@@ -76,10 +76,6 @@ public final class Conv2d: Layer {
     public var usesWinograd: Bool {
         Conv2d.winograd && kernel == 3 && stride == 1 && padding == 1 && inChannels >= Conv2d.winogradMinChannels && outChannels >= Conv2d.winogradMinChannels
     }
-    /// Transformed weights (16, K, C) for forward or (16, C, K) for the input gradient.
-    private let transformed = Tensor(shape: [0])
-    /// (C, K·k·k): the weights transposed and rotated by 180°, for the input gradient of "same" convolutions.
-    private let flippedWeight = Tensor(shape: [0])
 
     /// Images per chunk for columns of `perImage` floats.
     private func chunkImages(_ n: Int, perImage: Int) -> Int {
@@ -95,9 +91,10 @@ public final class Conv2d: Layer {
         let howo = ho * wo, p = n * howo, ckk = inChannels * kernel * kernel
         let y = output.data
         if usesWinograd {
-            transformed.ensureShape(16 * outChannels * inChannels)
-            winogradWeights(weight.value.data, co: outChannels, ci: inChannels, flipped: false, into: transformed.data)
-            winogradConv(x.data, inC: inChannels, n: n, h: h, w: w, transformed.data, outC: outChannels,
+            // transformed weights (16, K, C) in the workspace's weight buffer
+            let u = workspace.weightBuffer(16 * outChannels * inChannels)
+            winogradWeights(weight.value.data, co: outChannels, ci: inChannels, flipped: false, into: u)
+            winogradConv(x.data, inC: inChannels, n: n, h: h, w: w, u, outC: outChannels,
                          bias: bias.map { UnsafePointer($0.value.data) }, y, workspace: workspace, budget: Conv2d.columnBudget)
             return output
         }
@@ -151,9 +148,10 @@ public final class Conv2d: Layer {
         let rows = sameDx && wantDx ? max(ckk, kkk) : ckk
         let step = chunkImages(n, perImage: rows * howo)
         let ws = workspace.buffer(rows * step * howo)
+        // (C, K·k·k): the weights transposed and rotated by 180°, in the workspace's weight buffer
+        let wf = workspace.weightBuffer(sameDx && wantDx ? inChannels * kkk : 1)
         if wantDx && sameDx {
-            flippedWeight.ensureShape(inChannels, kkk)
-            let wsrc = UnsafePointer(weight.value.data), wf = flippedWeight.data
+            let wsrc = UnsafePointer(weight.value.data)
             let kk = kernel * kernel, cin = inChannels
             for o in 0..<outChannels {
                 for c in 0..<cin {
@@ -172,7 +170,7 @@ public final class Conv2d: Layer {
             if wantDx && sameDx {
                 // dx[:, chunk] (C, Pc) = W' (C, K·k·k) · im2col(dy) (K·k·k, Pc)
                 im2col(g, ws, channels: outChannels, n: n, n0: n0, n1: n1, h: ho, w: wo, ho: h, wo: w)
-                sgemm(inChannels, pc, kkk, flippedWeight.data, ws, beta: 0, inputGrad.data + n0 * howo, ldc: p)
+                sgemm(inChannels, pc, kkk, wf, ws, beta: 0, inputGrad.data + n0 * howo, ldc: p)
             } else if wantDx && !winogradDx {
                 // dcolumns (C·k·k, Pc) = Wᵀ · dy[:, chunk], then scatter-add back into the images of the chunk.
                 sgemm(transA: true, ckk, pc, outChannels, weight.value.data, g + n0 * howo, ldb: p, beta: 0, ws)
@@ -181,9 +179,9 @@ public final class Conv2d: Layer {
         }
         if wantDx && winogradDx {
             // dx is the 3×3 pad-1 convolution of dy with the transposed, 180°-rotated weights.
-            transformed.ensureShape(16 * outChannels * inChannels)
-            winogradWeights(weight.value.data, co: outChannels, ci: inChannels, flipped: true, into: transformed.data)
-            winogradConv(g, inC: outChannels, n: n, h: h, w: w, transformed.data, outC: inChannels, bias: nil,
+            let u = workspace.weightBuffer(16 * outChannels * inChannels)   // (16, C, K)
+            winogradWeights(weight.value.data, co: outChannels, ci: inChannels, flipped: true, into: u)
+            winogradConv(g, inC: outChannels, n: n, h: h, w: w, u, outC: inChannels, bias: nil,
                          inputGrad.data, workspace: workspace, budget: Conv2d.columnBudget)
         }
         return wantDx ? inputGrad : nil
