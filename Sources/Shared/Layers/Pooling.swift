@@ -240,11 +240,3 @@ public final class ReLU: Layer {
         return inputGrad
     }
 }
-
-extension Tensor {
-    /// Takes `other`'s shape without allocating when it already matches.
-    @inline(__always)
-    public func reshapeLike(_ other: Tensor) {
-        if shape != other.shape { reshape(other.shape) }
-    }
-}
