@@ -75,7 +75,7 @@ private func activationBytes(_ model: Model) -> Int {
     for l in model.layers {
         switch l {
         case let c as Conv2d: n += c.output.count
-        case let b as BatchNorm2d: n += b.output.count
+        case let b as BatchNorm2d: n += b.output.count   // pooled size when the pool is fused
         case let p as AvgPool2d: n += p.output.count
         case let p as MaxPool2d: n += p.output.count
         case let b as BasicBlock:

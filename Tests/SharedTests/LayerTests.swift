@@ -89,6 +89,35 @@ final class LayerTests: XCTestCase {
         }
     }
 
+    func testFusedPoolBatchNormGradientsAndEquivalence() {
+        var rng = SplitMix64(seed: 9)
+        for training in [true, false] {
+            for (h, w) in [(4, 6), (5, 7)] {
+                let fused = BatchNorm2d(3, relu: true, pool: true, name: "bn")
+                let plain = BatchNorm2d(3, relu: true, name: "bn")
+                let pool = AvgPool2d()
+                Sample.normal(fused.weight.value, mean: 1, std: 0.3, &rng)
+                Sample.normal(fused.bias.value, std: 0.3, &rng)
+                Sample.uniform(fused.runningMean, -0.5, 0.5, &rng)
+                Sample.uniform(fused.runningVar, 0.5, 2, &rng)
+                for (a, b) in [(plain.weight.value, fused.weight.value), (plain.bias.value, fused.bias.value),
+                               (plain.runningMean, fused.runningMean), (plain.runningVar, fused.runningVar)] { a.copy(from: b) }
+                fused.training = training; plain.training = training
+                let x = randomTensor([3, 2, h, w], &rng, std: 2)
+                let yf = fused.forward(x).array
+                let yp = pool.forward(plain.forward(x)).array
+                XCTAssertEqual(yf.count, yp.count)
+                for (u, v) in zip(yf, yp) { XCTAssertEqual(u, v, accuracy: 1e-5) }
+                let r = randomTensor(fused.output.shape, &rng)
+                let dxf = fused.backward(Tensor(shape: r.shape, values: r.array))!.array
+                let dxp = plain.backward(pool.backward(Tensor(shape: r.shape, values: r.array))!)!.array
+                for (u, v) in zip(dxf, dxp) { XCTAssertEqual(u, v, accuracy: 1e-4) }
+                XCTAssertEqual(fused.weight.grad.array[0], plain.weight.grad.array[0], accuracy: 1e-4)
+                checkLayer("bn+relu+pool train=\(training) \(h)x\(w)", fused, input: x, samples: 30, eps: 2e-3, atol: 1e-2)
+            }
+        }
+    }
+
     /// The hook path alone: loss = Σ a·μ + Σ b·σ² of the input's batch statistics, in eval mode.
     func testBatchNormHookGradient() {
         var rng = SplitMix64(seed: 4)
