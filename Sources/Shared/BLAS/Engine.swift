@@ -48,9 +48,13 @@ public enum Engine {
         let core = flags.contains("avx512f") && flags.contains("avx512bw") ? "SkylakeX"
                  : flags.contains("avx2") && flags.contains("fma") ? "Haswell" : nil
         guard let core else { return }
+        // DYNAMIC_ARCH builds (all of Debian's) export the selection entry points; look them up at run time
+        // so a build without them still links and simply keeps its kernels.
+        guard let quit = dlsym(nil, "gotoblas_dynamic_quit"), let initialise = dlsym(nil, "gotoblas_dynamic_init") else { return }
+        typealias VoidFunction = @convention(c) () -> Void
         setenv("OPENBLAS_CORETYPE", core, 1)
-        openblas_dynamic_quit()
-        openblas_dynamic_init()
+        unsafeBitCast(quit, to: VoidFunction.self)()
+        unsafeBitCast(initialise, to: VoidFunction.self)()
     }
 
     /// The `flags` line of /proc/cpuinfo as a set (Linux); nil elsewhere.
@@ -103,7 +107,3 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-
-// OpenBLAS's DYNAMIC_ARCH core selection (exported by libopenblas; `void f(void)`).
-@_silgen_name("gotoblas_dynamic_init") private func openblas_dynamic_init()
-@_silgen_name("gotoblas_dynamic_quit") private func openblas_dynamic_quit()
