@@ -46,7 +46,7 @@ final class LayerTests: XCTestCase {
             if index == 2 * convCases.count { Conv2d.columnBudget = budget; Conv2d.winograd = false }
             let conv = Conv2d(cs.c, cs.k, kernel: cs.kernel, stride: cs.stride, padding: cs.pad, bias: cs.bias)
             conv.initialize(&rng)
-            if let b = conv.bias { Sample.normal(b.value, std: 1, &rng) }
+            if let b = conv.bias { rng.fillNormal(b.value, std: 1) }
             let x = randomTensor([cs.c, 3, cs.h, cs.h + 1], &rng)
             let y = conv.forward(x).array
             let ref = naiveConv(x, conv.weight.value, conv.bias?.value, stride: cs.stride, pad: cs.pad)
@@ -77,10 +77,10 @@ final class LayerTests: XCTestCase {
         for relu in [false, true] {
             for training in [true, false] {
                 let bn = BatchNorm2d(3, relu: relu, name: "bn")
-                Sample.normal(bn.weight.value, mean: 1, std: 0.3, &rng)
-                Sample.normal(bn.bias.value, std: 0.3, &rng)
-                Sample.uniform(bn.runningMean, -0.5, 0.5, &rng)
-                Sample.uniform(bn.runningVar, 0.5, 2, &rng)
+                rng.fillNormal(bn.weight.value, mean: 1, std: 0.3)
+                rng.fillNormal(bn.bias.value, std: 0.3)
+                rng.fillUniform(bn.runningMean, -0.5, 0.5)
+                rng.fillUniform(bn.runningVar, 0.5, 2)
                 bn.training = training
                 let x = randomTensor([3, 4, 3, 5], &rng, std: 2)
                 for i in 0..<x.count { x.data[i] += 0.5 }
@@ -96,10 +96,10 @@ final class LayerTests: XCTestCase {
                 let fused = BatchNorm2d(3, relu: true, pool: true, name: "bn")
                 let plain = BatchNorm2d(3, relu: true, name: "bn")
                 let pool = AvgPool2d()
-                Sample.normal(fused.weight.value, mean: 1, std: 0.3, &rng)
-                Sample.normal(fused.bias.value, std: 0.3, &rng)
-                Sample.uniform(fused.runningMean, -0.5, 0.5, &rng)
-                Sample.uniform(fused.runningVar, 0.5, 2, &rng)
+                rng.fillNormal(fused.weight.value, mean: 1, std: 0.3)
+                rng.fillNormal(fused.bias.value, std: 0.3)
+                rng.fillUniform(fused.runningMean, -0.5, 0.5)
+                rng.fillUniform(fused.runningVar, 0.5, 2)
                 for (a, b) in [(plain.weight.value, fused.weight.value), (plain.bias.value, fused.bias.value),
                                (plain.runningMean, fused.runningMean), (plain.runningVar, fused.runningVar)] { a.copy(from: b) }
                 fused.training = training; plain.training = training

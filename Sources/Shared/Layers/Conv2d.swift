@@ -42,8 +42,8 @@ public final class Conv2d: Layer {
     /// Kaiming-normal fan-out weights, std = sqrt(2 / (K·k·k)); bias uniform(±1/sqrt(C·k·k)) as PyTorch.
     public func initialize<G: RandomNumberGenerator>(_ rng: inout G) {
         let fanOut = Float(outChannels * kernel * kernel), fanIn = Float(inChannels * kernel * kernel)
-        Sample.normal(weight.value, std: (2 / fanOut).squareRoot(), &rng)
-        if let b = bias { let r = 1 / fanIn.squareRoot(); Sample.uniform(b.value, -r, r, &rng) }
+        rng.fillNormal(weight.value, std: (2 / fanOut).squareRoot())
+        if let b = bias { let r = 1 / fanIn.squareRoot(); rng.fillUniform(b.value, -r, r) }
     }
 
     /// (Ho, Wo) for an (H, W) input.

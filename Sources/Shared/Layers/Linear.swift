@@ -24,8 +24,8 @@ public final class Linear: Layer {
     /// PyTorch's default: weight and bias uniform(±1/sqrt(F)), weight first.
     public func initialize<G: RandomNumberGenerator>(_ rng: inout G) {
         let r = 1 / Float(inFeatures).squareRoot()
-        Sample.uniform(weight.value, -r, r, &rng)
-        Sample.uniform(bias.value, -r, r, &rng)
+        rng.fillUniform(weight.value, -r, r)
+        rng.fillUniform(bias.value, -r, r)
     }
 
     public func forward(_ x: Tensor) -> Tensor {
