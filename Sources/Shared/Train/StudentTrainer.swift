@@ -49,6 +49,11 @@ public final class StudentTrainer {
             guard t.count == n * k else {
                 throw LDError("teacher logits \(t.shape) for a student batch of \(n) x \(k) classes")
             }
+            // A NaN target would pass through the KL's q > 0 guard into NaN gradients; -inf (top-k) is fine.
+            let tp = t.data
+            for i in 0..<n * k where tp[i].isNaN {
+                throw LDError("teacher logits are NaN (image \(i / k), class \(i % k)): the loss diverged or the labels are corrupt")
+            }
             loss = try KLDivergence.loss(student: logits, teacher: t, temperature: recipe.temperature,
                                          scaleByTSquared: recipe.scaleByTSquared, dStudent: dLogits)
         case .labels(let y):
