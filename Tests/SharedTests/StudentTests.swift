@@ -111,4 +111,27 @@ final class StudentTests: XCTestCase {
         XCTAssertEqual(info.mean, [0.286])
         XCTAssertFalse(LabelStreamInfo(header: StreamHeader(kind: .labels, producer: "x", version: "0")).pruned)
     }
+
+    func testTopKRecordsReplayAsASoftmaxOverTheStoredClasses() throws {
+        Engine.threads = 1
+        let data = Dataset(pixels: (0..<2 * 16).map { UInt8($0 * 7) }, labels: [0, 2], classes: 3, channels: 1,
+                           height: 4, width: 4, mean: [0.5], std: [0.25], classNames: ["a", "b", "c"], source: "t")
+        let full = LabelBox(top: 0, left: 0, height: 4, width: 4)
+        let record = LabelBatchRecord(batch: 0, epoch: 0, classes: 3, indices: [1, 0], crops: [full, full],
+                                      flips: [true, false],
+                                      logits: .topK(k: 2, classes: [2, 0, 0, 1], values: [3, 1, 2, -1]))
+        try record.validate(images: data, source: "t")
+        let maker = try StudentBatchMaker(images: data, normalization: Normalization(of: data))
+        let (x, target) = maker.replay(record)
+        XCTAssertEqual(x.shape, [2, 1, 4, 4])
+        guard case .logits(let t) = target else { return XCTFail("not logits") }
+        XCTAssertEqual(t.array[0], 1)
+        XCTAssertEqual(t.array[1], -.infinity)
+        XCTAssertEqual(t.array[2], 3)
+        var rng = LDRandom(seed: 1, stage: .weightInit)
+        let model = try Model(.convnet(width: 2, depth: 1, channels: 1, imageSize: 4, classes: 3), rng: &rng)
+        let loss = try StudentTrainer(model: model, recipe: try StudentRecipe.preset("lpld")).step(input: x, target: target)
+        XCTAssertTrue(loss.isFinite && loss >= 0, "\(loss)")
+        XCTAssertTrue(model.parameters.allSatisfy { $0.value.array.allSatisfy { $0.isFinite } })
+    }
 }
