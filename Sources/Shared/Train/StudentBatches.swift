@@ -26,11 +26,13 @@ public struct StudentBatchDraw: Equatable {
 
 /// Draws the batches of the online and hard modes.
 ///
-/// Epoch e visits the images in the order of a permutation drawn from `LDRandom(seed, .shuffle, major: e)`,
+/// Epoch e visits the images in the order of a permutation drawn from `LDRandom(seed, .relabel, major: e)`,
 /// cut into batches of `batchSize` (the last one partial, as PyTorch's `drop_last=False`). Image `item` of
 /// batch `b` gets its augmentation from `LDRandom(seed, .augment, major: e, minor: b, item: item)` and the
 /// batch its mix from `LDRandom(seed, .mix, major: e, minor: b)` (CutMix alpha 1, Mixup alpha 0.8, the
-/// seeds' values). Nothing depends on the thread count or on earlier batches.
+/// seeds' values). Nothing depends on the thread count or on earlier batches. These are ld-relabel's keys:
+/// with the same seed, batch size and augmentation, the online teacher labels exactly the batches that
+/// ld-relabel stores.
 public struct OnlineBatchSampler {
     public let count: Int
     public let height: Int
@@ -55,7 +57,7 @@ public struct OnlineBatchSampler {
 
     /// The image order of an epoch.
     public func order(epoch: Int) -> [Int] {
-        var rng = LDRandom(seed: seed, stage: .shuffle, major: epoch)
+        var rng = LDRandom(seed: seed, stage: .relabel, major: epoch)
         return rng.permutation(count)
     }
 
@@ -117,7 +119,7 @@ public enum LabelPool {
 }
 
 /// The facts a label stream's first header gives about its run (`meta` of ld-relabel and ld-prune).
-public struct LabelStreamInfo: Equatable {
+public struct StudentStreamInfo: Equatable {
     /// Total epochs of the relabel run (`epochs`), if stated.
     public var epochs: Int?
     /// First stored epoch (`epoch_start`, 0 when absent).
@@ -158,7 +160,7 @@ public final class LabelStreamInput {
     public let name: String
     /// The first stream's header.
     public let header: StreamHeader
-    public let info: LabelStreamInfo
+    public let info: StudentStreamInfo
     /// Records returned so far.
     public private(set) var recordsRead = 0
     private let reader: StreamReader
@@ -174,13 +176,16 @@ public final class LabelStreamInput {
         try reader.expect(kind: .labels)
         reader.requireMatchingHeaders()
         header = reader.header
-        info = LabelStreamInfo(header: header)
+        info = StudentStreamInfo(header: header)
         self.images = images
         if let h = header.imageSetHash {
             let mine = images.contentHash
             if h != mine {
                 throw LDError("\(name): label stream was made for image set \(h), but --images \(images.source) is \(mine)")
             }
+        }
+        if !header.shape.isEmpty && header.shape != [images.channels, images.height, images.width] {
+            throw LDError("\(name): label stream is for \(header.shape) images, --images \(images.source) has [\(images.channels), \(images.height), \(images.width)]")
         }
         if header.classes != 0 && header.classes != images.classes {
             throw LDError("\(name): label stream has \(header.classes) classes, --images \(images.source) has \(images.classes)")
