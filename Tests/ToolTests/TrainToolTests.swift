@@ -132,6 +132,24 @@ final class TrainToolTests: ToolTestCase {
         XCTAssertEqual(try stripped(d.stdout), String(decoding: try Data(contentsOf: URL(fileURLWithPath: ToolTestCase.goldenRoot + "/ld-train/pool-with-replacement.ndjson")), as: UTF8.self))
     }
 
+    /// `ld-relabel`-style stream | ld-prune --ratio 5 | ld-train: the pruned stream becomes a pool of 3 records.
+    /// Skipped while ld-prune is the placeholder; `LD_PRUNE` names another ld-prune binary to test against.
+    func testPrunedStreamFromLdPrune() throws {
+        try makeInputs()
+        let prune = ProcessInfo.processInfo.environment["LD_PRUNE"] ?? "ld-prune"
+        let probe = try shell("\(prune) --ratio 5 --seed 3 labels.ldl > pruned.ldl")
+        if probe.status != 0 && (probe.err.contains("not implemented") || probe.err.contains("Unknown option")) { throw XCTSkip("ld-prune is not implemented in this tree") }
+        XCTAssertEqual(probe.status, 0, probe.err)
+        let r = try shell("\(prune) --ratio 5 --seed 3 labels.ldl | ld-train " + student.joined(separator: " ") + " --labels -")
+        XCTAssertEqual(r.status, 0, r.err)
+        let s = try summary(r.stdout)
+        XCTAssertEqual(s["source"] as? String, "labels-pool")
+        XCTAssertEqual(s["label_records"] as? Int, 3)
+        XCTAssertEqual(s["label_replays"] as? Int, 15)
+        let f = try run("ld-train", student + ["--labels", "pruned.ldl"])
+        XCTAssertEqual(try stripped(f.stdout), try stripped(r.stdout))
+    }
+
     func testGoldenOnlineTeacherAndHard() throws {
         try makeInputs()
         let t = try run("ld-train", student + ["--teacher", "teacher.ldm", "--epochs", "3", "--batch-size", "8", "-o", "t.ldm"])
