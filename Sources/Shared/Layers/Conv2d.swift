@@ -39,10 +39,23 @@ public final class Conv2d: Layer {
         self.workspace = workspace
     }
 
-    /// Kaiming-normal fan-out weights, std = sqrt(2 / (K·k·k)); bias uniform(±1/sqrt(C·k·k)) as PyTorch.
-    public func initialize<G: RandomNumberGenerator>(_ rng: inout G) {
+    /// How a convolution's weights are drawn.
+    public enum Initialization {
+        /// Kaiming-normal, fan-out, ReLU gain: std = sqrt(2 / (K·k·k)) (torchvision's ResNet).
+        case kaimingNormalFanOut
+        /// PyTorch's `nn.Conv2d` default, kaiming-uniform with a = sqrt(5): uniform(±1/sqrt(C·k·k)) (the
+        /// DC/DM ConvNet, which keeps the default; a normal fan-out init there trains hard-label students
+        /// about two points worse under the DC protocol's SGD).
+        case pytorchDefault
+    }
+
+    /// Draws the weights by `scheme`; a bias is uniform(±1/sqrt(C·k·k)) as in PyTorch.
+    public func initialize<G: RandomNumberGenerator>(_ rng: inout G, _ scheme: Initialization = .kaimingNormalFanOut) {
         let fanOut = Float(outChannels * kernel * kernel), fanIn = Float(inChannels * kernel * kernel)
-        rng.fillNormal(weight.value, std: (2 / fanOut).squareRoot())
+        switch scheme {
+        case .kaimingNormalFanOut: rng.fillNormal(weight.value, std: (2 / fanOut).squareRoot())
+        case .pytorchDefault: let r = 1 / fanIn.squareRoot(); rng.fillUniform(weight.value, -r, r)
+        }
         if let b = bias { let r = 1 / fanIn.squareRoot(); rng.fillUniform(b.value, -r, r) }
     }
 

@@ -35,7 +35,7 @@ public final class Model {
                 let conv = Conv2d(c, config.width, kernel: 3, padding: 1, bias: true, name: "blocks.\(d).conv", workspace: ws)
                 // BN → ReLU → avg-pool 2 as one fused layer (the un-pooled activation is never stored)
                 let bn = BatchNorm2d(config.width, relu: true, pool: true, name: "blocks.\(d).bn")
-                conv.initialize(&rng)
+                conv.initialize(&rng, .pytorchDefault)
                 layers += [conv, bn]
                 bns.append(bn)
                 c = config.width; res /= 2
