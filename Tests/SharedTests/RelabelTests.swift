@@ -52,6 +52,12 @@ final class RelabelTests: XCTestCase {
         XCTAssertThrowsError(try LabelStreamInfo(header: bad, source: "t"))
         bad.meta["mix"] = .string("blend")
         XCTAssertThrowsError(try LabelStreamInfo(header: bad, source: "t")) { XCTAssertTrue("\($0)".contains("mix"), "\($0)") }
+        // A consumer refuses labels made for other images or another class count.
+        XCTAssertNoThrow(try LabelStreamInfo.check(decoded, images: data, classes: 3, source: "t"))
+        XCTAssertThrowsError(try LabelStreamInfo.check(decoded, images: tinySet(count: 6), source: "t")) {
+            XCTAssertTrue("\($0)".contains("image set"), "\($0)")
+        }
+        XCTAssertThrowsError(try LabelStreamInfo.check(decoded, images: data, classes: 10, source: "t"))
     }
 
     func testEpochsArePermutationsCutIntoBatches() throws {

@@ -1,48 +1,6 @@
-/// What a label stream written by ld-relabel says about itself, and how its producer was set up.
-///
-/// ## The header of a label stream
-///
-/// - `kind` `labels`, `producer` `ld-relabel`, `seed` the run's seed;
-/// - `classes`: the teacher's class count K (every record's logits have K classes);
-/// - `shape`: the image shape [C, H, W] the crop boxes refer to;
-/// - `teacher_hash`: the teacher file's `ModelFile.hash`; `image_set_hash`: the image set's
-///   `Dataset.contentHash`. Consumers (ld-train, ld-prune) refuse a stream whose hashes do not match their
-///   images or teacher;
-/// - `meta`, with these keys (all always present):
-///
-/// | key | value |
-/// |---|---|
-/// | `epochs` | E, the epochs of the whole run (not only this shard) |
-/// | `epoch_start`, `epoch_end` | the epochs this stream holds: epoch_start ..< epoch_end |
-/// | `images` | N, the size of the image set |
-/// | `batch_size` | B |
-/// | `drop_last` | whether a partial last batch of an epoch was dropped |
-/// | `batches_per_epoch` | ceil(N/B), or floor(N/B) with `drop_last` |
-/// | `mix` | `cutmix`, `mixup` or `none` |
-/// | `cutmix_alpha`, `mixup_alpha` | Beta parameters of the mix draws (only the one of `mix` is used) |
-/// | `crop_scale`, `crop_ratio` | RandomResizedCrop's [min, max] area scale and aspect-ratio range |
-/// | `flip` | probability of a horizontal flip |
-/// | `logits` | `fp16`, `fp32` or `topk` (class ids u16 and fp16 values, best first) |
-/// | `top_k` | k for `topk`, 0 for the dense formats |
-///
-/// Shards of one run (`--epochs 0:150`, `--epochs 150:300`) differ only in `epoch_start` and
-/// `epoch_end`, which `StreamHeader.mismatch` ignores (it compares kind, classes, shape and the hashes), so
-/// `cat shard-*.ldl` reads as one stream. Concatenated in epoch order, the shards' label records are
-/// byte-identical to the records of one run over all epochs; the headers and end records of course are not
-/// (each shard has its own), so "the same stream" means the same sequence of label records.
-///
-/// ## Records
-///
-/// One `LabelBatchRecord` per batch, in global batch order: batch id `epoch * batches_per_epoch + b` for
-/// batch b of an epoch. Every random draw is keyed by what it is about, so neither shards nor the thread
-/// count change it:
-/// - the order of epoch e: a permutation of 0..<N from `LDRandom(seed, .relabel, major: e)`, cut into
-///   consecutive batches of B (the last one partial unless `drop_last`);
-/// - the crop box and flip of the image at position i of batch b: `LDRandom(seed, .augment, major: e,
-///   minor: b, item: i)` (RandomResizedCrop's box, then the flip), with b local to the epoch;
-/// - the mix of batch b: `LDRandom(seed, .mix, major: e, minor: b)` (`CutMix.sample` / `Mixup.sample`).
-/// The logits are the teacher's raw outputs (no softmax, no temperature) in eval mode on the batch that
-/// `LabelBatchBuilder` builds from these parameters, normalised with the teacher's own normalisation.
+// Label streams made by ld-relabel: how logits are stored (`LogitStorage`), the run's settings and the header
+// meta they become (`RelabelSettings`, whose doc comment lists every meta key), and the same read back by
+// consumers (`LabelStreamInfo`).
 
 /// How a label stream stores the teacher's logits.
 public enum LogitStorage: Equatable, CustomStringConvertible {
@@ -114,7 +72,51 @@ public enum LogitStorage: Equatable, CustomStringConvertible {
     }
 }
 
-/// The settings of one ld-relabel run: what the header's meta records.
+/// The settings of one ld-relabel run, and what a label stream written by ld-relabel says about itself.
+///
+/// ## The header of a label stream
+///
+/// - `kind` `labels`, `producer` `ld-relabel`, `seed` the run's seed;
+/// - `classes`: the teacher's class count K (every record's logits have K classes);
+/// - `shape`: the image shape [C, H, W] the crop boxes refer to;
+/// - `teacher_hash`: the teacher file's `ModelFile.hash`; `image_set_hash`: the image set's
+///   `Dataset.contentHash`. Consumers (ld-train, ld-prune) refuse a stream whose hashes do not match their
+///   images or teacher;
+/// - `meta`, with these keys (all always present):
+///
+/// | key | value |
+/// |---|---|
+/// | `epochs` | E, the epochs of the whole run (not only this shard) |
+/// | `epoch_start`, `epoch_end` | the epochs this stream holds: epoch_start ..< epoch_end |
+/// | `images` | N, the size of the image set |
+/// | `batch_size` | B |
+/// | `drop_last` | whether a partial last batch of an epoch was dropped |
+/// | `batches_per_epoch` | ceil(N/B), or floor(N/B) with `drop_last` |
+/// | `mix` | `cutmix`, `mixup` or `none` |
+/// | `cutmix_alpha`, `mixup_alpha` | Beta parameters of the mix draws (only the one of `mix` is used) |
+/// | `crop_scale`, `crop_ratio` | RandomResizedCrop's [min, max] area scale and aspect-ratio range |
+/// | `flip` | probability of a horizontal flip |
+/// | `logits` | `fp16`, `fp32` or `topk` (class ids u16 and fp16 values, best first) |
+/// | `top_k` | k for `topk`, 0 for the dense formats |
+///
+/// Shards of one run (`--epochs 0:150`, `--epochs 150:300`) differ only in `epoch_start` and
+/// `epoch_end`, which `StreamHeader.mismatch` ignores (it compares kind, classes, shape and the hashes), so
+/// `cat shard-*.ldl` reads as one stream. Concatenated in epoch order, the shards' label records are
+/// byte-identical to the records of one run over all epochs; the headers and end records of course are not
+/// (each shard has its own), so "the same stream" means the same sequence of label records.
+///
+/// ## Records
+///
+/// One `LabelBatchRecord` per batch, in global batch order: batch id `epoch * batches_per_epoch + b` for
+/// batch b of an epoch. Every random draw is keyed by what it is about, so neither shards nor the thread
+/// count change it:
+/// - the order of epoch e: a permutation of 0..<N from `LDRandom(seed, .relabel, major: e)`, cut into
+///   consecutive batches of B (the last one partial unless `drop_last`);
+/// - the crop box and flip of the image at position i of batch b: `LDRandom(seed, .augment, major: e,
+///   minor: b, item: i)` (RandomResizedCrop's box, then the flip), with b local to the epoch;
+/// - the mix of batch b: `LDRandom(seed, .mix, major: e, minor: b)` (`CutMix.sample` / `Mixup.sample`).
+/// The logits are the teacher's raw outputs (no softmax, no temperature) in eval mode on the batch that
+/// `LabelBatchBuilder` builds from these parameters, normalised with the teacher's own normalisation.
 public struct RelabelSettings: Equatable {
     /// The run's seed (every draw is keyed by it).
     public var seed: UInt64
@@ -270,6 +272,24 @@ public struct LabelStreamInfo: Equatable {
         batchesPerEpoch = try int("batches_per_epoch")
         guard images >= 0, settings.batchSize >= 1, batchesPerEpoch == settings.batchesPerEpoch(images: images) else {
             throw LDError("\(source): header meta batches_per_epoch \(batchesPerEpoch) does not match \(images) images in batches of \(settings.batchSize)")
+        }
+    }
+
+    /// Throws unless a label stream's header refers to `images`: same image-set hash (so the same images,
+    /// labels and order), same image shape, and, when `classes` is given, that many classes (a student or
+    /// teacher of another class count cannot use the logits). `source` names the stream in errors.
+    public static func check(_ header: StreamHeader, images: Dataset, classes: Int? = nil, source: String) throws {
+        guard header.kind == .labels else { throw LDError("\(source): a '\(header.kind)' stream, expected labels") }
+        let hash = images.contentHash
+        guard header.imageSetHash == hash else {
+            throw LDError("\(source): labels made for image set \(header.imageSetHash ?? "none"), but \(images.source) is \(hash)")
+        }
+        let shape = [images.channels, images.height, images.width]
+        guard header.shape == shape else {
+            throw LDError("\(source): labels for \(header.shape) images, \(images.source) has \(shape)")
+        }
+        if let k = classes, header.classes != k {
+            throw LDError("\(source): logits for \(header.classes) classes, expected \(k)")
         }
     }
 }
