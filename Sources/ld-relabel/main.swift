@@ -67,7 +67,7 @@ struct Relabel: ParsableCommand {
     @Option(name: .customLong("crop-scale"), help: "RandomResizedCrop's area scale range MIN,MAX.")
     var cropScale: String = "0.08,1"
 
-    @Option(help: "Logit storage: fp16 or fp32 (all classes).")
+    @Option(help: "Logit storage for all classes: fp16 (the default, as the seeds) or fp32.")
     var logits: String?
 
     @Option(name: .customLong("top-k"), help: "Store only the k best classes per image (class ids and fp16 values).")
