@@ -61,7 +61,7 @@ private func sgemmRate(threads: Int, size: Int = 1536, secs: Double) -> Double {
     Engine.threads = threads
     let a = Tensor(shape: [size, size]), b = Tensor(shape: [size, size]), c = Tensor(shape: [size, size])
     var rng = BenchRNG(state: 1)
-    Sample.uniform(a, -1, 1, &rng); Sample.uniform(b, -1, 1, &rng)
+    rng.fillUniform(a, -1, 1); rng.fillUniform(b, -1, 1)
     let dt = timeit(secs: secs, warm: 1) {
         matmul(m: size, n: size, k: size, a: a.data, b: b.data, c: c.data)
     }
@@ -75,7 +75,7 @@ private func activationBytes(_ model: Model) -> Int {
     for l in model.layers {
         switch l {
         case let c as Conv2d: n += c.output.count
-        case let b as BatchNorm2d: n += b.output.count
+        case let b as BatchNorm2d: n += b.output.count   // pooled size when the pool is fused
         case let p as AvgPool2d: n += p.output.count
         case let p as MaxPool2d: n += p.output.count
         case let b as BasicBlock:
@@ -113,7 +113,7 @@ private let pytorch: [String: Double] = [
 private func makeStep(_ w: Workload, _ model: Model, rng: inout BenchRNG) throws -> () throws -> Void {
     let c = w.config
     let x = Tensor(shape: [w.batch, c.channels, c.imageSize, c.imageSize])
-    Sample.normal(x, std: 1, &rng)
+    rng.fillNormal(x, std: 1)
     let labels = (0..<w.batch).map { _ in Int32(rng.next() % UInt64(c.classes)) }
     let dLogits = Tensor(shape: [0])
     switch w.kind {
@@ -219,7 +219,7 @@ func gemmShapesBench() {
     var rng = BenchRNG(state: 3)
     for (name, ta, tb, m, n, k) in shapes {
         let a = Tensor(shape: [m * k]), b = Tensor(shape: [k * n]), c = Tensor(shape: [m * n])
-        Sample.uniform(a, -1, 1, &rng); Sample.uniform(b, -1, 1, &rng)
+        rng.fillUniform(a, -1, 1); rng.fillUniform(b, -1, 1)
         var line = name
         for t in [1, 2] {
             Engine.threads = t
@@ -237,8 +237,8 @@ func convShapesBench() {
         let conv = Conv2d(c, c, kernel: 3, padding: 1, bias: false)
         conv.initialize(&rng)
         conv.wantsParamGrads = false
-        let x = Tensor(shape: [c, n, hw, hw]); Sample.normal(x, std: 1, &rng)
-        let dy = Tensor(shape: [c, n, hw, hw]); Sample.normal(dy, std: 1, &rng)
+        let x = Tensor(shape: [c, n, hw, hw]); rng.fillNormal(x, std: 1)
+        let dy = Tensor(shape: [c, n, hw, hw]); rng.fillNormal(dy, std: 1)
         var line = "\(c)ch \(hw)x\(hw) n\(n)"
         for wino in [false, true] {
             Conv2d.winograd = wino

@@ -88,9 +88,9 @@ final class DataSpecTests: XCTestCase {
         assertThrows(try DatasetSpec(parsing: ""), contains: ["empty"])
     }
 
-    func testRecordStreamHookAndMissingFolders() throws {
+    func testMissingStreamFileAndFolders() throws {
         let t = try TempDir()
-        assertThrows(try Dataset.load("\(t.path)/x.ldi"), contains: ["not supported yet"])
+        assertThrows(try Dataset.load("\(t.path)/x.ldi"), contains: ["\(t.path)/x.ldi", "No such file"])
         assertThrows(try Dataset.load("fmnist:train:\(t.path)/nope"), contains: ["\(t.path)/nope", "not found"])
         assertThrows(try Dataset.load("cifar10:\(t.path)/nope"), contains: ["\(t.path)/nope", "not found"])
         assertThrows(try Dataset.load("folder:\(t.path)/nope"), contains: ["\(t.path)/nope", "not found"])

@@ -16,7 +16,7 @@ struct SplitMix64: RandomNumberGenerator {
 
 func randomTensor(_ shape: [Int], _ rng: inout SplitMix64, std: Float = 1) -> Tensor {
     let t = Tensor(shape: shape)
-    Sample.normal(t, std: std, &rng)
+    rng.fillNormal(t, std: std)
     return t
 }
 

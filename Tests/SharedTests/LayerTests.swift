@@ -46,7 +46,7 @@ final class LayerTests: XCTestCase {
             if index == 2 * convCases.count { Conv2d.columnBudget = budget; Conv2d.winograd = false }
             let conv = Conv2d(cs.c, cs.k, kernel: cs.kernel, stride: cs.stride, padding: cs.pad, bias: cs.bias)
             conv.initialize(&rng)
-            if let b = conv.bias { Sample.normal(b.value, std: 1, &rng) }
+            if let b = conv.bias { rng.fillNormal(b.value, std: 1) }
             let x = randomTensor([cs.c, 3, cs.h, cs.h + 1], &rng)
             let y = conv.forward(x).array
             let ref = naiveConv(x, conv.weight.value, conv.bias?.value, stride: cs.stride, pad: cs.pad)
@@ -77,14 +77,43 @@ final class LayerTests: XCTestCase {
         for relu in [false, true] {
             for training in [true, false] {
                 let bn = BatchNorm2d(3, relu: relu, name: "bn")
-                Sample.normal(bn.weight.value, mean: 1, std: 0.3, &rng)
-                Sample.normal(bn.bias.value, std: 0.3, &rng)
-                Sample.uniform(bn.runningMean, -0.5, 0.5, &rng)
-                Sample.uniform(bn.runningVar, 0.5, 2, &rng)
+                rng.fillNormal(bn.weight.value, mean: 1, std: 0.3)
+                rng.fillNormal(bn.bias.value, std: 0.3)
+                rng.fillUniform(bn.runningMean, -0.5, 0.5)
+                rng.fillUniform(bn.runningVar, 0.5, 2)
                 bn.training = training
                 let x = randomTensor([3, 4, 3, 5], &rng, std: 2)
                 for i in 0..<x.count { x.data[i] += 0.5 }
                 checkLayer("bn relu=\(relu) train=\(training)", bn, input: x, samples: 30)
+            }
+        }
+    }
+
+    func testFusedPoolBatchNormGradientsAndEquivalence() {
+        var rng = SplitMix64(seed: 9)
+        for training in [true, false] {
+            for (h, w) in [(4, 6), (5, 7)] {
+                let fused = BatchNorm2d(3, relu: true, pool: true, name: "bn")
+                let plain = BatchNorm2d(3, relu: true, name: "bn")
+                let pool = AvgPool2d()
+                rng.fillNormal(fused.weight.value, mean: 1, std: 0.3)
+                rng.fillNormal(fused.bias.value, std: 0.3)
+                rng.fillUniform(fused.runningMean, -0.5, 0.5)
+                rng.fillUniform(fused.runningVar, 0.5, 2)
+                for (a, b) in [(plain.weight.value, fused.weight.value), (plain.bias.value, fused.bias.value),
+                               (plain.runningMean, fused.runningMean), (plain.runningVar, fused.runningVar)] { a.copy(from: b) }
+                fused.training = training; plain.training = training
+                let x = randomTensor([3, 2, h, w], &rng, std: 2)
+                let yf = fused.forward(x).array
+                let yp = pool.forward(plain.forward(x)).array
+                XCTAssertEqual(yf.count, yp.count)
+                for (u, v) in zip(yf, yp) { XCTAssertEqual(u, v, accuracy: 1e-5) }
+                let r = randomTensor(fused.output.shape, &rng)
+                let dxf = fused.backward(Tensor(shape: r.shape, values: r.array))!.array
+                let dxp = plain.backward(pool.backward(Tensor(shape: r.shape, values: r.array))!)!.array
+                for (u, v) in zip(dxf, dxp) { XCTAssertEqual(u, v, accuracy: 1e-4) }
+                XCTAssertEqual(fused.weight.grad.array[0], plain.weight.grad.array[0], accuracy: 1e-4)
+                checkLayer("bn+relu+pool train=\(training) \(h)x\(w)", fused, input: x, samples: 30, eps: 2e-3, atol: 1e-2)
             }
         }
     }

@@ -26,7 +26,7 @@ final class LossTests: XCTestCase {
         var rng = SplitMix64(seed: 12)
         let logits = randomTensor([3, 4], &rng, std: 2)
         let t = Tensor(shape: [3, 4])
-        Sample.uniform(t, 0, 1, &rng)
+        rng.fillUniform(t, 0, 1)
         for i in 0..<3 { let s = (0..<4).map { t.data[i * 4 + $0] }.reduce(0, +); for j in 0..<4 { t.data[i * 4 + j] /= s } }
         let d = Tensor(shape: [3, 4])
         _ = try CrossEntropy.loss(logits: logits, targets: t, dLogits: d)

@@ -64,6 +64,9 @@ final class ModelTests: XCTestCase {
             }
         }
         XCTAssertNotNil(m.batchNorms[1].classStatistics)
+        XCTAssertEqual(m.classStatistics.map { $0.name }, ["blocks.0.bn.class_stats", "blocks.1.bn.class_stats"])
+        XCTAssertNoThrow(try m.validateInput(x))
+        XCTAssertThrowsError(try m.validateInput(Tensor(shape: [5, 1, 6, 7])))
     }
 
     /// A tiny ConvNet fits a small fixed batch (bench-local SGD; the engine's optimisers replace this).
@@ -109,6 +112,10 @@ final class ModelTests: XCTestCase {
         let a = try run(), b = try run()
         XCTAssertEqual(a.count, b.count)
         XCTAssertTrue(a.elementsEqual(b, by: { $0.bitPattern == $1.bitPattern }))
+        // The engine's 2-way splits are static (no dynamic scheduling, no atomics): 2 threads repeat too.
+        Engine.threads = 2
+        let c = try run(), d = try run()
+        XCTAssertTrue(c.elementsEqual(d, by: { $0.bitPattern == $1.bitPattern }))
     }
 
     /// Two threads give the same results as one (up to GEMM summation order).
@@ -135,5 +142,16 @@ final class ModelSummaryTests: XCTestCase {
         XCTAssertTrue(s[s.count - 3].contains(" 128x  3x3"), s[s.count - 3])
         let r = try Model(.resnet18(), rng: &rng).summary
         XCTAssertTrue(r.contains { $0.contains("block layer4.1") && $0.contains(" 512x  4x4") }, r.joined(separator: "\n"))
+    }
+}
+
+final class EngineTests: XCTestCase {
+    func testBLASCoreIsNotTheSSE3Fallback() {
+        let core = Engine.blasCore
+        XCTAssertFalse(core.isEmpty)
+        // On an AVX2/AVX-512 machine the engine must not be left on OpenBLAS's SSE3 fallback kernels.
+        if let info = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8), info.contains(" avx2 ") {
+            XCTAssertNotEqual(core.lowercased(), "prescott")
+        }
     }
 }

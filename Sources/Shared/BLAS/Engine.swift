@@ -20,16 +20,57 @@ public enum Engine {
     }
 
     private static func setThreads(_ n: Int) {
+        if _threads == 0 { upgradeUnrecognisedCore() }
         _threads = max(1, n)
         // OpenBLAS runs single-threaded; `sgemm` splits big GEMMs over the engine's own workers.
         openblas_set_num_threads(1)
     }
 
-    /// The OpenBLAS kernel family in use (e.g. `SkylakeX`, `Cooperlake`; `Prescott` means the CPU was not
-    /// recognised and the slow SSE3 kernels run: export `OPENBLAS_CORETYPE=SkylakeX` or `Haswell`).
+    /// The OpenBLAS kernel family in use (e.g. `SkylakeX`, `Cooperlake`). `Prescott` means the CPU was not
+    /// recognised and the slow SSE3 kernels run (see `upgradeUnrecognisedCore`).
     public static var blasCore: String {
+        if _threads == 0 { _ = threads }   // core selection is settled on first use
+        return rawCore()
+    }
+
+    private static func rawCore() -> String {
         guard let p = openblas_get_corename() else { return "unknown" }
         return String(cString: p)
+    }
+
+    /// OpenBLAS 0.3.21 (Debian 12) does not recognise some newer CPUs (e.g. Intel family 6 model 207) and
+    /// falls back to its SSE3 "Prescott" kernels, 4-5x slower than the AVX-512 ones on the same core. When
+    /// that happened, the user did not choose a core type, and the CPU has AVX-512F (or AVX2), this
+    /// re-runs OpenBLAS's core selection with `OPENBLAS_CORETYPE=SkylakeX` (or `Haswell`) before any GEMM.
+    private static func upgradeUnrecognisedCore() {
+        guard rawCore().lowercased() == "prescott", getenv("OPENBLAS_CORETYPE") == nil,
+              let flags = cpuFlags() else { return }
+        let core = flags.contains("avx512f") && flags.contains("avx512bw") ? "SkylakeX"
+                 : flags.contains("avx2") && flags.contains("fma") ? "Haswell" : nil
+        guard let core else { return }
+        // DYNAMIC_ARCH builds (all of Debian's) export the selection entry points; look them up at run time
+        // so a build without them still links and simply keeps its kernels.
+        guard let quit = dlsym(nil, "gotoblas_dynamic_quit"), let initialise = dlsym(nil, "gotoblas_dynamic_init") else { return }
+        typealias VoidFunction = @convention(c) () -> Void
+        setenv("OPENBLAS_CORETYPE", core, 1)
+        unsafeBitCast(quit, to: VoidFunction.self)()
+        unsafeBitCast(initialise, to: VoidFunction.self)()
+    }
+
+    /// The `flags` line of /proc/cpuinfo as a set (Linux); nil elsewhere.
+    private static func cpuFlags() -> Set<Substring>? {
+        guard let f = fopen("/proc/cpuinfo", "r") else { return nil }
+        defer { fclose(f) }
+        var line: UnsafeMutablePointer<CChar>? = nil
+        var cap = 0
+        defer { free(line) }
+        while getline(&line, &cap, f) > 0 {
+            let s = String(cString: line!)
+            if s.hasPrefix("flags") {
+                return Set(s.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\n" || $0 == ":" }))
+            }
+        }
+        return nil
     }
 
     private static func defaultThreads() -> Int {

@@ -1,7 +1,9 @@
 /// ResNet basic block: y = relu(bn2(conv2(relu(bn1(conv1(x))))) + shortcut(x)), shortcut = x or
 /// bn(conv1x1(x)) when the stride or the width changes. x (C,N,H,W) → y (K,N,Ho,Wo).
 public final class BasicBlock: Layer {
+    /// Main branch: conv3×3/stride → BN+ReLU → conv3×3/1 → BN.
     public let conv1: Conv2d, bn1: BatchNorm2d, conv2: Conv2d, bn2: BatchNorm2d
+    /// Shortcut projection (conv1×1/stride → BN) when the stride or width changes; nil for identity.
     public let downsample: (conv: Conv2d, bn: BatchNorm2d)?
     public var parameters: [Parameter] {
         var p = conv1.parameters + bn1.parameters + conv2.parameters + bn2.parameters
@@ -42,6 +44,7 @@ public final class BasicBlock: Layer {
     private let dsum = Tensor(shape: [0])
     private var input: Tensor?
 
+    /// A block `name` (e.g. `layer2.0`) from C to K channels; its convolutions share `workspace`.
     public init(_ inChannels: Int, _ outChannels: Int, stride: Int, name: String, workspace: Workspace) {
         conv1 = Conv2d(inChannels, outChannels, kernel: 3, stride: stride, padding: 1, bias: false,
                        name: name + ".conv1", workspace: workspace)
@@ -58,6 +61,7 @@ public final class BasicBlock: Layer {
         }
     }
 
+    /// Kaiming-normal (fan-out) weights for conv1, conv2 and the downsample conv, in that order.
     public func initialize<G: RandomNumberGenerator>(_ rng: inout G) {
         conv1.initialize(&rng); conv2.initialize(&rng); downsample?.conv.initialize(&rng)
     }

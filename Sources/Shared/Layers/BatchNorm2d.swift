@@ -3,11 +3,16 @@
 /// For class k and channel c: `count[k]` values were seen per channel (images × H × W), `sum[k·C + c]`
 /// and `sumSquares[k·C + c]` are Σx and Σx² over them, all in Double.
 public final class ClassStatistics {
+    /// Number of classes and channels the statistics were sized for.
     public let classes: Int, channels: Int
+    /// Values seen per channel for each class (classes).
     public var count: [Double]
+    /// Σx per (class, channel), class-major (classes·C).
     public var sum: [Double]
+    /// Σx² per (class, channel), class-major (classes·C).
     public var sumSquares: [Double]
 
+    /// Zeroed statistics for `classes` × `channels`.
     public init(classes: Int, channels: Int) {
         self.classes = classes; self.channels = channels
         count = [Double](repeating: 0, count: classes)
@@ -29,6 +34,7 @@ public final class ClassStatistics {
         }
     }
 
+    /// Clears every count and sum.
     public func reset() {
         for i in count.indices { count[i] = 0 }
         for i in sum.indices { sum[i] = 0; sumSquares[i] = 0 }
@@ -47,11 +53,18 @@ public final class ClassStatistics {
 /// uses the running statistics), and backward adds the gradients found in `dBatchMean` / `dBatchVariance`
 /// (then clears them) to the input gradient.
 public final class BatchNorm2d: Layer {
+    /// C.
     public let channels: Int
+    /// Added to the variance before the square root (PyTorch's default).
     public let eps: Float = 1e-5
+    /// Running-statistics momentum: running = (1 − m)·running + m·batch.
     public let momentum: Float = 0.1
     /// Whether a ReLU follows inside this layer (y = max(bn(x), 0)).
     public let fusedReLU: Bool
+    /// Whether a 2×2 stride-2 average pool (floor on odd sizes) follows the ReLU inside this layer (the
+    /// ConvNet block): y (C,N,H/2,W/2). The un-pooled activation is never stored; backward recomputes the
+    /// ReLU mask from the cached input.
+    public let fusedPool: Bool
     /// γ (C), β (C)
     public let weight: Parameter, bias: Parameter
     public var parameters: [Parameter] { [weight, bias] }
@@ -62,11 +75,14 @@ public final class BatchNorm2d: Layer {
 
     /// Hook switch and its tensors (C each).
     public var captureBatchStatistics = false
+    /// Batch mean and biased variance (C) of the last forward's input, when captured.
     public let batchMean = Tensor(shape: [0]), batchVariance = Tensor(shape: [0])
+    /// dL/d(batch mean), dL/d(batch variance) (C), set by the loss; backward consumes and clears them.
     public let dBatchMean = Tensor(shape: [0]), dBatchVariance = Tensor(shape: [0])
 
     /// Per-class statistics of the input, accumulated while `classLabels` is set (one label per image).
     public var classStatistics: ClassStatistics?
+    /// Labels of the current batch (N) while accumulating class statistics; nil otherwise.
     public var classLabels: UnsafePointer<Int32>?
 
     private var flags = LayerFlags()
@@ -74,8 +90,13 @@ public final class BatchNorm2d: Layer {
     public var wantsParamGrads: Bool { get { flags.wantsParamGrads } set { flags.wantsParamGrads = newValue } }
     public var wantsInputGrad: Bool { get { flags.wantsInputGrad } set { flags.wantsInputGrad = newValue } }
 
-    /// y (C,N,H,W). The input gradient is written over dy (see `backward`).
+    /// y (C,N,H,W), or (C,N,H/2,W/2) with the fused pool. The input gradient is written over dy (see
+    /// `backward`), or into `pooledInputGrad` with the fused pool.
     public let output = Tensor(shape: [0])
+    /// dx (C,N,H,W) of the fused-pool variant.
+    public let pooledInputGrad = Tensor(shape: [0])
+    /// One (H,W) plane per channel: the un-pooled gradient of the fused-pool backward.
+    private let scratchPlanes = Tensor(shape: [0])
     /// Cached for backward: the mean and 1/sqrt(var + eps) used by the last forward (C each), and its input.
     private let usedMean = Tensor(shape: [0]), usedInvStd = Tensor(shape: [0])
     /// Per-(c, n) plane sums of the input (C·N), Double, for batch and class statistics.
@@ -84,9 +105,13 @@ public final class BatchNorm2d: Layer {
     private var input: Tensor?
     private var usedBatchStats = false
 
-    public init(_ channels: Int, relu: Bool = false, name: String = "") {
+    /// γ = 1, β = 0, running mean 0, running variance 1. `relu` fuses a ReLU, `pool` (needs `relu`) the
+    /// 2×2 average pool after it; `name` prefixes parameter and buffer names.
+    public init(_ channels: Int, relu: Bool = false, pool: Bool = false, name: String = "") {
+        precondition(!pool || relu, "BatchNorm2d: the fused average pool follows the fused ReLU")
         self.channels = channels
         self.fusedReLU = relu
+        self.fusedPool = pool
         self.name = name
         let prefix = name.isEmpty ? "" : name + "."
         weight = Parameter(name: prefix + "weight", shape: [channels], decays: false)
@@ -111,7 +136,8 @@ public final class BatchNorm2d: Layer {
         precondition(x.shape.count == 4 && x.shape[0] == channels, "BatchNorm2d: input \(x.shape), expected (\(channels),N,H,W)")
         input = x
         let n = x.shape[1], hw = x.shape[2] * x.shape[3], m = n * hw
-        output.ensureShape(channels, n, x.shape[2], x.shape[3])
+        let h = x.shape[2], w = x.shape[3], ho = h / 2, wo = w / 2, pool = fusedPool
+        if pool { output.ensureShape(channels, n, ho, wo) } else { output.ensureShape(channels, n, h, w) }
         let needBatch = flags.training || captureBatchStatistics || classLabels != nil
         usedBatchStats = flags.training
         let xp = UnsafePointer(x.data), yp = output.data
@@ -154,7 +180,21 @@ public final class BatchNorm2d: Layer {
                 let a = g[c] * inv[c], sh = b[c] - mean[c] * a
                 let va = V16(repeating: a), vb = V16(repeating: sh)
                 var i = 0
-                if relu {
+                if pool {
+                    // y = avgpool2(relu(a·x + sh)) per plane; only the pooled values are written.
+                    let out = yp + c * n * ho * wo
+                    for img in 0..<n {
+                        let pl = src + img * hw, op = out + img * ho * wo
+                        for r in 0..<ho {
+                            let r0 = pl + 2 * r * w, r1 = r0 + w, o = op + r * wo
+                            for q in 0..<wo {
+                                let v0 = max(r0[2 * q] * a + sh, 0), v1 = max(r0[2 * q + 1] * a + sh, 0)
+                                let v2 = max(r1[2 * q] * a + sh, 0), v3 = max(r1[2 * q + 1] * a + sh, 0)
+                                o[q] = 0.25 * ((v0 + v1) + (v2 + v3))
+                            }
+                        }
+                    }
+                } else if relu {
                     while i + 16 <= m {
                         let y = load16(src + i) * va + vb
                         store16(y.replacing(with: 0, where: y .< 0), dst + i)
@@ -193,9 +233,11 @@ public final class BatchNorm2d: Layer {
         return output
     }
 
-    /// Accumulates dγ, dβ and returns dx, computed **in place in `dy`** (the same tensor is returned).
+    /// Accumulates dγ, dβ and returns dx, computed **in place in `dy`** (the same tensor is returned), or in
+    /// `pooledInputGrad` for the fused-pool variant.
     public func backward(_ dy: Tensor) -> Tensor? {
         guard let x = input else { preconditionFailure("BatchNorm2d.backward before forward") }
+        if fusedPool { return pooledBackward(dy, x) }
         let n = x.shape[1], hw = x.shape[2] * x.shape[3], m = n * hw
         precondition(dy.count == channels * m, "BatchNorm2d.backward: dy \(dy.shape), x \(x.shape)")
         let wantDx = flags.wantsInputGrad, wantDp = flags.wantsParamGrads
@@ -256,5 +298,92 @@ public final class BatchNorm2d: Layer {
         }
         if hook { dBatchMean.fill(0); dBatchVariance.fill(0) }
         return wantDx ? dy : nil
+    }
+
+    /// Backward of BN → ReLU → avg-pool 2: g = (dy_pooled / 4 where a·x + sh > 0, 0 elsewhere and on the
+    /// cropped edge), then the BatchNorm backward of g, written to `pooledInputGrad`.
+    private func pooledBackward(_ dy: Tensor, _ x: Tensor) -> Tensor? {
+        let n = x.shape[1], h = x.shape[2], w = x.shape[3], hw = h * w, m = n * hw, ho = h / 2, wo = w / 2
+        precondition(dy.count == channels * n * ho * wo, "BatchNorm2d.backward: dy \(dy.shape), x \(x.shape)")
+        let wantDx = flags.wantsInputGrad, wantDp = flags.wantsParamGrads
+        if wantDx { pooledInputGrad.ensureShape(channels, n, h, w) }
+        scratchPlanes.ensureShape(channels * hw)
+        let scratch = scratchPlanes.data
+        let xp = UnsafePointer(x.data), gp = UnsafePointer(dy.data), dxp = pooledInputGrad.data
+        let mean = usedMean.data, inv = usedInvStd.data, gamma = weight.value.data, beta = bias.value.data
+        let dg = weight.grad.data, db = bias.grad.data
+        let hook = captureBatchStatistics
+        let bm = UnsafePointer(batchMean.data), dbm = dBatchMean.data, dbv = dBatchVariance.data
+        let batch = usedBatchStats
+        Engine.parallelRange(channels) { c0, c1 in
+            for c in c0..<c1 {
+                let src = xp + c * m, gr = gp + c * n * ho * wo, dst = dxp + c * m
+                let a = gamma[c] * inv[c], sh = beta[c] - mean[c] * a
+                // g for one plane, un-pooled: up[i] = dy_pooled/4 at the 2×2 block of i (0 on a cropped edge).
+                // The ReLU mask is applied in the vector loops below. `up` is this channel's scratch plane.
+                let up = scratch + c * hw
+                @inline(__always) func upsample(_ img: Int) {
+                    let gq = gr + img * ho * wo
+                    if h != 2 * ho || w != 2 * wo { up.update(repeating: 0, count: hw) }
+                    for r in 0..<ho {
+                        let u0 = up + 2 * r * w, u1 = u0 + w, gg = gq + r * wo
+                        for q in 0..<wo { let v = 0.25 * gg[q]; u0[2 * q] = v; u0[2 * q + 1] = v; u1[2 * q] = v; u1[2 * q + 1] = v }
+                    }
+                }
+                let va = V16(repeating: a), vsh = V16(repeating: sh)
+                // pass 1: Σg and Σg·x over the masked pixels
+                var sg = 0.0, sgx = 0.0
+                for img in 0..<n {
+                    upsample(img)
+                    let pl = src + img * hw
+                    var vs = V16(), vq = V16()
+                    var i = 0
+                    while i + 16 <= hw {
+                        let xv = load16(pl + i)
+                        let gv = load16(up + i).replacing(with: 0, where: xv * va + vsh .<= 0)
+                        vs += gv; vq += gv * xv
+                        i += 16
+                    }
+                    var ts = Double(vs.sum()), tq = Double(vq.sum())
+                    while i < hw { if pl[i] * a + sh > 0 { ts += Double(up[i]); tq += Double(up[i]) * Double(pl[i]) }; i += 1 }
+                    sg += ts; sgx += tq
+                }
+                let mu = Double(mean[c]), iv = Double(inv[c])
+                let sgxhat = (sgx - mu * sg) * iv
+                if wantDp { dg[c] += Float(sgxhat); db[c] += Float(sg) }
+                guard wantDx else { continue }
+                var k1: Double = 0, k0: Double = 0
+                let center = hook ? bm[c] : mean[c]
+                if batch {
+                    k1 = -Double(a) * sgxhat * iv / Double(m)
+                    k0 = -Double(a) * sg / Double(m)
+                }
+                if hook {
+                    k1 += 2 * Double(dbv[c]) / Double(m)
+                    k0 += Double(dbm[c]) / Double(m)
+                }
+                let f1 = Float(k1), f0 = Float(k0)
+                let v1 = V16(repeating: f1), v0 = V16(repeating: f0), vc = V16(repeating: center)
+                // pass 2: dx = a·g + k1·(x − center) + k0
+                for img in 0..<n {
+                    upsample(img)
+                    let pl = src + img * hw, dl = dst + img * hw
+                    var i = 0
+                    while i + 16 <= hw {
+                        let xv = load16(pl + i)
+                        let gv = load16(up + i).replacing(with: 0, where: xv * va + vsh .<= 0)
+                        store16(va * gv + v1 * (xv - vc) + v0, dl + i)
+                        i += 16
+                    }
+                    while i < hw {
+                        let gv: Float = pl[i] * a + sh > 0 ? up[i] : 0
+                        dl[i] = a * gv + f1 * (pl[i] - center) + f0
+                        i += 1
+                    }
+                }
+            }
+        }
+        if hook { dBatchMean.fill(0); dBatchVariance.fill(0) }
+        return wantDx ? pooledInputGrad : nil
     }
 }

@@ -6,6 +6,7 @@
 /// dW += dy · columnsᵀ (one GEMM over the whole batch), dcolumns = Wᵀ · dy, dx = col2im(dcolumns).
 /// A 1×1 stride-1 unpadded convolution uses x itself as the columns.
 public final class Conv2d: Layer {
+    /// C, K, square kernel size k, stride and zero padding.
     public let inChannels: Int, outChannels: Int, kernel: Int, stride: Int, padding: Int
     /// (K, C, k, k)
     public let weight: Parameter
@@ -27,6 +28,7 @@ public final class Conv2d: Layer {
     /// The input of the last forward, read by backward (not copied).
     private var input: Tensor?
 
+    /// A convolution from C to K channels; `name` prefixes the parameter names (`<name>.weight`).
     public init(_ inChannels: Int, _ outChannels: Int, kernel: Int, stride: Int = 1, padding: Int = 0,
                 bias: Bool = true, name: String = "", workspace: Workspace = Workspace()) {
         self.inChannels = inChannels; self.outChannels = outChannels
@@ -40,10 +42,11 @@ public final class Conv2d: Layer {
     /// Kaiming-normal fan-out weights, std = sqrt(2 / (K·k·k)); bias uniform(±1/sqrt(C·k·k)) as PyTorch.
     public func initialize<G: RandomNumberGenerator>(_ rng: inout G) {
         let fanOut = Float(outChannels * kernel * kernel), fanIn = Float(inChannels * kernel * kernel)
-        Sample.normal(weight.value, std: (2 / fanOut).squareRoot(), &rng)
-        if let b = bias { let r = 1 / fanIn.squareRoot(); Sample.uniform(b.value, -r, r, &rng) }
+        rng.fillNormal(weight.value, std: (2 / fanOut).squareRoot())
+        if let b = bias { let r = 1 / fanIn.squareRoot(); rng.fillUniform(b.value, -r, r) }
     }
 
+    /// (Ho, Wo) for an (H, W) input.
     public func outputSize(_ h: Int, _ w: Int) -> (Int, Int) {
         ((h + 2 * padding - kernel) / stride + 1, (w + 2 * padding - kernel) / stride + 1)
     }
@@ -73,8 +76,6 @@ public final class Conv2d: Layer {
     public var usesWinograd: Bool {
         Conv2d.winograd && kernel == 3 && stride == 1 && padding == 1 && inChannels >= Conv2d.winogradMinChannels && outChannels >= Conv2d.winogradMinChannels
     }
-    /// Transformed weights (16, K, C) for forward or (16, C, K) for the input gradient.
-    private let transformed = Tensor(shape: [0])
 
     /// Images per chunk for columns of `perImage` floats.
     private func chunkImages(_ n: Int, perImage: Int) -> Int {
@@ -90,9 +91,10 @@ public final class Conv2d: Layer {
         let howo = ho * wo, p = n * howo, ckk = inChannels * kernel * kernel
         let y = output.data
         if usesWinograd {
-            transformed.ensureShape(16 * outChannels * inChannels)
-            winogradWeights(weight.value.data, co: outChannels, ci: inChannels, flipped: false, into: transformed.data)
-            winogradConv(x.data, inC: inChannels, n: n, h: h, w: w, transformed.data, outC: outChannels,
+            // transformed weights (16, K, C) in the workspace's weight buffer
+            let u = workspace.weightBuffer(16 * outChannels * inChannels)
+            winogradWeights(weight.value.data, co: outChannels, ci: inChannels, flipped: false, into: u)
+            winogradConv(x.data, inC: inChannels, n: n, h: h, w: w, u, outC: outChannels,
                          bias: bias.map { UnsafePointer($0.value.data) }, y, workspace: workspace, budget: Conv2d.columnBudget)
             return output
         }
@@ -110,7 +112,7 @@ public final class Conv2d: Layer {
         let ws = workspace.buffer(ckk * step * howo)
         for n0 in Swift.stride(from: 0, to: n, by: step) {
             let n1 = min(n, n0 + step), pc = (n1 - n0) * howo
-            im2col(x.data, ws, n: n, n0: n0, n1: n1, h: h, w: w, ho: ho, wo: wo)
+            im2col(x.data, ws, channels: inChannels, n: n, n0: n0, n1: n1, h: h, w: w, ho: ho, wo: wo)
             // y[:, chunk] (K, Pc) = W (K, C·k·k) · columns (C·k·k, Pc)
             sgemm(outChannels, pc, ckk, weight.value.data, ws, beta: beta, y + n0 * howo, ldc: p)
         }
@@ -137,17 +139,39 @@ public final class Conv2d: Layer {
             return wantDx ? inputGrad : nil
         }
         let winogradDx = usesWinograd
-        let step = chunkImages(n, perImage: ckk * howo)
-        let ws = workspace.buffer(ckk * step * howo)
+        // A "same" stride-1 convolution's dx is the convolution of dy with the transposed, 180°-rotated
+        // weights: im2col(dy) + one GEMM writing dx directly, instead of dcolumns + a scatter-add col2im.
+        // Only when K ≤ C: im2col(dy) has K·k·k rows where dcolumns has C·k·k (a 1-channel input's dx would
+        // otherwise unfold all K channels of dy for a GEMM with one output row).
+        let sameDx = !winogradDx && stride == 1 && ho == h && wo == w && outChannels <= inChannels
+        let kkk = outChannels * kernel * kernel
+        let rows = sameDx && wantDx ? max(ckk, kkk) : ckk
+        let step = chunkImages(n, perImage: rows * howo)
+        let ws = workspace.buffer(rows * step * howo)
+        // (C, K·k·k): the weights transposed and rotated by 180°, in the workspace's weight buffer
+        let wf = workspace.weightBuffer(sameDx && wantDx ? inChannels * kkk : 1)
+        if wantDx && sameDx {
+            let wsrc = UnsafePointer(weight.value.data)
+            let kk = kernel * kernel, cin = inChannels
+            for o in 0..<outChannels {
+                for c in 0..<cin {
+                    for t in 0..<kk { wf[c * kkk + o * kk + t] = wsrc[(o * cin + c) * kk + (kk - 1 - t)] }
+                }
+            }
+        }
         for n0 in Swift.stride(from: 0, to: n, by: step) where wantDp || (wantDx && !winogradDx) {
             let n1 = min(n, n0 + step), pc = (n1 - n0) * howo
             if wantDp {
                 // The columns are rebuilt from the cached input rather than kept from forward (memory).
-                im2col(x.data, ws, n: n, n0: n0, n1: n1, h: h, w: w, ho: ho, wo: wo)
+                im2col(x.data, ws, channels: inChannels, n: n, n0: n0, n1: n1, h: h, w: w, ho: ho, wo: wo)
                 // dW (K, C·k·k) += dy[:, chunk] (K, Pc) · columnsᵀ (Pc, C·k·k)
                 sgemm(transB: true, outChannels, ckk, pc, g + n0 * howo, lda: p, ws, beta: 1, weight.grad.data)
             }
-            if wantDx && !winogradDx {
+            if wantDx && sameDx {
+                // dx[:, chunk] (C, Pc) = W' (C, K·k·k) · im2col(dy) (K·k·k, Pc)
+                im2col(g, ws, channels: outChannels, n: n, n0: n0, n1: n1, h: ho, w: wo, ho: h, wo: w)
+                sgemm(inChannels, pc, kkk, wf, ws, beta: 0, inputGrad.data + n0 * howo, ldc: p)
+            } else if wantDx && !winogradDx {
                 // dcolumns (C·k·k, Pc) = Wᵀ · dy[:, chunk], then scatter-add back into the images of the chunk.
                 sgemm(transA: true, ckk, pc, outChannels, weight.value.data, g + n0 * howo, ldb: p, beta: 0, ws)
                 col2im(UnsafePointer(ws), inputGrad.data, n: n, n0: n0, n1: n1, h: h, w: w, ho: ho, wo: wo)
@@ -155,9 +179,9 @@ public final class Conv2d: Layer {
         }
         if wantDx && winogradDx {
             // dx is the 3×3 pad-1 convolution of dy with the transposed, 180°-rotated weights.
-            transformed.ensureShape(16 * outChannels * inChannels)
-            winogradWeights(weight.value.data, co: outChannels, ci: inChannels, flipped: true, into: transformed.data)
-            winogradConv(g, inC: outChannels, n: n, h: h, w: w, transformed.data, outC: inChannels, bias: nil,
+            let u = workspace.weightBuffer(16 * outChannels * inChannels)   // (16, C, K)
+            winogradWeights(weight.value.data, co: outChannels, ci: inChannels, flipped: true, into: u)
+            winogradConv(g, inC: outChannels, n: n, h: h, w: w, u, outC: inChannels, bias: nil,
                          inputGrad.data, workspace: workspace, budget: Conv2d.columnBudget)
         }
         return wantDx ? inputGrad : nil
@@ -167,9 +191,9 @@ public final class Conv2d: Layer {
 
     /// columns[(c,i,j), (img−n0, oh, ow)] = x[c, img, oh·s − pad + i, ow·s − pad + j] (0 outside), for the
     /// images n0..<n1 of a batch of n. Parallel over rows.
-    private func im2col(_ x: UnsafePointer<Float>, _ cols: UnsafeMutablePointer<Float>,
+    private func im2col(_ x: UnsafePointer<Float>, _ cols: UnsafeMutablePointer<Float>, channels: Int,
                         n: Int, n0: Int, n1: Int, h: Int, w: Int, ho: Int, wo: Int) {
-        let k = kernel, s = stride, pad = padding, rows = inChannels * k * k
+        let k = kernel, s = stride, pad = padding, rows = channels * k * k
         let howo = ho * wo, pc = (n1 - n0) * howo, hw = h * w
         if s == 1 && ho == h && wo == w {
             // "Same" stride-1 convolution: each (row, image) block is the input plane shifted by

@@ -33,5 +33,6 @@ public struct LayerFlags {
     public var training = true
     public var wantsParamGrads = true
     public var wantsInputGrad = true
+    /// Train mode, both gradients wanted.
     public init() {}
 }

@@ -1,6 +1,8 @@
 /// Fully connected layer on sgemm: x (N,F) → y (N,K) = x · Wᵀ + b. Weight (K,F), bias (K).
 public final class Linear: Layer {
+    /// F and K.
     public let inFeatures: Int, outFeatures: Int
+    /// Weight (K,F) and bias (K).
     public let weight: Parameter, bias: Parameter
     public var parameters: [Parameter] { [weight, bias] }
     private var flags = LayerFlags()
@@ -11,6 +13,7 @@ public final class Linear: Layer {
     public let output = Tensor(shape: [0]), inputGrad = Tensor(shape: [0])
     private var input: Tensor?
 
+    /// A linear map from F to K features; `name` prefixes the parameter names.
     public init(_ inFeatures: Int, _ outFeatures: Int, name: String = "") {
         self.inFeatures = inFeatures; self.outFeatures = outFeatures
         let prefix = name.isEmpty ? "" : name + "."
@@ -21,8 +24,8 @@ public final class Linear: Layer {
     /// PyTorch's default: weight and bias uniform(±1/sqrt(F)), weight first.
     public func initialize<G: RandomNumberGenerator>(_ rng: inout G) {
         let r = 1 / Float(inFeatures).squareRoot()
-        Sample.uniform(weight.value, -r, r, &rng)
-        Sample.uniform(bias.value, -r, r, &rng)
+        rng.fillUniform(weight.value, -r, r)
+        rng.fillUniform(bias.value, -r, r)
     }
 
     public func forward(_ x: Tensor) -> Tensor {

@@ -6,9 +6,11 @@ public final class AvgPool2d: Layer {
     public var training: Bool { get { flags.training } set { flags.training = newValue } }
     public var wantsParamGrads: Bool { get { flags.wantsParamGrads } set { flags.wantsParamGrads = newValue } }
     public var wantsInputGrad: Bool { get { flags.wantsInputGrad } set { flags.wantsInputGrad = newValue } }
+    /// y and dx, owned by the layer and reused.
     public let output = Tensor(shape: [0]), inputGrad = Tensor(shape: [0])
     private var inShape = (0, 0, 0, 0)
 
+    /// A layer without parameters.
     public init() {}
 
     public func forward(_ x: Tensor) -> Tensor {
@@ -56,17 +58,20 @@ public final class AvgPool2d: Layer {
 /// `MaxPool2d(3, 2, 1)`: x (C,N,H,W) → y (C,N,Ho,Wo), Ho = (H + 2·pad − k)/stride + 1.
 /// Forward caches the arg-max index within each plane for backward.
 public final class MaxPool2d: Layer {
+    /// Window size, stride and padding.
     public let kernel: Int, stride: Int, padding: Int
     public var parameters: [Parameter] { [] }
     private var flags = LayerFlags()
     public var training: Bool { get { flags.training } set { flags.training = newValue } }
     public var wantsParamGrads: Bool { get { flags.wantsParamGrads } set { flags.wantsParamGrads = newValue } }
     public var wantsInputGrad: Bool { get { flags.wantsInputGrad } set { flags.wantsInputGrad = newValue } }
+    /// y and dx, owned by the layer and reused.
     public let output = Tensor(shape: [0]), inputGrad = Tensor(shape: [0])
     private var argmax = UnsafeMutablePointer<Int32>.allocate(capacity: 1)
     private var argmaxCapacity = 0
     private var inShape = (0, 0, 0, 0)
 
+    /// Defaults: the ImageNet ResNet stem's 3×3 stride-2 pad-1 pool.
     public init(kernel: Int = 3, stride: Int = 2, padding: Int = 1) {
         self.kernel = kernel; self.stride = stride; self.padding = padding
     }
@@ -132,9 +137,11 @@ public final class GlobalAvgPool2d: Layer {
     public var training: Bool { get { flags.training } set { flags.training = newValue } }
     public var wantsParamGrads: Bool { get { flags.wantsParamGrads } set { flags.wantsParamGrads = newValue } }
     public var wantsInputGrad: Bool { get { flags.wantsInputGrad } set { flags.wantsInputGrad = newValue } }
+    /// y and dx, owned by the layer and reused.
     public let output = Tensor(shape: [0]), inputGrad = Tensor(shape: [0])
     private var inShape = (0, 0, 0, 0)
 
+    /// A layer without parameters.
     public init() {}
 
     public func forward(_ x: Tensor) -> Tensor {
@@ -170,9 +177,11 @@ public final class Flatten: Layer {
     public var training: Bool { get { flags.training } set { flags.training = newValue } }
     public var wantsParamGrads: Bool { get { flags.wantsParamGrads } set { flags.wantsParamGrads = newValue } }
     public var wantsInputGrad: Bool { get { flags.wantsInputGrad } set { flags.wantsInputGrad = newValue } }
+    /// y and dx, owned by the layer and reused.
     public let output = Tensor(shape: [0]), inputGrad = Tensor(shape: [0])
     private var inShape = (0, 0, 0, 0)
 
+    /// A layer without parameters.
     public init() {}
 
     public func forward(_ x: Tensor) -> Tensor {
@@ -206,8 +215,10 @@ public final class ReLU: Layer {
     public var training: Bool { get { flags.training } set { flags.training = newValue } }
     public var wantsParamGrads: Bool { get { flags.wantsParamGrads } set { flags.wantsParamGrads = newValue } }
     public var wantsInputGrad: Bool { get { flags.wantsInputGrad } set { flags.wantsInputGrad = newValue } }
+    /// y and dx, owned by the layer and reused.
     public let output = Tensor(shape: [0]), inputGrad = Tensor(shape: [0])
 
+    /// A layer without parameters.
     public init() {}
 
     public func forward(_ x: Tensor) -> Tensor {
@@ -227,13 +238,5 @@ public final class ReLU: Layer {
             for i in b..<e { dxp[i] = yp[i] > 0 ? gp[i] : 0 }
         }
         return inputGrad
-    }
-}
-
-extension Tensor {
-    /// Takes `other`'s shape without allocating when it already matches.
-    @inline(__always)
-    public func reshapeLike(_ other: Tensor) {
-        if shape != other.shape { reshape(other.shape) }
     }
 }

@@ -4,9 +4,22 @@ public final class Workspace {
     /// Floats currently allocated.
     public private(set) var capacity = 0
     private var storage: UnsafeMutablePointer<Float>?
+    private var weightCapacity = 0
+    private var weightStorage: UnsafeMutablePointer<Float>?
 
     public init() {}
-    deinit { storage?.deallocate() }
+    deinit { storage?.deallocate(); weightStorage?.deallocate() }
+
+    /// A second buffer of at least `count` floats for transient re-arranged weights (rotated or Winograd-
+    /// transformed), used alongside `buffer`. Contents unspecified; valid until the next call.
+    func weightBuffer(_ count: Int) -> UnsafeMutablePointer<Float> {
+        if count > weightCapacity || weightStorage == nil {
+            weightStorage?.deallocate()
+            weightCapacity = max(count, 1)
+            weightStorage = .allocate(capacity: weightCapacity)
+        }
+        return weightStorage!
+    }
 
     /// A buffer of at least `count` floats; contents are unspecified. Valid until the next call.
     func buffer(_ count: Int) -> UnsafeMutablePointer<Float> {

@@ -33,9 +33,10 @@ public final class Model {
             var c = config.channels, res = config.imageSize
             for d in 0..<config.depth {
                 let conv = Conv2d(c, config.width, kernel: 3, padding: 1, bias: true, name: "blocks.\(d).conv", workspace: ws)
-                let bn = BatchNorm2d(config.width, relu: true, name: "blocks.\(d).bn")
+                // BN → ReLU → avg-pool 2 as one fused layer (the un-pooled activation is never stored)
+                let bn = BatchNorm2d(config.width, relu: true, pool: true, name: "blocks.\(d).bn")
                 conv.initialize(&rng)
-                layers += [conv, bn, AvgPool2d()]
+                layers += [conv, bn]
                 bns.append(bn)
                 c = config.width; res /= 2
             }
@@ -73,8 +74,23 @@ public final class Model {
         layers.first?.wantsInputGrad = false
     }
 
-    /// Named buffers (BN running statistics) in registration order.
+    /// Named buffers (BN running statistics `<bn>.running_mean`, `<bn>.running_var`) in registration order.
     public var buffers: [(name: String, tensor: Tensor)] { batchNorms.flatMap { $0.buffers } }
+
+    /// Per-class statistics of every BatchNorm input, named `<bn>.class_stats`, in registration order; nil
+    /// entries for layers that have none yet. Assign `BatchNorm2d.classStatistics` to install loaded ones.
+    public var classStatistics: [(name: String, stats: ClassStatistics?)] {
+        batchNorms.map { (($0.name.isEmpty ? "" : $0.name + ".") + "class_stats", $0.classStatistics) }
+    }
+
+    /// Throws unless `x` is a batch this model accepts: (N ≥ 1, channels, imageSize, imageSize).
+    public func validateInput(_ x: Tensor) throws {
+        let c = config
+        guard x.shape.count == 4, x.shape[0] >= 1, x.shape[1] == c.channels,
+              x.shape[2] == c.imageSize, x.shape[3] == c.imageSize else {
+            throw LDError("model \(c.arch): input shape \(x.shape), expected (N, \(c.channels), \(c.imageSize), \(c.imageSize))")
+        }
+    }
 
     /// Train mode (batch statistics, running-stat updates) or eval mode.
     public var training: Bool = true {
@@ -141,7 +157,9 @@ public final class Model {
                 let macs = cv.macs(n: 1, h: h, w: w)
                 (h, w) = cv.outputSize(h, w); c = cv.outChannels
                 line("conv\(cv.kernel)x\(cv.kernel)/\(cv.stride) \(cv.weight.name.dropLast(7))", params, macs)
-            case let bn as BatchNorm2d: line("batchnorm\(bn.fusedReLU ? "+relu" : "") \(bn.name)", params, 0)
+            case let bn as BatchNorm2d:
+                if bn.fusedPool { h /= 2; w /= 2 }
+                line("batchnorm\(bn.fusedReLU ? "+relu" : "")\(bn.fusedPool ? "+avgpool2" : "") \(bn.name)", params, 0)
             case is AvgPool2d: h /= 2; w /= 2; line("avgpool2", 0, 0)
             case let m as MaxPool2d:
                 h = (h + 2 * m.padding - m.kernel) / m.stride + 1; w = (w + 2 * m.padding - m.kernel) / m.stride + 1
@@ -174,6 +192,7 @@ public final class Model {
                 if let d = b.downsample { total += d.conv.macs(n: 1, h: h, w: w) }
                 (h, w) = (ho, wo)
             case is AvgPool2d: h /= 2; w /= 2
+            case let bn as BatchNorm2d where bn.fusedPool: h /= 2; w /= 2
             case let m as MaxPool2d:
                 h = (h + 2 * m.padding - m.kernel) / m.stride + 1; w = (w + 2 * m.padding - m.kernel) / m.stride + 1
             case let f as Linear: total += f.inFeatures * f.outFeatures

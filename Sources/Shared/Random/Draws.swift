@@ -180,3 +180,18 @@ extension RandomNumberGenerator {
         return Array(p[0..<k])
     }
 }
+
+extension RandomNumberGenerator {
+    /// Fills a tensor with uniform values in [low, high) (`low + (high - low) * uniformFloat()` each).
+    @inlinable
+    public mutating func fillUniform(_ t: Tensor, _ low: Float, _ high: Float) {
+        let p = t.data
+        for i in 0..<t.count { p[i] = low + (high - low) * uniformFloat() }
+    }
+
+    /// Fills a tensor with normal values N(mean, std²) (`fillNormal` on its elements).
+    @inlinable
+    public mutating func fillNormal(_ t: Tensor, mean: Float = 0, std: Float = 1) {
+        fillNormal(t.data, count: t.count, mean: mean, std: std)
+    }
+}

@@ -77,6 +77,12 @@ extension Tensor {
         reshape([d0])
     }
 
+    /// Takes `other`'s shape without allocating when it already matches.
+    @inline(__always)
+    public func reshapeLike(_ other: Tensor) {
+        if shape != other.shape { reshape(other.shape) }
+    }
+
     /// Copies the elements of `other` (same element count) into this tensor.
     public func copy(from other: Tensor) {
         precondition(other.count == count, "copy: \(other.shape) into \(shape)")
