@@ -35,6 +35,12 @@ public struct RecoverBatch: Equatable, Sendable {
     public var keyMajor: Int
     public var keyMinor: Int
 
+    public init(images: [RecoverImage], keyMajor: Int, keyMinor: Int) {
+        self.images = images
+        self.keyMajor = keyMajor
+        self.keyMinor = keyMinor
+    }
+
     /// "classes 0:10, ipc 3" or "class 4, ipc 0:10", for progress lines.
     public var description: String {
         guard let first = images.first, let last = images.last else { return "empty" }
