@@ -7,38 +7,52 @@ struct Recover: ParsableCommand {
         commandName: "ld-recover",
         abstract: "Synthesise distilled images per class by BatchNorm-statistics matching (SRe2L, CDA, LPLD).",
         discussion: """
-        Each image starts as Gaussian noise in the teacher's normalised pixel space and is optimised with Adam
-        (betas 0.5, 0.9; a fresh optimiser and a cosine learning rate per batch) so that the frozen teacher
-        classifies it as its class and the per-channel mean and biased variance of every BatchNorm input match a
-        target: CE + r_bn * (first-bn-multiplier * R_0 + R_1 + ...), R_l = ||var - var*||_2 + ||mean - mean*||_2.
-        Every step draws ONE crop box (RandomResizedCrop), ONE flip and ONE roll (0..jitter pixels per axis) for
-        the whole batch, applied in that order; after the step the pixels are clamped to [0, 1]. The last iterate
-        is saved as floor(x * 255).
+        Each image starts as Gaussian noise in the teacher's normalised pixel
+        space and is optimised with Adam (betas 0.5, 0.9; a fresh optimiser and
+        a cosine learning rate per batch) so that the frozen teacher classifies
+        it as its class and the per-channel mean and biased variance at every
+        BatchNorm input match a target:
+          loss = CE + r_bn * (first-bn-multiplier * R_0 + R_1 + ...),
+          R_l  = ||var_l - var*_l||_2 + ||mean_l - mean*_l||_2.
+        Each step draws ONE crop box (RandomResizedCrop), ONE flip and ONE roll
+        (0..jitter pixels per axis) for the whole batch, in that order; after
+        the step pixels are clamped to [0, 1]. The last iterate is saved as
+        floor(pixel * 255).
 
-          sre2l  batches across classes: one image of each class of a chunk of --batch-size classes (default all)
-                 per IPC index; BN target: the teacher's running statistics.
-          cda    sre2l plus a curriculum on the crop scale: its lower bound falls from 1 to the --crop-scale
-                 minimum (default 0.08) over the first --milestone fraction of the iterations (--easy2hard-mode).
-          lpld   batches within one class (--batch-size images, default --ipc); BN target: that class's
-                 statistics, so the teacher must carry them (ld-squeeze --class-stats).
+          sre2l  cross-class batches: one image of each class of a chunk of
+                 --batch-size classes (default all) per IPC index; BN target:
+                 the teacher's running statistics.
+          cda    sre2l with a crop-scale curriculum: the lower bound falls from
+                 1 to the --crop-scale minimum (default 0.08) over the first
+                 --milestone of the iterations (--easy2hard-mode).
+          lpld   within-class batches (--batch-size images, default --ipc);
+                 BN target: that class's statistics (ld-squeeze --class-stats).
 
-        Defaults are those of the reference Fashion-MNIST pipeline: 1000 iterations, lr 0.25, r-bn 0.01, first BN
-        x10, crop scale 0.5-1 (cda: 0.08-1), flip, jitter 2.
+        Defaults follow the reference Fashion-MNIST pipeline: 1000 iterations,
+        lr 0.25, r-bn 0.01, first BN x10, crop scale 0.5-1 (cda 0.08-1), flip,
+        jitter 2.
 
-        Output: -o DIR, a PNG ImageFolder (DIR/000/ipc0000.png, ...; manifest.json with the settings, the teacher
-        hash, mean, std and class names, written last) and/or --stream FILE, an image record stream. Random draws
-        are keyed by class, image and batch, so shards (--classes A:B, --ipc-start/--ipc-end) give exactly the
-        images of the whole run: run them into the same -o folder (or merge the folders and re-run the whole
-        command there to write the manifest), or `cat` their streams. Batches are fixed chunks of the whole run,
-        so a class range must fall on multiples of --batch-size for sre2l/cda, and an IPC range for lpld.
-        Resume: re-running the same command skips every batch whose images are all in DIR.
+        Output: -o DIR, a PNG ImageFolder (DIR/000/ipc0000.png, ...), with
+        manifest.json (settings, teacher hash, mean, std, class names) written
+        last; and/or --stream FILE, an image record stream.
 
-        At the end the teacher's accuracy on the saved images and the BN loss at the first and last iteration
-        (mean over batches) go to stderr and, as one NDJSON line, to stdout.
+        Shards: random draws are keyed by class, image and batch, so shards
+        (--classes A:B, --ipc-start/--ipc-end) make exactly the images of the
+        whole run. Run them into one -o folder (or merge their folders and
+        re-run the whole command there, which only writes the manifest), or
+        `cat` their streams. Batches are fixed chunks of the whole run: class
+        ranges must fall on multiples of --batch-size for sre2l/cda, IPC
+        ranges for lpld. Resume: the same command skips every batch whose
+        images are all in DIR.
+
+        At the end the teacher's top-1 on the saved images and the BN loss at
+        the first and last iteration (mean over batches) go to stderr, and as
+        one NDJSON line to stdout.
 
         Examples:
           ld-recover --teacher teacher.ldm --method lpld --ipc 10 -o syn/
-          ld-recover --teacher teacher.ldm --method sre2l --ipc 50 --batch-size 5 --classes 0:5 --stream a.ldi
+          ld-recover --teacher teacher.ldm --batch-size 5 --classes 0:5 \\
+            --stream part0.ldi
         """,
         version: LD.version
     )
@@ -222,6 +236,8 @@ struct Recover: ParsableCommand {
             let label = "batch \(j + 1)/\(todo.count) (\(batch.description))"
             let n = batch.images.count
             let result = try synth.run(batch) { t, ce, bn in
+                // The detail string is built every 10 steps only (no allocation in the other steps).
+                guard (t + 1) % 10 == 0 else { return }
                 progress.update(done + (t + 1) * n, "\(label) it \(t + 1)/\(iterations) ce \(fmt(ce)) bn \(fmt(bn))")
             }
             done += n * iterations
