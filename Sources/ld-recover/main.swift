@@ -43,7 +43,8 @@ struct Recover: ParsableCommand {
         `cat` their streams. Batches are fixed chunks of the whole run: class
         ranges must fall on multiples of --batch-size for sre2l/cda, IPC
         ranges for lpld. Resume: the same command skips every batch whose
-        images are all in DIR.
+        images are all in DIR. Give every shard the same --threads (1 for
+        bit-identical results on any machine).
 
         At the end the teacher's top-1 on the saved images and the BN loss at
         the first and last iteration (mean over batches) go to stderr, and as

@@ -65,7 +65,10 @@ public struct RecoverFolder {
                 throw LDError("\(root): holds images of a different recover run (\(RecoverFolder.difference(existing, identity))); use another -o folder or remove it")
             }
         } else {
-            let entries = try DatasetFiles.list(root).filter { !$0.hasPrefix(".") }
+            // Class folders (all digits) may already be there from a shard that started at the same moment.
+            let entries = try DatasetFiles.list(root).filter { name in
+                !name.hasPrefix(".") && !(name.allSatisfy(\.isASCII) && name.allSatisfy(\.isNumber))
+            }
             if !entries.isEmpty {
                 throw LDError("\(root): folder is not empty and was not made by ld-recover; use another -o folder")
             }
