@@ -232,7 +232,7 @@ struct Recover: ParsableCommand {
         let totalWork = todo.reduce(0) { $0 + $1.images.count } * iterations
         let progress = Progress("recover \(method)", total: totalWork, unit: "img-it", quiet: common.quiet)
         var done = 0
-        var bnFirst = 0.0, bnLast = 0.0, ceFirst = 0.0, ceLast = 0.0
+        var bnFirst = 0.0, bnLast = 0.0, bnSaved = 0.0, ceFirst = 0.0, ceLast = 0.0
         for (j, batch) in todo.enumerated() {
             let label = "batch \(j + 1)/\(todo.count) (\(batch.description))"
             let n = batch.images.count
@@ -242,7 +242,7 @@ struct Recover: ParsableCommand {
                 progress.update(done + (t + 1) * n, "\(label) it \(t + 1)/\(iterations) ce \(fmt(ce)) bn \(fmt(bn))")
             }
             done += n * iterations
-            bnFirst += Double(result.bnFirst); bnLast += Double(result.bnLast)
+            bnFirst += Double(result.bnFirst); bnLast += Double(result.bnLast); bnSaved += Double(result.bnSaved)
             ceFirst += Double(result.ceFirst); ceLast += Double(result.ceLast)
             try result.pixels.withUnsafeBufferPointer { src in
                 for (k, im) in batch.images.enumerated() {
@@ -256,7 +256,7 @@ struct Recover: ParsableCommand {
                 }
             }
             if common.verbose {
-                common.log("\(label): ce \(fmt(result.ceFirst)) -> \(fmt(result.ceLast)), bn \(fmt(result.bnFirst)) -> \(fmt(result.bnLast))")
+                common.log("\(label): ce \(fmt(result.ceFirst)) -> \(fmt(result.ceLast)), bn \(fmt(result.bnFirst)) -> \(fmt(result.bnLast)) (saved images, no augmentation: \(fmt(result.bnSaved)))")
             }
         }
         progress.finish(done, todo.isEmpty ? "nothing to do" : "")
@@ -287,6 +287,7 @@ struct Recover: ParsableCommand {
         if !todo.isEmpty {
             summary["bn_first"] = .double(rounded(bnFirst / ran, 5))
             summary["bn_last"] = .double(rounded(bnLast / ran, 5))
+            summary["bn_saved"] = .double(rounded(bnSaved / ran, 5))
             summary["ce_first"] = .double(rounded(ceFirst / ran, 5))
             summary["ce_last"] = .double(rounded(ceLast / ran, 5))
         }
@@ -319,7 +320,8 @@ struct Recover: ParsableCommand {
 
         var line = "ld-recover: \(images.count) images (\(method), classes \(plan.classRange.lowerBound):\(plan.classRange.upperBound), ipc \(plan.ipcRange.lowerBound):\(plan.ipcRange.upperBound)), teacher top-1 \(String(format: "%.2f", top1))%"
         if !todo.isEmpty {
-            line += ", BN loss \(fmt(Float(bnFirst / ran))) -> \(fmt(Float(bnLast / ran))) (\(String(format: "%.1f", bnFirst / max(bnLast, 1e-30)))x)"
+            line += ", BN loss \(fmt(Float(bnFirst / ran))) -> \(fmt(Float(bnLast / ran))) (\(String(format: "%.1f", bnFirst / max(bnLast, 1e-30)))x;"
+            line += " saved images without augmentation \(fmt(Float(bnSaved / ran))))"
             line += ", \(String(format: "%.1f", seconds)) s, \(Progress.formatRate(rate)) img-it/s"
         }
         common.log(line)

@@ -22,6 +22,9 @@ public struct RecoverBatchResult {
     public var ceLast: Float
     public var bnFirst: Float
     public var bnLast: Float
+    /// The BN loss of the saved (uint8) images without augmentation: how well the set itself matches the
+    /// target statistics, apart from the random crop of the last step.
+    public var bnSaved: Float
 }
 
 /// Runs the recover optimisation for batches of one teacher. Not thread-safe (one per process).
@@ -93,7 +96,7 @@ public final class RecoverSynthesizer {
         model.captureBatchStatistics = true
         defer { model.captureBatchStatistics = false }
 
-        var result = RecoverBatchResult(pixels: [], ceFirst: 0, ceLast: 0, bnFirst: 0, bnLast: 0)
+        var result = RecoverBatchResult(pixels: [], ceFirst: 0, ceLast: 0, bnFirst: 0, bnLast: 0, bnSaved: 0)
         try labels.withUnsafeBufferPointer { labelBuffer in
             for t in 0..<s.iterations {
                 adam.learningRate = schedule.lr(at: t)
@@ -133,6 +136,11 @@ public final class RecoverSynthesizer {
         }
         result.pixels = RecoverSynthesizer.toPixels(x, n: n, channels: c, plane: plane,
                                                     mean: normalization.mean, std: normalization.std)
+        normalize(result.pixels, count: n, into: input)
+        _ = model.forward(input)
+        result.bnSaved = try BNStatisticsLoss.loss(model.batchNorms, target: target, firstWeight: s.firstBNMultiplier,
+                                                   otherWeight: 1, scale: 1)
+        for layer in model.batchNorms { layer.dBatchMean.fill(0); layer.dBatchVariance.fill(0) }
         return result
     }
 
@@ -172,6 +180,27 @@ public final class RecoverSynthesizer {
         return out
     }
 
+    /// Writes `count` uint8 images as the teacher's normalised input (as BatchLoader: p / (255 std) - mean / std).
+    private func normalize(_ pixels: ArraySlice<UInt8>, count: Int, into t: Tensor) {
+        let plane = size * size, imageSize = channels * plane
+        t.ensureShape(count, channels, size, size)
+        let d = t.data
+        pixels.withUnsafeBufferPointer { px in
+            for b in 0..<count {
+                for ch in 0..<channels {
+                    let scale = 1 / (255 * normalization.std[ch]), bias = -normalization.mean[ch] / normalization.std[ch]
+                    let src = px.baseAddress! + b * imageSize + ch * plane
+                    let dst = d + b * imageSize + ch * plane
+                    for i in 0..<plane { dst[i] = Float(src[i]) * scale + bias }
+                }
+            }
+        }
+    }
+
+    private func normalize(_ pixels: [UInt8], count: Int, into t: Tensor) {
+        normalize(pixels[...], count: count, into: t)
+    }
+
     /// The teacher's top-1 hits on saved images (uint8 planar, `labels.count` images), normalised as the
     /// teacher expects, in eval mode without augmentation.
     public func correct(pixels: [UInt8], labels: [Int32]) -> Int {
@@ -188,19 +217,7 @@ public final class RecoverSynthesizer {
         var start = 0
         while start < n {
             let m = min(chunk, n - start)
-            evalInput.ensureShape(m, channels, size, size)
-            let d = evalInput.data
-            pixels.withUnsafeBufferPointer { px in
-                for b in 0..<m {
-                    for ch in 0..<channels {
-                        // as BatchLoader: pixel / (255 std) - mean / std
-                        let scale = 1 / (255 * normalization.std[ch]), bias = -normalization.mean[ch] / normalization.std[ch]
-                        let src = px.baseAddress! + (start + b) * imageSize + ch * plane
-                        let dst = d + b * imageSize + ch * plane
-                        for i in 0..<plane { dst[i] = Float(src[i]) * scale + bias }
-                    }
-                }
-            }
+            normalize(pixels[(start * imageSize)..<((start + m) * imageSize)], count: m, into: evalInput)
             let logits = model.forward(evalInput)
             let k = logits.shape[1]
             for b in 0..<m {
