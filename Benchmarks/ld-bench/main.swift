@@ -1,8 +1,9 @@
 // ld-bench: the project's benchmarks (`make bench`). Not part of the product; prints one line per figure.
 //
-//   ld-bench                 everything: engine workloads, then the stream benchmark
+//   ld-bench                 everything: engine workloads, the recover loop, then the stream benchmark
 //   ld-bench engine [--secs S] [--threads T] [--only NAME]
 //   ld-bench stream
+//   ld-bench recover [--secs S] [--threads T]   ld-recover's loop, images x iterations per second
 //   ld-bench conv [THREADS] | gemm      per-shape kernels (development)
 import Foundation
 import Shared
@@ -12,18 +13,21 @@ do {
     switch benchArgs.first {
     case nil:
         try engineBench([])
+        try recoverBench([])
         streamBench()
     case "engine":
         try engineBench(Array(benchArgs.dropFirst()))
     case "stream":
         streamBench()
+    case "recover":
+        try recoverBench(Array(benchArgs.dropFirst()))
     case "conv":
         Engine.threads = Int(benchArgs.dropFirst().first ?? "1") ?? 1
         convShapesBench()
     case "gemm":
         gemmShapesBench()
     default:
-        print("usage: ld-bench [engine [--secs S] [--threads T] [--only NAME] | stream | conv [T] | gemm]")
+        print("usage: ld-bench [engine [--secs S] [--threads T] [--only NAME] | recover [--secs S] [--threads T] | stream | conv [T] | gemm]")
         exit(2)
     }
 } catch {

@@ -1,0 +1,159 @@
+import Foundation
+import Shared
+import XCTest
+
+/// ld-recover end to end on the tiny teacher: golden PNGs per method, shards that add up to the whole run,
+/// resume, and bad input.
+final class RecoverToolTests: ToolTestCase {
+    static let methods = ["sre2l", "cda", "lpld"]
+
+    /// The tiny teacher (2 classes, 1x8x8, with class statistics) at `dir/teacher.ldm`.
+    @discardableResult
+    func makeTeacher() throws -> ModelFile {
+        try ToolFixtures.tinyTeacher(for: ToolFixtures.tinyImages(), path: path("teacher.ldm"))
+    }
+
+    /// The golden-run flags: IPC 2, 20 iterations, fixed seed, one thread.
+    func args(_ method: String, _ extra: [String]) -> [String] {
+        ["--teacher", "teacher.ldm", "--method", method, "--ipc", "2", "--iterations", "20", "--seed", "7",
+         "--threads", "1", "-q"] + extra
+    }
+
+    /// Every PNG under `folder`, relative path -> bytes.
+    func pngs(_ folder: String) throws -> [String: Data] {
+        var out: [String: Data] = [:]
+        let root = path(folder)
+        for rel in FileManager.default.subpaths(atPath: root) ?? [] where rel.hasSuffix(".png") {
+            out[rel] = FileManager.default.contents(atPath: root + "/" + rel)
+        }
+        return out
+    }
+
+    func testGoldenPerMethod() throws {
+        try makeTeacher()
+        for method in RecoverToolTests.methods {
+            let r = try run("ld-recover", args(method, ["-o", "syn-\(method)"]))
+            XCTAssertEqual(r.status, 0, r.err)
+            let files = try pngs("syn-\(method)")
+            XCTAssertEqual(files.keys.sorted(), ["000/ipc0000.png", "000/ipc0001.png", "001/ipc0000.png", "001/ipc0001.png"])
+            for name in files.keys.sorted() {
+                try assertGoldenFile(path("syn-\(method)/\(name)"), "ld-recover", "\(method)/\(name)")
+            }
+            // The summary line on stdout, and a manifest the folder loader reads.
+            let summary = try JSONSerialization.jsonObject(with: r.out) as? [String: Any]
+            XCTAssertEqual(summary?["images"] as? Int, 4)
+            XCTAssertNotNil(summary?["bn_first"])
+            let data = try Dataset.load(path("syn-\(method)"))
+            XCTAssertEqual(data.count, 4)
+            XCTAssertEqual(data.classNames, ["c0", "c1"])
+            XCTAssertEqual(data.mean, [0.5])
+            XCTAssertEqual(data.labels, [0, 0, 1, 1])
+        }
+    }
+
+    /// Two shards by class (and, for sre2l, by IPC) equal the whole run: the folder byte for byte, the
+    /// concatenated streams as the same image set.
+    func testShardsEqualWholeRun() throws {
+        try makeTeacher()
+        let cases: [(String, [String], [[String]])] = [
+            ("sre2l", ["--batch-size", "1"], [["--classes", "0:1"], ["--classes", "1:2"]]),
+            ("sre2l", [], [["--ipc-start", "0", "--ipc-end", "1"], ["--ipc-start", "1", "--ipc-end", "2"]]),
+            ("cda", ["--batch-size", "1"], [["--classes", "0:1"], ["--classes", "1:2"]]),
+            ("lpld", [], [["--classes", "0:1"], ["--classes", "1:2"]]),
+            ("lpld", ["--batch-size", "1"], [["--ipc-start", "0", "--ipc-end", "1"], ["--ipc-start", "1", "--ipc-end", "2"]]),
+        ]
+        for (k, (method, common, shards)) in cases.enumerated() {
+            let whole = "whole\(k)", merged = "merged\(k)"
+            var r = try run("ld-recover", args(method, common + ["-o", whole, "--stream", "\(whole).ldi"]))
+            XCTAssertEqual(r.status, 0, r.err)
+            for (s, shard) in shards.enumerated() {
+                r = try run("ld-recover", args(method, common + shard + ["-o", merged, "--stream", "\(merged)-\(s).ldi"]))
+                XCTAssertEqual(r.status, 0, "\(method) \(shard): \(r.err)")
+            }
+            let a = try pngs(whole), b = try pngs(merged)
+            XCTAssertEqual(a.count, 4)
+            XCTAssertEqual(a, b, "case \(k) \(method) \(common): shard folders differ from the whole run")
+            r = try shell("cat \(merged)-0.ldi \(merged)-1.ldi > \(merged).ldi")
+            XCTAssertEqual(r.status, 0, r.err)
+            let w = try Dataset.load(path("\(whole).ldi")), m = try Dataset.load(path("\(merged).ldi"))
+            XCTAssertEqual(w.pixels, m.pixels, "case \(k)")
+            XCTAssertEqual(w.labels, m.labels)
+            XCTAssertEqual(w.labels, [0, 0, 1, 1])
+            // The stream holds the same images as the folder.
+            let f = try Dataset.load(path(whole))
+            XCTAssertEqual(f.pixels, w.pixels)
+            XCTAssertEqual(f.contentHash, w.contentHash)
+        }
+    }
+
+    func testResumeSkipsCompleteClassesAndRedoesTheRest() throws {
+        try makeTeacher()
+        var r = try run("ld-recover", args("lpld", ["-o", "syn"]))
+        XCTAssertEqual(r.status, 0, r.err)
+        let before = try pngs("syn")
+        // Interrupted in class 1: one image and the manifest missing, a temporary left behind.
+        let fm = FileManager.default
+        try fm.removeItem(atPath: path("syn/001/ipc0001.png"))
+        try fm.removeItem(atPath: path("syn/manifest.json"))
+        try Data([1, 2, 3]).write(to: URL(fileURLWithPath: path("syn/001/.ipc0001.png.tmp.99.0")))
+        let inode0 = try fm.attributesOfItem(atPath: path("syn/000/ipc0000.png"))[.systemFileNumber] as? Int
+        let inode1 = try fm.attributesOfItem(atPath: path("syn/001/ipc0000.png"))[.systemFileNumber] as? Int
+        r = try run("ld-recover", args("lpld", ["-o", "syn"]).filter { $0 != "-q" })
+        XCTAssertEqual(r.status, 0, r.err)
+        XCTAssertTrue(r.err.contains("1 of 2 batches already complete"), r.err)
+        XCTAssertEqual(try pngs("syn"), before)
+        XCTAssertTrue(fm.fileExists(atPath: path("syn/manifest.json")))
+        XCTAssertFalse(fm.fileExists(atPath: path("syn/001/.ipc0001.png.tmp.99.0")))
+        // Class 0 was skipped (its files untouched); class 1 was redone, its existing image kept.
+        XCTAssertEqual(try fm.attributesOfItem(atPath: path("syn/000/ipc0000.png"))[.systemFileNumber] as? Int, inode0)
+        XCTAssertEqual(try fm.attributesOfItem(atPath: path("syn/001/ipc0000.png"))[.systemFileNumber] as? Int, inode1)
+        let summary = try JSONSerialization.jsonObject(with: r.out) as? [String: Any]
+        XCTAssertEqual(summary?["synthesised"] as? Int, 2)
+        XCTAssertEqual(summary?["images"] as? Int, 4)
+
+        // A complete folder: nothing to do. A different run into it: refused.
+        r = try run("ld-recover", args("lpld", ["-o", "syn"]))
+        XCTAssertEqual(r.status, 0, r.err)
+        r = try run("ld-recover", args("lpld", ["-o", "syn", "--seed", "8"]))
+        assertOneLineError(r, mentioning: "different recover run")
+        XCTAssertEqual(try pngs("syn"), before)
+    }
+
+    func testBadInput() throws {
+        let data = ToolFixtures.tinyImages()
+        try ToolFixtures.tinyTeacher(for: data, path: path("teacher.ldm"))
+        // A teacher without class statistics.
+        var rng = LDRandom(seed: 1, stage: .weightInit)
+        let model = try Model(.convnet(width: 4, depth: 2, channels: 1, imageSize: 8, classes: 2), rng: &rng)
+        var plain = ModelFile(model: model, mean: [0.5], std: [0.3], classNames: ["a", "b"])
+        try plain.save(path: path("plain.ldm"), producer: "test")
+
+        var r = try run("ld-recover", ["--teacher", "missing.ldm", "-o", "out"])
+        assertOneLineError(r, mentioning: "missing.ldm")
+        r = try run("ld-recover", ["--teacher", "plain.ldm", "--method", "lpld", "-o", "out"])
+        assertOneLineError(r, mentioning: "ld-squeeze --class-stats")
+        r = try run("ld-recover", args("sre2l", ["--classes", "0:5", "-o", "out"]))
+        assertOneLineError(r, mentioning: "--classes 0:5")
+        r = try run("ld-recover", args("sre2l", ["--classes", "0:1", "-o", "out"]))
+        assertOneLineError(r, mentioning: "cuts a batch")
+        r = try run("ld-recover", args("lpld", ["--ipc-start", "1", "-o", "out"]))
+        assertOneLineError(r, mentioning: "cuts a batch")
+        try Data("x".utf8).write(to: URL(fileURLWithPath: path("file")))
+        r = try run("ld-recover", args("sre2l", ["-o", "file/sub"]))
+        assertOneLineError(r, mentioning: "file/sub")
+        r = try run("ld-recover", args("sre2l", ["--stream", "nodir/x.ldi"]))
+        assertOneLineError(r, mentioning: "nodir/x.ldi")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: path("out")))
+
+        // Usage errors (exit 64): impossible ranges, ipc 0, options of another method, no output.
+        for bad in [["--classes", "5:3"], ["--ipc", "0"], ["--ipc-start", "2", "--ipc-end", "1"], ["--ipc-end", "11"],
+                    ["--milestone", "0.5"], ["--crop-scale", "0.5,2"], ["--method", "dc"], ["--batch-size", "0"]] {
+            r = try run("ld-recover", ["--teacher", "teacher.ldm", "-o", "out"] + bad)
+            XCTAssertEqual(r.status, 64, "\(bad): \(r.err)")
+            XCTAssertTrue(r.out.isEmpty)
+        }
+        r = try run("ld-recover", ["--teacher", "teacher.ldm"])
+        XCTAssertEqual(r.status, 64)
+        XCTAssertTrue(r.err.contains("nothing to write"), r.err)
+    }
+}
