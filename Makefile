@@ -37,7 +37,7 @@ fuzz: setup
 	sh fuzz/run.sh $(FUZZ_SECONDS)
 
 golden-update: build
-	LD_GOLDEN_UPDATE=1 $(SWIFT) test -c $(CONFIG) --disable-swift-testing --filter Golden
+	LD_GOLDEN_UPDATE=1 $(SWIFT) test -c $(CONFIG) --disable-swift-testing --filter ToolTests
 
 clean:
 	rm -rf .build fuzz/bin
