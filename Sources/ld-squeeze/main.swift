@@ -225,7 +225,8 @@ struct Squeeze: ParsableCommand {
             try runEpochs(trainer, valData: valData, log: log, history: &history, checkpoint: checkpoint)
             if Interrupt.requested {
                 log.abort()
-                common.log("ld-squeeze: interrupted at epoch \(trainer.epoch + 1) step \(trainer.step); checkpoint \(checkpoint) written; run the same command with --resume to continue")
+                let at = trainer.step == 0 ? "after epoch \(trainer.epoch)" : "after step \(trainer.step) of epoch \(trainer.epoch + 1)"
+                Log.line("ld-squeeze: interrupted \(at); checkpoint \(checkpoint) written; run the same command with --resume to continue")
                 Foundation.exit(Interrupt.exitStatus)
             }
             try finishRun(trainer, valData: valData, statsMode: statsMode, output: output, history: history)
@@ -241,13 +242,17 @@ struct Squeeze: ParsableCommand {
                            checkpoint: String) throws {
         let n = trainer.data.count, bs = trainer.settings.batchSize
         let runStart = Progress.now()
-        var imagesThisRun = 0
+        var imagesThisRun = 0, stepsThisRun = 0
+        // Test hook: behave as if Ctrl-C came right after this many steps of this run (tests cannot time signals).
+        let stopAfter = ProcessInfo.processInfo.environment["LD_SQUEEZE_STOP_AFTER_STEPS"].flatMap { Int($0) }
         while !trainer.finished {
             let e = trainer.epoch
             let progress = Progress("epoch \(e + 1)/\(epochs)", total: n, quiet: common.quiet)
             var lastLoss: Float = 0
             while !trainer.epochComplete {
                 lastLoss = try trainer.trainStep()
+                stepsThisRun += 1
+                if stepsThisRun == stopAfter { Interrupt.request() }
                 let done = min(trainer.step * bs, n)
                 imagesThisRun += min(bs, n - (trainer.step - 1) * bs)
                 let rate = Double(imagesThisRun) / max(Progress.now() - runStart, 1e-9)
@@ -262,14 +267,14 @@ struct Squeeze: ParsableCommand {
             var line: [String: JSONValue] = [
                 "epoch": .int(Int64(e + 1)), "epochs": .int(Int64(epochs)),
                 "lr": .number(summary.lastLearningRate),
-                "train_loss": .double(round(summary.loss, 5)), "train_top1": .double(round(summary.top1, 2)),
+                "train_loss": (round(summary.loss, 5)), "train_top1": (round(summary.top1, 2)),
             ]
             var detail = "train loss \(String(format: "%.4f", summary.loss)) top1 \(String(format: "%.2f", summary.top1))"
             if let v = valData {
                 let ev = try trainer.model.evaluate(v, normalization: trainer.normalization)
-                line["val_top1"] = .double(round(ev.top1, 2))
-                line["val_top5"] = .double(round(ev.top5, 2))
-                line["val_loss"] = .double(round(ev.loss, 5))
+                line["val_top1"] = (round(ev.top1, 2))
+                line["val_top5"] = (round(ev.top5, 2))
+                line["val_loss"] = (round(ev.loss, 5))
                 detail += "  val top1 \(String(format: "%.2f", ev.top1)) top5 \(String(format: "%.2f", ev.top5))"
             }
             progress.finish(n, detail)
@@ -318,10 +323,13 @@ struct Squeeze: ParsableCommand {
         }
     }
 
-    private func round(_ x: Double, _ digits: Int) -> Double {
+    /// `x` rounded to `digits` decimals, as a JSON number that reads back as itself (whole numbers as
+    /// integers), so metrics kept in a checkpoint are re-emitted byte for byte after a resume.
+    private func round(_ x: Double, _ digits: Int) -> JSONValue {
         var p = 1.0
         for _ in 0..<digits { p *= 10 }
-        return (x * p).rounded() / p
+        let v = (x * p).rounded() / p
+        return v == v.rounded() && abs(v) < 1e15 ? .int(Int64(v)) : .double(v)
     }
 }
 
