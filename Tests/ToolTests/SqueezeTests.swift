@@ -127,6 +127,10 @@ final class SqueezeToolTests: ToolTestCase {
             XCTAssertEqual(Set(files()).subtracting(["out.ldm.ckpt"]), before, "\(args)")
             try? FileManager.default.removeItem(atPath: path("out.ldm.ckpt"))
         }
+        try ToolFixtures.tinyTeacher(for: ToolFixtures.tinyImages(), path: path("teacher.ldm"))
+        let mismatch = try run("ld-squeeze", ["--eval-only", "teacher.ldm", "--val", rgb])
+        assertOneLineError(mismatch, mentioning: "3x8x8")
+        try FileManager.default.removeItem(atPath: path("teacher.ldm"))
         let unwritable = try run("ld-squeeze", ["--data", data, "-o", "no/such/folder/t.ldm"] + tinyArgs)
         assertOneLineError(unwritable, mentioning: "no/such/folder/t.ldm")
         let badScores = try run("ld-squeeze", ["--data", data, "-o", "t.ldm", "--scores", "no/such/s.lds"] + tinyArgs)
