@@ -84,8 +84,8 @@ struct Squeeze: ParsableCommand {
     @Option(help: "Weight decay (SGD: coupled, on every parameter; Adam/AdamW: on conv and linear kernels only).")
     var weightDecay: Float = 5e-4
 
-    @Option(help: "Epochs of linear warm-up (from 1% of --lr) before the per-step cosine decay to 0.")
-    var warmupEpochs: Int = 1
+    @Option(help: "Epochs of linear warm-up (from 1% of --lr) before the per-step cosine decay to 0 (default 1; 0 when --epochs is 1).")
+    var warmupEpochs: Int?
 
     @Option(help: "Optimizer: sgd, adamw or adam.")
     var optimizer: String = "sgd"
@@ -188,7 +188,7 @@ struct Squeeze: ParsableCommand {
         }
         let settings = TeacherSettings(
             model: config, epochs: epochs, batchSize: batchSize, learningRate: lr, momentum: momentum,
-            weightDecay: weightDecay, warmupEpochs: warmupEpochs, optimizer: optimizer, augment: augment,
+            weightDecay: weightDecay, warmupEpochs: warmupEpochs ?? (epochs > 1 ? 1 : 0), optimizer: optimizer, augment: augment,
             cropPadding: cropPadding, seed: seed, scores: scores != nil, el2nEpochs: el2nEpochs ?? min(10, epochs),
             trainSetHash: train.contentHash)
         try settings.validate()
