@@ -9,10 +9,11 @@ private func requireFashionMNIST() throws {
     if !ok { throw XCTSkip("Fashion-MNIST not installed in \(dir)") }
 }
 
-/// The tiny golden run: convnet width 8 depth 2, 2 epochs on the first 200 images of fmnist:train, seed 1,
-/// one thread, validation on the first 200 test images, class statistics and scores.
+/// The tiny golden run: convnet width 8 depth 2, 2 epochs on the first 200 images of fmnist:train (random crop
+/// with padding 2 + flip), seed 1, one thread, validation on the first 200 test images, class statistics and
+/// scores.
 private let goldenArgs = ["--data", "fmnist:train", "--limit", "200", "--val", "fmnist:test", "--val-limit", "200",
-                          "--model", "convnet", "--width", "8", "--depth", "2", "--epochs", "2", "--batch-size", "32",
+                          "--model", "convnet", "--width", "8", "--depth", "2", "--epochs", "2", "--batch-size", "32", "--crop-padding", "2",
                           "--seed", "1", "--threads", "1", "-q", "--class-stats", "--scores", "scores.lds",
                           "--metrics", "metrics.ndjson", "-o", "teacher.ldm"]
 
