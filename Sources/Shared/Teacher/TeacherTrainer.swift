@@ -5,10 +5,15 @@ import Foundation
 public struct TeacherSettings: Codable, Equatable {
     /// The architecture (built from the training set's shape and class count).
     public var model: ModelConfig
+    /// Training epochs (full passes over the training set).
     public var epochs: Int
+    /// Mini-batch size; the last batch of an epoch may be smaller.
     public var batchSize: Int
+    /// Peak learning rate (after warm-up, before the cosine decay).
     public var learningRate: Float
+    /// SGD momentum (ignored by Adam and AdamW).
     public var momentum: Float
+    /// Weight decay: SGD couples it on every parameter; Adam and AdamW apply it to conv and linear kernels only.
     public var weightDecay: Float
     /// Epochs of linear warm-up (from 1% of the rate) before the per-step cosine decay.
     public var warmupEpochs: Int
@@ -18,13 +23,16 @@ public struct TeacherSettings: Codable, Equatable {
     public var augment: String
     /// Zero padding of `augment = crop`.
     public var cropPadding: Int
+    /// Seed of the weights, the shuffles and the augmentations.
     public var seed: UInt64
     /// Record training-dynamics scores, with EL2N over the first `el2nEpochs` epochs.
     public var scores: Bool
+    /// K: EL2N averages over the first K epochs.
     public var el2nEpochs: Int
     /// `Dataset.contentHash` of the training set (the images the run sees, after any limit).
     public var trainSetHash: String
 
+    /// Collects the settings; `validate()` checks them.
     public init(model: ModelConfig, epochs: Int, batchSize: Int, learningRate: Float, momentum: Float,
                 weightDecay: Float, warmupEpochs: Int, optimizer: String, augment: String, cropPadding: Int = 4,
                 seed: UInt64, scores: Bool, el2nEpochs: Int, trainSetHash: String) {
@@ -87,6 +95,7 @@ public struct TeacherSettings: Codable, Equatable {
 
 /// What one finished epoch measured on the training data (on the augmented views, in train mode).
 public struct EpochSummary: Equatable {
+    /// The epoch, from 0.
     public var epoch: Int
     /// Mean cross-entropy over the epoch's examples.
     public var loss: Double
@@ -106,12 +115,17 @@ public struct EpochSummary: Equatable {
 /// uninterrupted one (with the same thread count).
 public final class TeacherTrainer {
     public let settings: TeacherSettings
+    /// The training set (what `scores` indexes).
     public let data: Dataset
+    /// The input normalisation (the training set's), stored in the model file.
     public let normalization: Normalization
+    /// The model being trained.
     public let model: Model
+    /// SGD, Adam or AdamW over `model.parameters`.
     public let optimizer: Optimizer
     /// Learning rate per global step (epoch · stepsPerEpoch + step).
     public let schedule: LRSchedule
+    /// Training-dynamics scores, when `settings.scores`.
     public let scores: TrainingDynamics?
     /// Batches per epoch (the last one may be smaller; no example is dropped, so every one is scored).
     public let stepsPerEpoch: Int
