@@ -329,6 +329,15 @@ public enum TempFiles {
     }()
     private static var installed = false
 
+    /// Keeps `register` from installing the SIGINT/SIGTERM handlers, because the caller installs its own
+    /// (`Interrupt`, which turns a signal into a checkpoint-and-exit). Such a handler must call `unlinkAll()`
+    /// before it terminates the process.
+    public static func leaveSignalsToCaller() {
+        pthread_mutex_lock(lock)
+        installed = true
+        pthread_mutex_unlock(lock)
+    }
+
     static func register(_ path: String) {
         pthread_mutex_lock(lock)
         defer { pthread_mutex_unlock(lock) }
@@ -362,7 +371,7 @@ public enum TempFiles {
     }
 
     /// Deletes every registered temporary file (signal-handler safe).
-    static func unlinkAll() {
+    public static func unlinkAll() {
         let t = table
         for i in 0..<slots {
             if let p = t[i] { unlink(p) }
