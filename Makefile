@@ -24,11 +24,12 @@ build: setup
 
 # Tests run in release mode (the engine is too slow unoptimised); they use only the public API.
 # Swift Testing is disabled so that the run closes on XCTest's summary line.
+# The tool tests pin OpenBLAS's portable SSE3 kernels for their golden files (Tests/ToolTests/ToolHarness.swift).
 test: build
 	$(SWIFT) test -c $(CONFIG) --disable-swift-testing
 
 demo: build
-	@sh scripts/demo.sh $(BIN)
+	@bash scripts/demo.sh $(BIN)
 
 bench: build
 	$(BIN)/ld-bench

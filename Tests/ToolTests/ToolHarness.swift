@@ -12,6 +12,13 @@ class ToolTestCase: XCTestCase {
     /// A scratch folder, removed after each test.
     var dir = ""
 
+    /// Golden files are made with OpenBLAS's portable SSE3 kernels (see `Engine.selectKernels`): pinned here
+    /// for the fixtures built in this process and, through the environment, for the tools it runs.
+    override class func setUp() {
+        super.setUp()
+        Engine.selectKernels("Prescott")
+    }
+
     override func setUp() {
         dir = NSTemporaryDirectory() + "ld-tooltest-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)

@@ -48,13 +48,24 @@ public enum Engine {
         let core = flags.contains("avx512f") && flags.contains("avx512bw") ? "SkylakeX"
                  : flags.contains("avx2") && flags.contains("fma") ? "Haswell" : nil
         guard let core else { return }
+        selectKernels(core)
+    }
+
+    /// Re-runs OpenBLAS's kernel selection as `core` (e.g. `Prescott`, `Haswell`, `SkylakeX`), as if
+    /// `OPENBLAS_CORETYPE=core` had been set at start-up; the variable is set too, so child processes agree.
+    /// Tests pin the portable SSE3 `Prescott` kernels this way: faster kernels round differently, and which
+    /// ones a machine gets depends on its CPU. Call it while no GEMM runs. Returns false when this OpenBLAS
+    /// build cannot re-select (not a DYNAMIC_ARCH build).
+    @discardableResult
+    public static func selectKernels(_ core: String) -> Bool {
         // DYNAMIC_ARCH builds (all of Debian's) export the selection entry points; look them up at run time
         // so a build without them still links and simply keeps its kernels.
-        guard let quit = dlsym(nil, "gotoblas_dynamic_quit"), let initialise = dlsym(nil, "gotoblas_dynamic_init") else { return }
+        guard let quit = dlsym(nil, "gotoblas_dynamic_quit"), let initialise = dlsym(nil, "gotoblas_dynamic_init") else { return false }
         typealias VoidFunction = @convention(c) () -> Void
         setenv("OPENBLAS_CORETYPE", core, 1)
         unsafeBitCast(quit, to: VoidFunction.self)()
         unsafeBitCast(initialise, to: VoidFunction.self)()
+        return true
     }
 
     /// The `flags` line of /proc/cpuinfo as a set (Linux); nil elsewhere.
