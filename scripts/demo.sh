@@ -37,7 +37,7 @@ ld-train --images "$out/random.ldi" --teacher "$out/teacher.ldm" --val fmnist:te
 say "ld-train --hard on the distilled images"
 ld-train --images "$out/syn" --hard --val fmnist:test --width 32 --epochs 100 --eval-every 50 > "$out/hard.ndjson"
 
-labels=$(ld-relabel --teacher "$out/teacher.ldm" --images "$out/syn" --epochs 100 --batch 10 -q | ld-prune --ratio 10 | wc -c)
+labels=$(ld-relabel --teacher "$out/teacher.ldm" --images "$out/syn" --epochs 100 --batch 10 -q | ld-prune --ratio 10 -q | wc -c)
 images=$(cat "$out"/syn/*/*.png | wc -c)
 cat >&2 <<REPORT
 
