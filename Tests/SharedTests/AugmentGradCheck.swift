@@ -1,18 +1,10 @@
 import XCTest
 import Shared
 
-/// A small seeded SplitMix64 for the optimiser/augmentation tests (the project's counter-based generator
-/// lives elsewhere; this one only has to be deterministic).
-struct AugTestRNG: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
+/// The tests' seeded SplitMix64 (GradCheckSupport.swift), under the name the augmentation tests use.
+typealias AugTestRNG = SplitMix64
+
+extension SplitMix64 {
     /// Uniform Float in [-1, 1).
     mutating func symmetric() -> Float { Float(next() >> 40) * 0x1p-23 - 1 }
 }

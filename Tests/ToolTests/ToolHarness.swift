@@ -49,11 +49,12 @@ class ToolTestCase: XCTestCase {
         var stdout: String { String(decoding: out, as: UTF8.self) }
     }
 
-    /// Runs tool `name` with `args` in the scratch folder. stdin is `stdinPath`'s content, or empty.
+    /// Runs tool `name` (or, for a name with a `/`, that executable) with `args` in the scratch folder.
+    /// stdin is `stdinPath`'s content, or empty.
     @discardableResult
     func run(_ name: String, _ args: [String], stdinPath: String? = nil, env: [String: String] = [:]) throws -> Result {
         let p = Process()
-        p.executableURL = URL(fileURLWithPath: try binary(name))
+        p.executableURL = URL(fileURLWithPath: name.contains("/") ? name : try binary(name))
         p.arguments = args
         p.currentDirectoryURL = URL(fileURLWithPath: dir)
         var e = ProcessInfo.processInfo.environment
