@@ -1,7 +1,8 @@
 # ld: the README's entry points. `make demo` and `make test` do all the set-up on a fresh Debian machine.
 #
 #   make demo           install what is missing, build, run a small end-to-end example on Fashion-MNIST
-#   make test           install what is missing, build, run every test (unit, golden files, tool pipes)
+#   make test           install what is missing, build, run every test (unit, golden files, tool pipes,
+#                       and the pipelines smoke run: every tool in real pipes, a few seconds)
 #   make bench          engine and stream benchmarks (images/s, GFLOP/s, MB/s next to the sgemm ceiling)
 #   make fuzz           libFuzzer on the stream reader for FUZZ_SECONDS (default 120)
 #   make golden-update  regenerate the committed golden files (single-threaded BLAS, fixed seeds)
@@ -27,6 +28,7 @@ build: setup
 # The tool tests pin OpenBLAS's portable SSE3 kernels for their golden files (Tests/ToolTests/ToolHarness.swift).
 test: build
 	$(SWIFT) test -c $(CONFIG) --disable-swift-testing
+	$(MAKE) -C pipelines smoke BIN=$(abspath $(BIN))
 
 demo: build
 	@bash scripts/demo.sh $(BIN)

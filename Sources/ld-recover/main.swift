@@ -23,14 +23,16 @@ struct Recover: ParsableCommand {
                  --batch-size classes (default all) per IPC index; BN target:
                  the teacher's running statistics.
           cda    sre2l with a crop-scale curriculum: the lower bound falls from
-                 1 to the --crop-scale minimum (default 0.08) over the first
+                 1 to the --crop-scale minimum (default 0.5) over the first
                  --milestone of the iterations (--easy2hard-mode).
           lpld   within-class batches (--batch-size images, default --ipc);
                  BN target: that class's statistics (ld-squeeze --class-stats).
 
         Defaults follow the reference Fashion-MNIST pipeline: 1000 iterations,
-        lr 0.25, r-bn 0.01, first BN x10, crop scale 0.5-1 (cda 0.08-1), flip,
-        jitter 2.
+        lr 0.25, r-bn 0.01, first BN x10, flip, jitter 2; no crop for sre2l and
+        lpld (the seeds drop it for small images: crops of a 28-pixel image
+        keep the BN loss of the whole image high), cda's curriculum from 1
+        down to 0.5.
 
         Output: -o DIR, a PNG ImageFolder (DIR/000/ipc0000.png, ...), with
         manifest.json (settings, teacher hash, mean, std, class names) written
@@ -100,7 +102,7 @@ struct Recover: ParsableCommand {
     @Option(help: "Largest roll offset in pixels (offsets are drawn from 0...jitter on each axis).")
     var jitter: Int = 2
 
-    @Option(help: "RandomResizedCrop scale range MIN,MAX (default 0.5,1; cda: 0.08,1, MIN being the curriculum's floor).")
+    @Option(help: "RandomResizedCrop scale range MIN,MAX (default 1,1: no crop; cda: 0.5,1, MIN being the curriculum's floor).")
     var cropScale: String?
 
     @Flag(help: "No random horizontal flip.")

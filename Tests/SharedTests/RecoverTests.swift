@@ -53,12 +53,14 @@ final class RecoverTests: XCTestCase {
         XCTAssertEqual(s.bnWeight, 0.01)
         XCTAssertEqual(s.firstBNMultiplier, 10)
         XCTAssertEqual(s.jitter, 2)
-        XCTAssertTrue(s.cropScale(at: 0) == (0.5, 1))
+        XCTAssertTrue(s.cropScale(at: 0) == (1, 1))   // no crop on small images (the seeds' CIFAR recipe)
         var c = RecoverSettings(method: .cda, batchSize: 10)
         c.iterations = 100
         XCTAssertEqual(c.cropScale(at: 0).0, 1, accuracy: 1e-6)
+        XCTAssertEqual(c.cropScale(at: 50).0, 0.75, accuracy: 1e-5)  // cosine from 1 to the 0.5 floor
+        XCTAssertEqual(c.cropScale(at: 99).0, 0.5, accuracy: 1e-3)
+        c.cropScaleMin = 0.08                                          // the ImageNet floor
         XCTAssertEqual(c.cropScale(at: 50).0, 0.54, accuracy: 1e-5)
-        XCTAssertEqual(c.cropScale(at: 99).0, 0.08, accuracy: 1e-3)
         c.milestone = 0
         XCTAssertEqual(c.cropScale(at: 0).0, 0.08, accuracy: 1e-6)
         c.cropScaleMax = 0.7

@@ -1,6 +1,7 @@
 // What a recover run does: the method and its knobs (sre2l_cda.md 4-5, lpld.md 3), with the defaults of the
 // reference PyTorch pipeline on Fashion-MNIST (peer/README.md): 1000 iterations, Adam 0.25 (0.5, 0.9),
-// r_bn 0.01, first BN x10, one crop (scale 0.5-1), a flip and a roll of 0..2 pixels per batch and step.
+// r_bn 0.01, first BN x10, a flip and a roll of 0..2 pixels per batch and step. The crop follows the seeds'
+// rule for small images (sre2l_cda.md 4.3: the CIFAR recipe drops it): none for SRe2L and LPLD.
 
 /// The three recover methods. They share the loop (`RecoverSynthesizer`) and differ in batch composition,
 /// BN target and crop schedule.
@@ -16,9 +17,13 @@ public enum RecoverMethod: String, CaseIterable, Sendable {
     /// Whether a batch holds one class (LPLD) rather than one image per class of a chunk (SRe2L, CDA).
     public var withinClass: Bool { self == .lpld }
 
-    /// The default crop scale range: (0.5, 1) as the Fashion-MNIST reference for SRe2L and LPLD; for CDA the
-    /// lower bound is the curriculum's floor, 0.08 (sre2l_cda.md 5).
-    public var defaultCropScale: (Float, Float) { self == .cda ? (0.08, 1) : (0.5, 1) }
+    /// The default crop scale range. SRe2L and LPLD: (1, 1), the whole image, as the seeds' CIFAR recipe
+    /// (the crop was dropped for small images). On 28-pixel images a crop of scale 0.5-1 leaves the BN loss of
+    /// the un-augmented images 25-50x above that of crop-free runs: upsampled crops are smoother than the image,
+    /// so the images learn extra high-frequency energy. CDA exists for its crop curriculum, so it keeps one,
+    /// falling from 1 to the floor 0.5 (the reference pipeline's crop; ImageNet's 0.08 would mean 8-pixel
+    /// crops here).
+    public var defaultCropScale: (Float, Float) { self == .cda ? (0.5, 1) : (1, 1) }
 }
 
 /// The settings of one recover run that determine the images (everything but which shard runs).

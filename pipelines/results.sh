@@ -1,0 +1,230 @@
+#!/bin/bash
+# results.sh WORK RESULTS.md PLOT.svg: gather the runs under WORK into RESULTS.md and an SVG plot.
+#
+# Reads only what the stages wrote: each cell's NDJSON summary line (top-1, label bytes), the PNG bytes of
+# each image set, the recover summaries, the teacher's metrics and stages.tsv (command and wall time of
+# every stage). A cell that has not been run shows as "-". Plain awk: no plotting dependency.
+set -euo pipefail
+W=${1:-work} out=${2:-RESULTS.md} svg=${3:-results.svg}
+tmp=$(mktemp); trap 'rm -f "$tmp"' EXIT
+
+# field FILE KEY: the numeric value of "KEY": in the last line of FILE ("" if absent).
+field() { [ -s "$1" ] && tail -n 1 "$1" | sed -n "s/.*\"$2\":\\([-0-9.e]*\\).*/\\1/p" || true; }
+# png_bytes DIR: total bytes of the PNG files of an image folder.
+png_bytes() { [ -d "$1" ] && find -L "$1" -name '*.png' -printf '%s\n' | awk '{ s += $1 } END { print s + 0 }' || true; }
+
+# One row per cell: table, set, ipc, ratio/protocol, seed, top1, label bytes, image bytes, wall s.
+{
+  for f in "$W"/lpld/*.ndjson; do
+    [ -e "$f" ] || continue
+    b=$(basename "$f" .ndjson)                      # METHOD-ipcK-rR-sS
+    IFS=- read -r m k r s <<< "$b"
+    k=${k#ipc} r=${r#r} s=${s#s}
+    printf 'lpld\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$m" "$k" "$r" "$s" "$(field "$f" last_top1)" \
+      "$(field "$f" label_bytes)" "$(png_bytes "$W/syn-$m-ipc$k")" "$(field "$f" wall_s)"
+  done
+  for f in "$W"/rethinkdc/*.ndjson; do
+    [ -e "$f" ] || continue
+    b=$(basename "$f" .ndjson)                      # SET-ipcK-soft|hard
+    IFS=- read -r m k l <<< "$b"
+    k=${k#ipc}
+    printf 'rethinkdc\t%s\t%s\t%s\t0\t%s\t0\t%s\t%s\n' "$m" "$k" "$l" "$(field "$f" last_top1)" \
+      "$(png_bytes "$W/set-$m-ipc$k")" "$(field "$f" wall_s)"
+  done
+  for f in "$W"/cross/*.ndjson; do
+    [ -e "$f" ] || continue
+    b=$(basename "$f" .ndjson)                      # lpld-ipc10-MODEL
+    IFS=- read -r m k a <<< "$b"
+    printf 'cross\t%s\t%s\t%s\t0\t%s\t%s\t%s\t%s\n' "$m" "${k#ipc}" "$a" "$(field "$f" last_top1)" \
+      "$(field "$f" label_bytes)" "$(png_bytes "$W/syn-$m-${k}")" "$(field "$f" wall_s)"
+  done
+} > "$tmp"
+
+teacher=$(sed -n 's/.*"val_top1":\([0-9.]*\).*/\1/p' "$W/teacher.ndjson" 2>/dev/null | tail -n 1)
+cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
+cores=$(nproc)
+rev=$(git -C .. describe --always --dirty 2>/dev/null || echo unknown)
+
+{
+cat <<EOF
+# Results: dataset distillation on Fashion-MNIST with ld
+
+Every number below comes from a run of \`pipelines/Makefile\` on this repository (revision \`$rev\`), on
+$cores cores of an $cpu, regenerated with \`make -C pipelines -j2 all results\`. The recipe is fixed
+for every cell: a ConvNet-BN (width 64, depth 3) teacher and student, the tools' defaults unless the
+command says otherwise; [the commands](#stages-commands-and-wall-time) are listed at the end with the wall
+time of each stage.
+
+Teacher: \`ld-squeeze\` ConvNet-BN width 64, 12 epochs: **$teacher%** top-1 on fmnist:test.
+
+EOF
+
+echo "## Recovered sets"
+echo
+echo "| set | images | teacher top-1 on them | BN loss first -> last iteration | drop | PNG bytes | wall s |"
+echo "|---|---|---|---|---|---|---|"
+for m in sre2l cda lpld; do for k in 10 50; do
+  f="$W/syn-$m-ipc$k.ndjson"; [ -s "$f" ] || continue
+  a=$(field "$f" bn_first) b=$(field "$f" bn_last)
+  drop=$(awk -v a="$a" -v b="$b" 'BEGIN { if (b > 0) printf "%.1fx", a / b; else print "-" }')
+  printf '| %s IPC %s | %s | %s%% | %s -> %s | %s | %s | %s |\n' "$m" "$k" "$(field "$f" images)" \
+    "$(field "$f" teacher_top1)" "$a" "$b" "$drop" "$(png_bytes "$W/syn-$m-ipc$k")" "$(field "$f" seconds)"
+done; done
+echo
+
+awk -F'\t' -v out=lpld '
+  function fmt(v) { return sprintf("%.2f", v) }
+  $1 == "lpld" && $6 != "" {
+    key = $2 SUBSEP $3 SUBSEP $4
+    n[key]++; sum[key] += $6
+    if (!(key in lo) || $6 < lo[key]) lo[key] = $6
+    if (!(key in hi) || $6 > hi[key]) hi[key] = $6
+    lab[key] = $7; img[$2 SUBSEP $3] = $8
+  }
+  END {
+    print "## LPLD table: stored soft labels pruned at random"
+    print ""
+    print "`ld-relabel` stores 300 epochs of labels at IPC 10 (batch 50) and 100 epochs at IPC 50 (batch 100);"
+    print "`ld-prune --ratio R --seed S` keeps a random 1/R of the label batches and `ld-train` samples each"
+    print "epoch from that pool (LPLD). Top-1 on fmnist:test, mean +- half the range over the seeds (n),"
+    print "then the label and image bytes."
+    print ""
+    print "| method | IPC | R=1 | R=10 | R=20 | R=40 | labels R=1 / R=40 (bytes) | images (PNG bytes) |"
+    print "|---|---|---|---|---|---|---|---|"
+    split("sre2l cda lpld", ms, " "); split("10 50", ks, " "); split("1 10 20 40", rs, " ")
+    for (i = 1; i <= 3; i++) for (j = 1; j <= 2; j++) {
+      m = ms[i]; k = ks[j]; row = "| " m " | " k
+      any = 0
+      for (r = 1; r <= 4; r++) {
+        key = m SUBSEP k SUBSEP rs[r]
+        if (key in n) { any = 1; row = row " | " fmt(sum[key] / n[key]) " +- " fmt((hi[key] - lo[key]) / 2) " (" n[key] ")" }
+        else row = row " | -"
+      }
+      l1 = (m SUBSEP k SUBSEP 1) in lab ? lab[m SUBSEP k SUBSEP 1] : "-"
+      l40 = (m SUBSEP k SUBSEP 40) in lab ? lab[m SUBSEP k SUBSEP 40] : "-"
+      im = (m SUBSEP k) in img ? img[m SUBSEP k] : "-"
+      if (any) print row " | " l1 " / " l40 " | " im " |"
+    }
+    print ""
+  }' "$tmp"
+
+awk -F'\t' '
+  $1 == "rethinkdc" && $6 != "" { v[$2 SUBSEP $3 SUBSEP $4] = $6; img[$2 SUBSEP $3] = $8; seen[$2] = 1 }
+  END {
+    print "## RethinkDC table: the same budget of images under soft and hard labels"
+    print ""
+    print "Soft: `ld-train --teacher` (online soft labels, RethinkDC soft protocol); hard: `ld-train --hard"
+    print "--recipe rethinkdc-hard`. One seed. Storage is the images (PNG bytes): the soft protocol keeps the"
+    print "teacher instead of stored labels. Pruned subsets use scores from a 6-epoch width-32 run"
+    print "(`ld-squeeze --scores`); el2n keeps the easy end, forgetting and aum the hard end (the data-pruning"
+    print "convention), ccs is AUM-stratified; pca is Prune-Combine-Augment (easy EL2N, 2x2 combine,"
+    print "grid-aware crops)."
+    print ""
+    print "| set | IPC 10 soft | IPC 10 hard | IPC 50 soft | IPC 50 hard | images IPC 10 / 50 (bytes) |"
+    print "|---|---|---|---|---|---|"
+    split("random sre2l cda lpld el2n forgetting aum ccs pca", ss, " ")
+    for (i = 1; i <= 9; i++) {
+      s = ss[i]; if (!(s in seen)) continue
+      row = "| " s
+      split("10 soft 10 hard 50 soft 50 hard", c, " ")
+      for (j = 1; j <= 8; j += 2) { key = s SUBSEP c[j] SUBSEP c[j + 1]; row = row " | " ((key in v) ? v[key] : "-") }
+      a = (s SUBSEP 10) in img ? img[s SUBSEP 10] : "-"; b = (s SUBSEP 50) in img ? img[s SUBSEP 50] : "-"
+      print row " | " a " / " b " |"
+    }
+    print ""
+  }' "$tmp"
+
+awk -F'\t' '
+  $1 == "cross" { print (++n == 1 ? "## Cross-architecture\n\nThe lpld IPC 10 set with its stored labels (ratio 1), the same epochs for both students.\n\n| student | top-1 | wall s |\n|---|---|---|" : "") ; print "| " $4 " | " $6 " | " $9 " |" }
+  END { if (n) print "" }' "$tmp" | sed '/^$/N;/^\n$/D'
+} > "$out.tmp"
+
+# ---- claims --------------------------------------------------------------------------------------------------
+awk -F'\t' -v teacher="$teacher" '
+  function mean(key) { return sum[key] / n[key] }
+  $1 == "lpld" && $6 != "" { key = $2 SUBSEP $3 SUBSEP $4; n[key]++; sum[key] += $6 }
+  $1 == "rethinkdc" && $6 != "" { rt[$2 SUBSEP $3 SUBSEP $4] = $6 }
+  END {
+    print "## The claims, checked"
+    print ""
+    printf "- Teacher at least 92%%: %s (%.2f%%).\n", (teacher >= 92 ? "holds" : "does not hold"), teacher
+    base[10] = 74; base[50] = 83; dsa[10] = 84.6; dsa[50] = 88.7
+    split("10 50", ks, " ")
+    for (j = 1; j <= 2; j++) {
+      k = ks[j]; below = ""; total = 0; aboveDSA = 0; dsaCount = 0
+      for (key in n) { split(key, p, SUBSEP); if (p[2] != k) continue; total++; v = mean(key)
+        if (v <= base[k]) below = below sprintf(" %s R=%s (%.2f)", p[1], p[3], v)
+        dsaCount++; if (v > dsa[k]) aboveDSA++ }
+      for (key in rt) { split(key, p, SUBSEP); if (p[2] != k || p[3] != "soft") continue; total++
+        if (rt[key] <= base[k]) below = below sprintf(" %s online (%.2f)", p[1], rt[key]) }
+      if (total) printf "- IPC %s, every soft-label cell above the literature hard-label random baseline (%s%%): %s.\n", k, base[k], (below == "" ? "holds" : "does not hold for" below)
+      r = (("random" SUBSEP k SUBSEP "soft") in rt) ? rt["random" SUBSEP k SUBSEP "soft"] : ""
+      if (dsaCount) printf "- IPC %s, DSA (%s%%): %d of %d stored-label cells above it; the random subset with online soft labels reaches %s%%, %s.\n", k, dsa[k], aboveDSA, dsaCount, (r == "" ? "-" : r), (r == "" ? "not run" : (r > dsa[k] ? "so the cells are held to DSA" : "below DSA, so DSA is not a bar the distilled cells are held to here"))
+      one = "lpld" SUBSEP k SUBSEP 1; forty = "lpld" SUBSEP k SUBSEP 40; s40 = "sre2l" SUBSEP k SUBSEP 40
+      if ((one in n) && (forty in n)) printf "- IPC %s, lpld at 40x loses at most 1.5 points against 1x: %s (%.2f vs %.2f, %+.2f).\n", k, (mean(one) - mean(forty) <= 1.5 ? "holds" : "does not hold"), mean(forty), mean(one), mean(forty) - mean(one)
+      if ((forty in n) && (s40 in n)) printf "- IPC %s, lpld at 40x at least as good as sre2l at 40x: %s (%.2f vs %.2f).\n", k, (mean(forty) >= mean(s40) ? "holds" : "does not hold"), mean(forty), mean(s40)
+    }
+    print ""
+  }' "$tmp" >> "$out.tmp"
+
+# ---- plot: accuracy against total storage (images + labels), log-x ---------------------------------------------
+awk -F'\t' -v svg="$svg" '
+  BEGIN { Wd = 760; Ht = 460; L = 70; R = 170; T = 40; B = 60
+          col["sre2l"] = "#1f77b4"; col["cda"] = "#ff7f0e"; col["lpld"] = "#2ca02c"; col["random"] = "#7f7f7f"
+          col["pca"] = "#9467bd"; col["el2n"] = "#8c564b"; col["ccs"] = "#e377c2" }
+  $1 == "lpld" && $6 != "" { key = $2 SUBSEP $3 SUBSEP $4; n[key]++; acc[key] += $6; st[key] = $7 + $8; ser[$2 SUBSEP $3] = 1 }
+  $1 == "rethinkdc" && $4 == "hard" && $6 != "" { key = $2 "-hard" SUBSEP $3 SUBSEP 0; n[key] = 1; acc[key] = $6; st[key] = $8; ser[$2 "-hard" SUBSEP $3] = 1 }
+  END {
+    xmin = 1e30; xmax = 0; ymin = 100; ymax = 0
+    for (key in n) { a = acc[key] / n[key]; s = st[key]; if (s <= 0) continue
+      if (s < xmin) xmin = s; if (s > xmax) xmax = s; if (a < ymin) ymin = a; if (a > ymax) ymax = a }
+    if (xmax == 0) { print "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"10\" height=\"10\"/>" > svg; exit }
+    lx0 = int(log(xmin) / log(10)); lx1 = int(log(xmax) / log(10)) + 1
+    y0 = int(ymin / 5) * 5; y1 = int(ymax / 5) * 5 + 5
+    printf "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" font-family=\"sans-serif\" font-size=\"12\">\n", Wd, Ht > svg
+    printf "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n" > svg
+    printf "<text x=\"%d\" y=\"22\" font-size=\"15\">Fashion-MNIST: student top-1 against storage (images + stored labels)</text>\n", L > svg
+    pw = Wd - L - R; ph = Ht - T - B
+    for (e = lx0; e <= lx1; e++) { x = L + pw * (e - lx0) / (lx1 - lx0)
+      printf "<line x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%d\" stroke=\"#ddd\"/><text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">1e%d B</text>\n", x, T, x, T + ph, x, T + ph + 18, e > svg }
+    for (y = y0; y <= y1; y += 5) { py = T + ph * (y1 - y) / (y1 - y0)
+      printf "<line x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\" stroke=\"#ddd\"/><text x=\"%d\" y=\"%.1f\" text-anchor=\"end\">%d%%</text>\n", L, py, L + pw, py, L - 6, py + 4, y > svg }
+    printf "<text x=\"%d\" y=\"%d\" text-anchor=\"middle\">total bytes (log scale)</text>\n", L + pw / 2, Ht - 15 > svg
+    printf "<text transform=\"translate(18 %d) rotate(-90)\" text-anchor=\"middle\">top-1 on fmnist:test</text>\n", T + ph / 2 > svg
+    split("40 20 10 1 0", rs, " "); ly = T + 10
+    for (sk in ser) { split(sk, p, SUBSEP); m = p[1]; k = p[2]; base = m; sub(/-hard$/, "", base)
+      c = (base in col) ? col[base] : "#000"; dash = (m ~ /-hard$/) ? " stroke-dasharray=\"4 3\"" : ""
+      pts = ""
+      for (i = 1; i <= 5; i++) { key = m SUBSEP k SUBSEP rs[i]; if (!(key in n) || st[key] <= 0) continue
+        x = L + pw * (log(st[key]) / log(10) - lx0) / (lx1 - lx0); y = T + ph * (y1 - acc[key] / n[key]) / (y1 - y0)
+        pts = pts sprintf("%.1f,%.1f ", x, y)
+        printf "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"%d\" fill=\"%s\"><title>%s IPC %s R=%s: %.2f%%, %d B</title></circle>\n", x, y, (k == 50 ? 5 : 3.5), c, m, k, rs[i], acc[key] / n[key], st[key] > svg }
+      if (pts != "") printf "<polyline points=\"%s\" fill=\"none\" stroke=\"%s\"%s/>\n", pts, c, dash > svg
+      printf "<circle cx=\"%d\" cy=\"%d\" r=\"%d\" fill=\"%s\"/><text x=\"%d\" y=\"%d\">%s IPC %s</text>\n", Wd - R + 15, ly, (k == 50 ? 5 : 3.5), c, Wd - R + 25, ly + 4, m, k > svg
+      ly += 17 }
+    printf "<text x=\"%d\" y=\"%d\" font-size=\"10\">lines: label ratio 40, 20, 10, 1;</text>\n", Wd - R + 8, ly + 6 > svg
+    printf "<text x=\"%d\" y=\"%d\" font-size=\"10\">-hard: images only, hard labels</text>\n", Wd - R + 8, ly + 19 > svg
+    print "</svg>" > svg
+  }' "$tmp"
+
+{
+  echo "## Accuracy against storage"
+  echo
+  echo "![top-1 against total storage](${svg##*/})"
+  echo
+  echo "Each point is a cell of the tables above: distilled sets with stored labels at ratios 40, 20, 10, 1"
+  echo "(left to right), and image-only sets under hard labels (dashed). Hover a point for its numbers."
+  echo
+  echo "## Stages: commands and wall time"
+  echo
+  echo "Wall seconds on the machine above, two stages at a time (\`make -j2\`, one engine thread each) unless"
+  echo "the command says otherwise. Stages not listed were not run."
+  echo
+  echo "| stage | wall s | command |"
+  echo "|---|---|---|"
+  [ -s "$W/stages.tsv" ] && awk -F'\t' '{ seen[$1] = $0 } END { for (k in seen) print seen[k] }' "$W/stages.tsv" | sort \
+    | awk -F'\t' '{ gsub(/\|/, "\\|", $3); printf "| %s | %s | `%s` |\n", $1, $2, $3 }'
+  echo
+} >> "$out.tmp"
+mv "$out.tmp" "$out"
+echo "results.sh: wrote $out and $svg" >&2
