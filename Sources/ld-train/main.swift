@@ -1,5 +1,8 @@
 import ArgumentParser
 import Shared
+#if canImport(Glibc)
+import Glibc
+#endif
 
 struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -19,7 +22,8 @@ struct Train: ParsableCommand {
             records form LPLD's label pool: all are read first, and each
             epoch replays batches_per_epoch of them (the relabel run's
             count, from the header) drawn with or without replacement,
-            keyed by (seed, epoch).
+            keyed by (seed, epoch). With no label source named and stdin
+            a pipe or a file, the labels are read from stdin.
         --teacher MODEL  online soft labels (RethinkDC's soft protocol): each
             epoch shuffles the images, draws per-image augmentations and a
             per-batch mix, and the teacher (eval mode) labels exactly the
@@ -56,7 +60,7 @@ struct Train: ParsableCommand {
         Example:
           ld-relabel --teacher t.ldm --images syn/ --epochs 300 --batch 50 \\
             | ld-prune --ratio 40 \\
-            | ld-train --images syn/ --labels - --width 64 --val fmnist:test
+            | ld-train --images syn/ --width 64 --val fmnist:test
         """,
         version: LD.version
     )
@@ -153,15 +157,22 @@ struct Train: ParsableCommand {
 
     @OptionGroup var common: CommonOptions
 
+    /// The label stream to read: --labels, or stdin when no label source is named and stdin is a pipe or a
+    /// file (so `ld-relabel ... | ld-prune ... | ld-train --images syn/ ...` needs no `--labels -`).
+    var labelSource: String? {
+        if let labels { return labels }
+        return teacher == nil && !hard && isatty(STDIN_FILENO) == 0 ? "-" : nil
+    }
+
     func validate() throws {
         let sources = [labels != nil, teacher != nil, hard].filter { $0 }.count
-        guard sources == 1 else {
+        guard sources == 1 || labelSource != nil else {
             throw ValidationError(sources == 0
-                ? "give one label source: --labels FILE, --teacher MODEL or --hard"
+                ? "give one label source: --labels FILE, --teacher MODEL or --hard (or pipe a label stream into stdin)"
                 : "give only one label source of --labels, --teacher and --hard")
         }
         guard val != nil else { throw ValidationError("--val DATASET is required (real data to evaluate the student on)") }
-        if poolSampling != nil && labels == nil { throw ValidationError("--pool-sampling applies to --labels only") }
+        if poolSampling != nil && labelSource == nil { throw ValidationError("--pool-sampling applies to --labels only") }
         if let p = poolSampling, PoolSampling(rawValue: p) == nil {
             throw ValidationError("--pool-sampling must be with-replacement or without-replacement, got '\(p)'")
         }
@@ -175,7 +186,7 @@ struct Train: ParsableCommand {
         if let m = mix, !["cutmix", "mixup", "none"].contains(m) { throw ValidationError("--mix must be cutmix, mixup or none, got '\(m)'") }
         if let d = decay, !["kernels", "all"].contains(d) { throw ValidationError("--decay must be kernels or all, got '\(d)'") }
         if let c = cropScale, Train.parseScale(c) == nil { throw ValidationError("--crop-scale must be MIN,MAX with 0 < MIN <= MAX <= 1, got '\(c)'") }
-        if labels != nil && (augment != nil || mix != nil || cropScale != nil) {
+        if labelSource != nil && (augment != nil || mix != nil || cropScale != nil) {
             throw ValidationError("--augment, --mix and --crop-scale apply to --teacher and --hard (a label stream stores its augmentations)")
         }
         if let e = epochs, e <= 0 { throw ValidationError("--epochs must be positive, got \(e)") }
@@ -227,7 +238,7 @@ struct Train: ParsableCommand {
             try f.check(valData, role: "--val")
             teacherFile = f
             normalization = Normalization(of: f)
-        } else if let l = labels {
+        } else if let l = labelSource {
             let s = try LabelStreamInput(path: l, images: data)
             stream = s
             if let m = s.info.mean, let sd = s.info.std, m.count == sd.count {

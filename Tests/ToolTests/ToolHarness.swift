@@ -72,8 +72,12 @@ class ToolTestCase: XCTestCase {
         let out = Pipe(), err = Pipe()
         p.standardOutput = out
         p.standardError = err
-        if let s = stdin { p.standardInput = s } else { p.standardInput = Pipe() }
+        // Without a file, stdin is an empty pipe whose write end is closed at once: a tool that reads stdin
+        // sees end of input instead of waiting for a writer that never comes.
+        let empty = Pipe()
+        p.standardInput = stdin ?? empty
         try p.run()
+        if stdin == nil { try empty.fileHandleForWriting.close() }
         let errData = Collected()
         let group = DispatchGroup()
         group.enter()

@@ -148,6 +148,10 @@ final class TrainToolTests: ToolTestCase {
         XCTAssertEqual(s["label_replays"] as? Int, 15)
         let f = try run("ld-train", student + ["--labels", "pruned.ldl"])
         XCTAssertEqual(try stripped(f.stdout), try stripped(r.stdout))
+        // The pipe needs no `--labels -`: with no label source named, a piped stdin is the label stream.
+        let bare = try shell("\(prune) --ratio 5 --seed 3 labels.ldl | ld-train " + student.joined(separator: " "))
+        XCTAssertEqual(bare.status, 0, bare.err)
+        XCTAssertEqual(try stripped(bare.stdout), try stripped(r.stdout))
     }
 
     func testGoldenOnlineTeacherAndHard() throws {
@@ -217,8 +221,9 @@ final class TrainToolTests: ToolTestCase {
         let two = try run("ld-train", ["--images", "tiny.ldi", "--val", "tiny.ldi", "--hard", "--labels", "labels.ldl"])
         XCTAssertEqual(two.status, 64)
         XCTAssertTrue(two.err.contains("only one label source"), two.err)
+        // No label source named: stdin is the label stream when it is not a terminal (here an empty pipe).
         let none = try run("ld-train", ["--images", "tiny.ldi", "--val", "tiny.ldi"])
-        XCTAssertEqual(none.status, 64)
+        assertOneLineError(none, mentioning: "stdin: empty input")
         let mixOnLabels = try run("ld-train", ["--images", "tiny.ldi", "--val", "tiny.ldi", "--labels", "labels.ldl", "--mix", "none"])
         XCTAssertEqual(mixOnLabels.status, 64)
         let batchOnLabels = try run("ld-train", ["--images", "tiny.ldi", "--val", "tiny.ldi", "--labels", "labels.ldl", "--batch-size", "5"])
