@@ -85,6 +85,13 @@ final class CombineToolTests: ToolTestCase {
         let t2 = try run("ld-train", train)
         func withoutWall(_ s: String) -> String { s.replacingOccurrences(of: #""wall_s":[0-9.]+"#, with: "", options: .regularExpression) }
         XCTAssertEqual(withoutWall(t2.stdout), withoutWall(t1.stdout))
+        var stable = ""
+        for line in t1.stdout.split(separator: "\n") {
+            var o = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] ?? [:]
+            o.removeValue(forKey: "wall_s")
+            stable += String(decoding: try JSONSerialization.data(withJSONObject: o, options: [.sortedKeys]), as: UTF8.self) + "\n"
+        }
+        try assertGolden(Data(stable.utf8), "ld-train", "hard-grid-aware-crop.ndjson")
         // The folder form, and --grid forcing a grid on a set without one.
         XCTAssertEqual(try run("ld-train", ["--images", "pca-png", "--val", "set.ldi", "--hard", "--grid-aware-crop", "--epochs", "1",
                                             "--width", "4", "--depth", "2", "-q"]).status, 0)
