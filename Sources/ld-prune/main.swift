@@ -36,6 +36,19 @@ struct Prune: ParsableCommand {
         water-filling. meta.source_indices (and the folder's manifest.json)
         give each kept image's index in DATASET.
 
+        --combine F (RethinkDC's Prune-Combine): select F^2 x K images per
+        class by the same rule, downsample each whole image to one cell of an
+        F x F grid (area averaging; an axis of n pixels is cut so the first
+        n mod F cells are one pixel longer, as RDED) and tile F x F images of
+        a class into one canvas of the original size, so the output holds
+        exactly K = --ipc images per class. The n-th image of a class in the
+        rule's rank order (for el2n easy: the n-th easiest) goes to canvas
+        n mod K, cell n div K, cells row-major: the K best lead the K
+        canvases. The output records meta.grid = F and
+        meta.cell_source_indices (per canvas, each cell's index in DATASET),
+        in the stream header and in manifest.json; ld-train
+        --grid-aware-crop reads the grid from there.
+
         --report prints, as NDJSON on stderr (or --report-file), the bytes in
         and out per component (indices, boxes, flips, mix, logits, fields,
         framing, header), the compression ratio, the peak memory and, with
@@ -48,6 +61,8 @@ struct Prune: ParsableCommand {
           ld-prune --data fmnist:train --select random --ipc 10 -o subset.ldi
           ld-prune --data fmnist:train --scores s.lds --select ccs --ipc 50 \\
             --png subset/
+          ld-prune --data fmnist:train --scores s.lds --select el2n \\
+            --keep easy --ipc 10 --combine 2 -o pca.ldi
           ld-prune --dump pruned.ldl | jq -c 'select(.type == "header")'
         """,
         version: LD.version
@@ -110,6 +125,9 @@ struct Prune: ParsableCommand {
     @Option(help: "Image mode: also write the subset as a PNG ImageFolder here (000/, 001/, ..., manifest.json).")
     var png: String?
 
+    @Option(help: "Image mode: combine F x F downsampled images of a class per canvas (selects F^2 x --ipc per class; RethinkDC's PCA).")
+    var combine: Int?
+
     @OptionGroup var common: CommonOptions
 
     func validate() throws {
@@ -133,8 +151,10 @@ struct Prune: ParsableCommand {
             }
             guard ccsCutoff >= 0 && ccsCutoff < 1 else { throw ValidationError("--ccs-cutoff must be in [0, 1), got \(ccsCutoff)") }
             guard ccsStrata >= 1 else { throw ValidationError("--ccs-strata must be >= 1, got \(ccsStrata)") }
+            if let f = combine, f < 1 { throw ValidationError("--combine must be a grid factor >= 1, got \(f)") }
         } else {
-            for (given, name) in [(ipc != nil, "--ipc"), (select != nil, "--select"), (scores != nil, "--scores"), (png != nil, "--png")] where given {
+            for (given, name) in [(ipc != nil, "--ipc"), (select != nil, "--select"), (scores != nil, "--scores"), (png != nil, "--png"),
+                                  (combine != nil, "--combine")] where given {
                 throw ValidationError("\(name) needs image mode (--data DATASET)")
             }
             guard ratio != nil else { throw ValidationError("label mode needs --ratio R (or --data DATASET for image mode, --dump to print)") }
@@ -230,10 +250,28 @@ struct Prune: ParsableCommand {
         let set = try Dataset.load(spec)
         let rule = select ?? .random
         let table = try scores.map { try ScoreTable(path: $0, for: set) }
-        let options = SubsetSelectionOptions(rule: rule, ipc: ipc!, seed: seed, keep: keep ?? .hard,
+        let factor = combine ?? 0
+        let perClass = factor > 0 ? factor * factor * ipc! : ipc!
+        if factor > 0 {
+            _ = try ImageGrid(height: set.height, width: set.width, factor: factor)
+            for (c, n) in set.classCounts().enumerated() where n < perClass {
+                throw LDError("\(spec): class \(c) has \(n) images, fewer than the \(perClass) that --combine \(factor) --ipc \(ipc!) needs (F^2 x K)")
+            }
+        }
+        let options = SubsetSelectionOptions(rule: rule, ipc: perClass, seed: seed, keep: keep ?? .hard,
                                              ccsCutoff: ccsCutoff, ccsStrata: ccsStrata, ccsScore: ccsScore)
-        let chosen = try SubsetSelection.select(set, scores: table, options: options)
-        let subset = try set.subset(chosen)
+        let subset: Dataset
+        var meta: [String: JSONValue] = [:]
+        if factor > 0 {
+            let groups = try SubsetSelection.ranked(set, scores: table, options: options)
+            let combined = try Combine.combine(set, groups: groups, ipc: ipc!, factor: factor)
+            subset = combined.images
+            meta = Combine.meta(combined)
+        } else {
+            let chosen = try SubsetSelection.select(set, scores: table, options: options)
+            subset = try set.subset(chosen)
+            meta["source_indices"] = .array(chosen.map { .int(Int64($0)) })
+        }
         var selection: [String: JSONValue] = [
             "rule": .string(rule.rawValue), "ipc": .int(Int64(ipc!)), "seed": .int(Int64(bitPattern: seed)),
             "source_image_set": .string(set.contentHash),
@@ -245,15 +283,19 @@ struct Prune: ParsableCommand {
             selection["ccs_score"] = .string(ccsScore)
         }
         if let t = table { selection["scores_image_set"] = .string(t.imageSetHash) }
-        let meta: [String: JSONValue] = [
-            "source_indices": .array(chosen.map { .int(Int64($0)) }), "selection": .object(selection),
-        ]
+        if factor > 0 {
+            selection["combine"] = .int(Int64(factor))
+            selection["selected_per_class"] = .int(Int64(perClass))
+        }
+        meta["selection"] = .object(selection)
         if let dir = png { try SubsetOutput.writePNGFolder(subset, to: dir, extra: meta) }
         if output != nil || png == nil {
             try subset.writeStream(path: output ?? "-", producer: "ld-prune", seed: seed,
                                    compression: compress ? .zstd() : .none, meta: meta)
         }
-        common.log("ld-prune: selected \(chosen.count) images (\(ipc!) per class, \(rule.rawValue)) from \(set.count) of \(spec)")
+        common.log(factor > 0
+            ? "ld-prune: combined \(perClass * set.classes) images (\(perClass) per class, \(rule.rawValue)) from \(set.count) of \(spec) into \(subset.count) \(factor)x\(factor) canvases (\(ipc!) per class)"
+            : "ld-prune: selected \(subset.count) images (\(ipc!) per class, \(rule.rawValue)) from \(set.count) of \(spec)")
         if report || reportFile != nil {
             let a = try ImageStorage.measure(set), b = try ImageStorage.measure(subset)
             var i = a.json, o = b.json

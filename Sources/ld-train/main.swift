@@ -52,15 +52,27 @@ struct Train: ParsableCommand {
         --hard without --recipe uses dc. With --labels, epochs and batch
         size default to the relabel run's.
 
+        --grid-aware-crop (RethinkDC's PCA Augment, with --hard or --teacher):
+        the images are canvases of F x F cells (ld-prune --combine F records
+        meta.grid = F in the stream header or manifest.json; --grid F gives
+        or overrides it). Each image's RandomResizedCrop first picks one of
+        the F^2 cells uniformly, then draws its window inside that cell
+        alone, the --crop-scale range relative to the cell's area; the window
+        is resized to the full image, flipped and normalised as usual, from
+        the same per-image random keys. A view thus never shows a seam between
+        two images. Images without a grid are an error. With --labels it is
+        an error too: a label stream replays the crops it stores.
+
         Output: an NDJSON line per evaluation on stdout (epoch, top1, top5,
         val loss, train loss, lr, wall_s), then a summary line (best and last
         accuracy, epochs, images, label records and bytes read, the resolved
         recipe, wall time, the saved model's hash). Progress on stderr.
 
-        Example:
+        Examples:
           ld-relabel --teacher t.ldm --images syn/ --epochs 300 --batch 50 \\
             | ld-prune --ratio 40 \\
             | ld-train --images syn/ --width 64 --val fmnist:test
+          ld-train --images pca.ldi --hard --grid-aware-crop --val fmnist:test
         """,
         version: LD.version
     )
@@ -146,6 +158,12 @@ struct Train: ParsableCommand {
     @Option(help: "Batch mix of the online and hard modes: cutmix, mixup or none.")
     var mix: String?
 
+    @Flag(help: "Keep each RandomResizedCrop inside one cell of the images' F x F grid (ld-prune --combine); --hard and --teacher only.")
+    var gridAwareCrop = false
+
+    @Option(help: "With --grid-aware-crop: the grid factor F, instead of the image set's meta.grid.")
+    var grid: Int?
+
     @Option(help: "Evaluate on --val every N epochs (0: only at the end; the last epoch always is).")
     var evalEvery: Int?
 
@@ -166,7 +184,7 @@ struct Train: ParsableCommand {
 
     func validate() throws {
         let sources = [labels != nil, teacher != nil, hard].filter { $0 }.count
-        guard sources == 1 || labelSource != nil else {
+        guard sources == 1 || (sources == 0 && labelSource != nil) else {
             throw ValidationError(sources == 0
                 ? "give one label source: --labels FILE, --teacher MODEL or --hard (or pipe a label stream into stdin)"
                 : "give only one label source of --labels, --teacher and --hard")
@@ -188,6 +206,14 @@ struct Train: ParsableCommand {
         if let c = cropScale, Train.parseScale(c) == nil { throw ValidationError("--crop-scale must be MIN,MAX with 0 < MIN <= MAX <= 1, got '\(c)'") }
         if labelSource != nil && (augment != nil || mix != nil || cropScale != nil) {
             throw ValidationError("--augment, --mix and --crop-scale apply to --teacher and --hard (a label stream stores its augmentations)")
+        }
+        if labelSource != nil && gridAwareCrop {
+            throw ValidationError("--grid-aware-crop applies to --teacher and --hard (a label stream replays its stored crops)")
+        }
+        if grid != nil && !gridAwareCrop { throw ValidationError("--grid applies with --grid-aware-crop") }
+        if let g = grid, g < 1 { throw ValidationError("--grid must be >= 1, got \(g)") }
+        if gridAwareCrop, let a = augment, a != "rrc" {
+            throw ValidationError("--grid-aware-crop constrains RandomResizedCrop; --augment \(a) has none to constrain")
         }
         if let e = epochs, e <= 0 { throw ValidationError("--epochs must be positive, got \(e)") }
         if let b = batchSize, b <= 0 { throw ValidationError("--batch-size must be positive, got \(b)") }
@@ -224,9 +250,17 @@ struct Train: ParsableCommand {
     func run() throws {
         common.apply()
         let clockStart = Progress.now()
+        var gridFactor: Int? = nil
+        if gridAwareCrop {
+            guard let f = try grid ?? ImageGridMeta.factor(ofImageSet: images) else {
+                throw LDError("--grid-aware-crop: --images \(images) records no grid (meta.grid from ld-prune --combine); give --grid F or drop the flag")
+            }
+            gridFactor = f
+        }
         let data = try Dataset.load(images)
         let valData = try Dataset.load(val!)
         guard data.count > 0 else { throw LDError("--images \(data.source) holds no images") }
+        if let f = gridFactor { _ = try ImageGrid(height: data.height, width: data.width, factor: f) }
 
         // Label source and normalisation.
         var teacherFile: ModelFile? = nil
@@ -368,7 +402,9 @@ struct Train: ParsableCommand {
                 progress.finish(replays)
             }
         } else {
-            let sampler = OnlineBatchSampler(images: data, batchSize: r.batchSize, augment: try r.sampleAugment(),
+            var augment = try r.sampleAugment()
+            if let f = gridFactor { augment = try augment.constrained(toGrid: f, height: data.height, width: data.width) }
+            let sampler = OnlineBatchSampler(images: data, batchSize: r.batchSize, augment: augment,
                                              mix: r.mix, seed: seed)
             let progress = Progress("train", total: r.epochs * data.count, unit: "img", quiet: common.quiet)
             var seen = 0
@@ -400,6 +436,7 @@ struct Train: ParsableCommand {
             "student": .string(model == "convnet" ? "convnet w\(width) d\(depth)" : "resnet18 \(stem)"),
             "wall_s": .double(Train.round(Progress.now() - clockStart, 1)),
         ]
+        if let f = gridFactor { summary["grid_aware_crop"] = .int(Int64(f)) }
         if let o = output {
             var info: [String: JSONValue] = [
                 "trained_by": .string("ld-train"), "source": .string(mode),

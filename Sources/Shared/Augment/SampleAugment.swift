@@ -193,3 +193,40 @@ public struct RandomCrop: Sendable, Equatable {
         return SampleAugmentation(box: CropBox(top: top, left: left, height: height, width: width), flip: flip)
     }
 }
+
+/// RethinkDC's patch-constrained crop (rethinkdc.md 7.2, Augment): on a canvas of F x F cells
+/// (`ImageGrid`, `ld-prune --combine`), pick one of the F^2 cells uniformly, then draw a
+/// `RandomResizedCrop` box on that cell alone (its scale range relative to the cell's area), so the window
+/// never crosses into another image. The box is in canvas pixels and is resized to the full output size by
+/// `SampleAugmentation.apply` like any other crop.
+///
+/// Draw order from the generator: the cell (`int(in: 0..<F^2)`), then the crop's draws, then the flip.
+public struct GridRandomResizedCrop: Sendable, Equatable {
+    public var crop: RandomResizedCrop
+    /// Cells per axis (F >= 1; 1 is a plain RandomResizedCrop after one extra draw).
+    public var factor: Int
+
+    public init(crop: RandomResizedCrop, factor: Int) {
+        precondition(factor >= 1, "GridRandomResizedCrop: grid factor \(factor) < 1")
+        self.crop = crop
+        self.factor = factor
+    }
+
+    /// Draws a box inside one cell of an H x W image (H, W >= F).
+    public func sampleBox(height: Int, width: Int, using rng: inout some RandomNumberGenerator) -> CropBox {
+        precondition(height >= factor && width >= factor, "GridRandomResizedCrop: \(height)x\(width) image for grid \(factor)")
+        let k = rng.int(in: 0..<factor * factor)
+        let r = ImageGrid.span(k / factor, size: height, factor: factor)
+        let c = ImageGrid.span(k % factor, size: width, factor: factor)
+        let b = crop.sampleBox(height: r.length, width: c.length, using: &rng)
+        return CropBox(top: r.start + b.top, left: c.start + b.left, height: b.height, width: b.width)
+    }
+
+    /// Box, then a flip with probability `flipProbability`.
+    public func sample(height: Int, width: Int, flipProbability: Float = 0.5,
+                       using rng: inout some RandomNumberGenerator) -> SampleAugmentation {
+        let box = sampleBox(height: height, width: width, using: &rng)
+        let flip = flipProbability > 0 && drawFlip(probability: flipProbability, using: &rng)
+        return SampleAugmentation(box: box, flip: flip)
+    }
+}

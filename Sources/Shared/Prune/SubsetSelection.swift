@@ -127,20 +127,31 @@ public enum SubsetSelection {
     /// The selected image indices of `data`, class by class (ascending class). Within a class: random keeps
     /// `classBalancedIndices`' draw order; the score rules list the chosen images by ascending index.
     public static func select(_ data: Dataset, scores: ScoreTable?, options o: SubsetSelectionOptions) throws -> [Int] {
+        let groups = try ranked(data, scores: scores, options: o)
+        return o.rule == .random ? groups.flatMap { $0 } : groups.flatMap { $0.sorted() }
+    }
+
+    /// The selected images of each class (`result[c]` for class c), in the rule's rank order: monotonic
+    /// rules best first by the kept end (ties: smaller index first), random in its draw order, ccs stratum by
+    /// stratum in draw order. `ld-prune --combine` places images on canvases by this rank.
+    public static func ranked(_ data: Dataset, scores: ScoreTable?, options o: SubsetSelectionOptions) throws -> [[Int]] {
         guard o.ipc >= 1 else { throw LDError("--ipc must be >= 1, got \(o.ipc)") }
         let classes = data.classIndices()
         for (c, list) in classes.enumerated() where list.count < o.ipc {
             throw LDError("\(data.source): class \(c) has \(list.count) images, fewer than --ipc \(o.ipc)")
         }
-        if o.rule == .random { return try data.classBalancedIndices(ipc: o.ipc, seed: o.seed) }
+        if o.rule == .random {
+            let flat = try data.classBalancedIndices(ipc: o.ipc, seed: o.seed)
+            return (0..<classes.count).map { c in Array(flat[c * o.ipc..<(c + 1) * o.ipc]) }
+        }
         guard let table = scores else { throw LDError("--select \(o.rule.rawValue) needs a score stream (--scores)") }
-        var out: [Int] = []
-        out.reserveCapacity(o.ipc * data.classes)
+        var out: [[Int]] = []
+        out.reserveCapacity(data.classes)
         if let name = o.rule.column {
             let s = try table.column(name)
             let highFirst = SubsetRule.highIsHard(name) == (o.keep == .hard)
             for list in classes {
-                out += monotonic(list, scores: s, count: o.ipc, highFirst: highFirst).sorted()
+                out.append(monotonic(list, scores: s, count: o.ipc, highFirst: highFirst))
             }
         } else {
             guard o.ccsCutoff >= 0 && o.ccsCutoff < 1 else { throw LDError("--ccs-cutoff must be in [0, 1), got \(o.ccsCutoff)") }
@@ -152,7 +163,7 @@ public enum SubsetSelection {
                 guard pool.count >= o.ipc else {
                     throw LDError("\(data.source): class \(c) keeps \(pool.count) images after the CCS cut-off \(o.ccsCutoff), fewer than --ipc \(o.ipc); lower --ccs-cutoff")
                 }
-                out += try stratified(pool, scores: strat, count: o.ipc, strata: o.ccsStrata, seed: o.seed, class: c).sorted()
+                out.append(try stratified(pool, scores: strat, count: o.ipc, strata: o.ccsStrata, seed: o.seed, class: c))
             }
         }
         return out

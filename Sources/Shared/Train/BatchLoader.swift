@@ -1,9 +1,10 @@
 /// Per-image training augmentation of a batch: none, torchvision's RandomCrop with zero padding (plus flip),
-/// or RandomResizedCrop (plus flip).
+/// RandomResizedCrop (plus flip), or RandomResizedCrop kept inside one cell of a combined canvas (plus flip).
 public enum SampleAugment: Equatable {
     case none
     case randomCrop(RandomCrop)
     case randomResizedCrop(RandomResizedCrop, flipProbability: Float)
+    case gridRandomResizedCrop(GridRandomResizedCrop, flipProbability: Float)
 
     /// Draws the augmentation of one H x W image.
     public func sample(height: Int, width: Int, using rng: inout LDRandom) -> SampleAugmentation {
@@ -11,6 +12,32 @@ public enum SampleAugment: Equatable {
         case .none: return .identity(height: height, width: width)
         case .randomCrop(let rc): return rc.sample(height: height, width: width, using: &rng)
         case .randomResizedCrop(let rrc, let p): return rrc.sample(height: height, width: width, flipProbability: p, using: &rng)
+        case .gridRandomResizedCrop(let g, let p): return g.sample(height: height, width: width, flipProbability: p, using: &rng)
+        }
+    }
+
+    /// The same augmentation with its RandomResizedCrop kept inside one cell of an F x F grid on H x W
+    /// images (`--grid-aware-crop`); throws for the other kinds (nothing to constrain) and for a grid the
+    /// images cannot hold.
+    public func constrained(toGrid factor: Int, height: Int, width: Int) throws -> SampleAugment {
+        _ = try ImageGrid(height: height, width: width, factor: factor)
+        switch self {
+        case .randomResizedCrop(let rrc, let p):
+            return .gridRandomResizedCrop(GridRandomResizedCrop(crop: rrc, factor: factor), flipProbability: p)
+        case .gridRandomResizedCrop(let g, let p):
+            return .gridRandomResizedCrop(GridRandomResizedCrop(crop: g.crop, factor: factor), flipProbability: p)
+        case .none, .randomCrop:
+            throw LDError("the grid-aware crop constrains RandomResizedCrop (--augment rrc); the augmentation is \(self.name)")
+        }
+    }
+
+    /// A short name for messages: none, crop, rrc or grid-rrc.
+    public var name: String {
+        switch self {
+        case .none: return "none"
+        case .randomCrop: return "crop"
+        case .randomResizedCrop: return "rrc"
+        case .gridRandomResizedCrop: return "grid-rrc"
         }
     }
 }
