@@ -53,7 +53,7 @@ final class RecoverTests: XCTestCase {
         XCTAssertEqual(s.bnWeight, 0.01)
         XCTAssertEqual(s.firstBNMultiplier, 10)
         XCTAssertEqual(s.jitter, 2)
-        XCTAssertTrue(s.cropScale(at: 0) == (1, 1))   // no crop on small images (the seeds' CIFAR recipe)
+        XCTAssertTrue(s.cropScale(at: 0) == (0.5, 1))
         var c = RecoverSettings(method: .cda, batchSize: 10)
         c.iterations = 100
         XCTAssertEqual(c.cropScale(at: 0).0, 1, accuracy: 1e-6)
