@@ -84,7 +84,7 @@ awk -F'\t' -v out=lpld '
   END {
     print "## LPLD table: stored soft labels pruned at random"
     print ""
-    print "`ld-relabel` stores 300 epochs of labels at IPC 10 (batch 50) and 100 epochs at IPC 50 (batch 100);"
+    print "`ld-relabel` stores 300 epochs of labels (batch 50, RandomResizedCrop 0.08-1, flip, CutMix, fp16 logits);"
     print "`ld-prune --ratio R --seed S` keeps a random 1/R of the label batches and `ld-train` samples each"
     print "epoch from that pool (LPLD). Top-1 on fmnist:test, mean +- half the range over the seeds (n),"
     print "then the label and image bytes."
