@@ -21,9 +21,9 @@ public enum RecoverMethod: String, CaseIterable, Sendable {
     /// statistics far better (the BN loss falls ~110-180x instead of ~4x; upsampled crops are smoother than the
     /// image, so crop-trained images carry extra high-frequency energy), but the students trained on those
     /// images lose 1-4 points (IPC 10, 300 epochs of stored labels: sre2l 76.9 vs 80.5, lpld 79.8 vs 80.7),
-    /// so the crop stays. CDA exists for its curriculum:
-    /// the lower bound falls from 1 (the whole image) to the same 0.5, so CDA differs from SRe2L by the
-    /// curriculum alone (ImageNet's 0.08 floor would mean 8-pixel crops here).
+    /// so the crop stays. CDA exists for its curriculum: the lower bound falls from 1 (the whole image) to the
+    /// same 0.5, so CDA differs from SRe2L by the curriculum alone (ImageNet's 0.08 floor would mean 8-pixel
+    /// crops here).
     public var defaultCropScale: (Float, Float) { (0.5, 1) }
 }
 
