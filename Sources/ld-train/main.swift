@@ -250,14 +250,14 @@ struct Train: ParsableCommand {
     func run() throws {
         common.apply()
         let clockStart = Progress.now()
+        let data = try Dataset.load(images)
         var gridFactor: Int? = nil
         if gridAwareCrop {
-            guard let f = try grid ?? ImageGridMeta.factor(ofImageSet: images) else {
+            guard let f = grid ?? data.grid else {
                 throw LDError("--grid-aware-crop: --images \(images) records no grid (meta.grid from ld-prune --combine); give --grid F or drop the flag")
             }
             gridFactor = f
         }
-        let data = try Dataset.load(images)
         let valData = try Dataset.load(val!)
         guard data.count > 0 else { throw LDError("--images \(data.source) holds no images") }
         if let f = gridFactor { _ = try ImageGrid(height: data.height, width: data.width, factor: f) }

@@ -35,9 +35,9 @@ final class CombineToolTests: ToolTestCase {
         XCTAssertEqual(r.status, 0, r.err)
         let header = try StreamReader(path: path("pca.ldi")).header
         XCTAssertEqual(header.meta["grid"], .int(2))
-        XCTAssertEqual(try ImageGridMeta.factor(ofImageSet: path("pca.ldi")), 2)
-        XCTAssertEqual(try ImageGridMeta.factor(ofImageSet: path("pca-png")), 2)
-        XCTAssertNil(try ImageGridMeta.factor(ofImageSet: path("set.ldi")))
+        XCTAssertEqual(try Dataset.load(path("pca.ldi")).grid, 2)
+        XCTAssertEqual(try Dataset.load(path("pca-png")).grid, 2)
+        XCTAssertNil(try Dataset.load(path("set.ldi")).grid)
         let canvases = try Dataset.load(path("pca.ldi"))
         XCTAssertEqual(canvases.classCounts(), [1, 1, 1])
         XCTAssertEqual([canvases.height, canvases.width], [8, 8])

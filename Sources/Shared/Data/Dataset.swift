@@ -17,6 +17,9 @@ public struct Dataset {
     public var classNames: [String]
     /// Where the images came from (`fmnist:train`, a path), for messages and stream headers.
     public var source: String
+    /// Cells per axis when each image is a canvas of F x F combined images (`ld-prune --combine`): the `grid`
+    /// of the image stream's header meta or of the folder's manifest.json; nil for plain images.
+    public var grid: Int? = nil
 
     public init(pixels: [UInt8], labels: [Int32], classes: Int, channels: Int, height: Int, width: Int,
                 mean: [Float], std: [Float], classNames: [String], source: String) {

@@ -17,8 +17,10 @@ extension Dataset {
                 }
             }
         }
-        return Dataset(pixels: newPixels, labels: newLabels, classes: classes, channels: channels, height: height,
-                       width: width, mean: mean, std: std, classNames: classNames, source: source)
+        var picked = Dataset(pixels: newPixels, labels: newLabels, classes: classes, channels: channels, height: height,
+                             width: width, mean: mean, std: std, classNames: classNames, source: source)
+        picked.grid = grid
+        return picked
     }
 
     /// Number of images of each class.

@@ -71,12 +71,14 @@ extension Dataset {
         var classNames = folders
         var mean: [Float]? = nil
         var std: [Float]? = nil
+        var grid: Int? = nil
         let manifestPath = "\(directory)/manifest.json"
         if DatasetFiles.isFile(manifestPath) {
             let m = try FolderManifest(path: manifestPath, channels: channels, classes: folders.count)
             if let names = m.classNames { classNames = names }
             mean = m.mean
             std = m.std
+            grid = m.grid
         }
         if mean == nil {
             let stats = pixels.withUnsafeBufferPointer {
@@ -85,8 +87,10 @@ extension Dataset {
             mean = stats.mean
             std = stats.std
         }
-        return Dataset(pixels: pixels, labels: labels, classes: folders.count, channels: channels, height: height,
-                       width: width, mean: mean!, std: std!, classNames: classNames, source: source)
+        var set = Dataset(pixels: pixels, labels: labels, classes: folders.count, channels: channels, height: height,
+                          width: width, mean: mean!, std: std!, classNames: classNames, source: source)
+        set.grid = grid
+        return set
     }
 
     /// Per-channel mean and population standard deviation of pixel/255 over `count` planar images, exact
@@ -138,6 +142,7 @@ private struct FolderManifest {
     var mean: [Float]?
     var std: [Float]?
     var classNames: [String]?
+    var grid: Int?
 
     init(path: String, channels: Int, classes: Int) throws {
         let bytes = try PNG.readFile(path)
@@ -165,6 +170,9 @@ private struct FolderManifest {
         }
         mean = try floats("mean")
         std = try floats("std")
+        if let g = dict[ImageGridMeta.key], !(g is NSNull) {
+            grid = try ImageGridMeta.factor((g as? NSNumber)?.doubleValue ?? .nan, source: path)
+        }
         guard (mean == nil) == (std == nil) else { throw LDError("\(path): \"mean\" and \"std\" go together") }
         if let std, std.contains(where: { !($0 > 0) }) { throw LDError("\(path): \"std\" values must be positive") }
         if let value = dict["classNames"] {

@@ -92,8 +92,12 @@ extension Dataset {
         }
         var names = header.meta["class_names"]?.arrayValue?.compactMap { $0.stringValue } ?? []
         if names.count != header.classes { names = (0..<header.classes).map(String.init) }
-        return Dataset(pixels: pixels, labels: labels, classes: header.classes, channels: c, height: h, width: w,
-                       mean: floats("mean", default: 0.5), std: floats("std", default: 0.5),
-                       classNames: names, source: path)
+        var set = Dataset(pixels: pixels, labels: labels, classes: header.classes, channels: c, height: h, width: w,
+                          mean: floats("mean", default: 0.5), std: floats("std", default: 0.5),
+                          classNames: names, source: path)
+        if let g = header.meta[ImageGridMeta.key], g != .null {
+            set.grid = try ImageGridMeta.factor(g.doubleValue ?? .nan, source: path)
+        }
+        return set
     }
 }

@@ -231,44 +231,16 @@ public enum Combine {
     }
 }
 
-/// Reading the grid factor an image set records (`ld-prune --combine`).
+/// The grid factor an image set records (`ld-prune --combine`); the loaders put it in `Dataset.grid`.
 public enum ImageGridMeta {
     /// The meta key: `grid` in an image stream's header meta and in a PNG folder's manifest.json.
     public static let key = "grid"
 
-    /// The grid factor of the image set `name` (as `Dataset.load` takes it), or nil when it records none:
-    /// an image stream's header meta `grid`, an ImageFolder's manifest.json `grid`; the built-in data sets
-    /// have none. Standard input cannot be read twice, so `-` is an error (pass the factor explicitly).
-    public static func factor(ofImageSet name: String) throws -> Int? {
-        let spec = try DatasetSpec(parsing: name)
-        let value: JSONValue?
-        switch spec {
-        case .fashionMNIST, .cifar10, .cifar100: return nil
-        case .folder(let dir): value = try manifestValue(dir)
-        case .recordStream(let path):
-            if path == "-" {
-                throw LDError("the image set is standard input; its grid cannot be read a second time (give --grid F)")
-            }
-            if DatasetFiles.isDirectory(path) {
-                value = try manifestValue(path)
-            } else {
-                value = try StreamReader(path: path).header.meta[key]
-            }
+    /// The recorded value as a grid factor: a positive integer (NaN stands for a value that is not a number).
+    public static func factor(_ value: Double, source: String) throws -> Int {
+        guard value >= 1, value == value.rounded(), value < 1e6 else {
+            throw LDError("\(source): meta \(key) must be a positive integer, got \(value.isNaN ? "a non-number" : String(value))")
         }
-        guard let v = value, v != .null else { return nil }
-        guard let d = v.doubleValue, d >= 1, d == d.rounded(), d < 1e6 else {
-            throw LDError("\(name): meta \(key) must be a positive integer, got \(v.serialized)")
-        }
-        return Int(d)
-    }
-
-    private static func manifestValue(_ dir: String) throws -> JSONValue? {
-        let path = "\(dir)/manifest.json"
-        guard DatasetFiles.isFile(path) else { return nil }
-        let bytes = try PNG.readFile(path)
-        guard let object = try? JSONDecoder().decode([String: JSONValue].self, from: Data(bytes)) else {
-            throw LDError("\(path): not a JSON object")
-        }
-        return object[key]
+        return Int(value)
     }
 }
