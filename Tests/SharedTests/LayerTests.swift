@@ -26,6 +26,7 @@ final class LayerTests: XCTestCase {
         (1, 4, 3, 1, 1, true, 7), (3, 5, 3, 2, 1, false, 9), (4, 6, 1, 1, 0, false, 5),
         (8, 9, 3, 1, 1, true, 7), (9, 8, 3, 1, 1, false, 4), (8, 8, 3, 1, 1, false, 1),
         (4, 6, 1, 2, 0, false, 7), (2, 3, 7, 2, 3, false, 11), (3, 4, 3, 1, 0, true, 6), (2, 3, 5, 1, 2, true, 6), (3, 2, 3, 1, 1, false, 2),
+        (8, 9, 3, 1, 1, true, 13), (10, 8, 3, 1, 1, false, 10),   // Winograd's vector paths (rows of 8+)
     ]
 
     func testConvMatchesNaive() {
@@ -33,16 +34,22 @@ final class LayerTests: XCTestCase {
         let saved = Conv2d.winograd
         defer { Conv2d.winograd = saved }
         Conv2d.winograd = true
-        XCTAssertTrue(Conv2d(8, 9, kernel: 3, padding: 1).usesWinograd)
-        XCTAssertFalse(Conv2d(1, 9, kernel: 3, padding: 1).usesWinograd)
-        let budget = Conv2d.columnBudget
-        defer { Conv2d.columnBudget = budget }
+        XCTAssertTrue(Conv2d(16, 16, kernel: 3, padding: 1).usesWinograd(height: 8, width: 9))
+        XCTAssertFalse(Conv2d(16, 16, kernel: 3, padding: 1).usesWinograd(height: 7, width: 9))
+        XCTAssertFalse(Conv2d(1, 16, kernel: 3, padding: 1).usesWinograd(height: 8, width: 8))
+        let budget = Conv2d.columnBudget, blockFloats = Conv2d.winogradBlockFloats, minTiles = Conv2d.winogradMinTiles
+        let minSize = Conv2d.winogradMinSize, minChannels = Conv2d.winogradMinChannels
+        defer {
+            Conv2d.columnBudget = budget; Conv2d.winogradBlockFloats = blockFloats; Conv2d.winogradMinTiles = minTiles
+            Conv2d.winogradMinSize = minSize; Conv2d.winogradMinChannels = minChannels
+        }
         let winograd = Conv2d.winograd
         defer { Conv2d.winograd = winograd }
         Conv2d.winograd = true
+        Conv2d.winogradMinSize = 1; Conv2d.winogradMinChannels = 8
         for (index, cs) in (convCases + convCases + convCases).enumerated() {
             // the second round cuts every batch into one-image chunks; the third turns Winograd off
-            if index == convCases.count { Conv2d.columnBudget = 1 }
+            if index == convCases.count { Conv2d.columnBudget = 1; Conv2d.winogradBlockFloats = 1; Conv2d.winogradMinTiles = 1 }
             if index == 2 * convCases.count { Conv2d.columnBudget = budget; Conv2d.winograd = false }
             let conv = Conv2d(cs.c, cs.k, kernel: cs.kernel, stride: cs.stride, padding: cs.pad, bias: cs.bias)
             conv.initialize(&rng)
@@ -56,15 +63,48 @@ final class LayerTests: XCTestCase {
         }
     }
 
+    /// A frozen convolution keeps its Winograd weights between calls; changing the weights must not leave
+    /// them stale (forward and input gradient).
+    func testFrozenWinogradWeightsFollowTheWeights() {
+        var rng = SplitMix64(seed: 3)
+        let saved = Conv2d.winograd
+        defer { Conv2d.winograd = saved }
+        Conv2d.winograd = true
+        let conv = Conv2d(16, 16, kernel: 3, padding: 1, bias: false)
+        conv.initialize(&rng)
+        conv.wantsParamGrads = false
+        conv.wantsInputGrad = true
+        XCTAssertTrue(conv.usesWinograd(height: 9, width: 10))
+        let x = randomTensor([16, 2, 9, 10], &rng), dy = randomTensor([16, 2, 9, 10], &rng)
+        for round in 0..<3 {
+            if round > 0 { conv.weight.value.data[round * 7] += 0.5 }
+            let y = conv.forward(x).array
+            let ref = naiveConv(x, conv.weight.value, nil, stride: 1, pad: 1)
+            XCTAssertLessThan(zip(y, ref).map { abs($0 - $1) }.max() ?? 1, 1e-4, "forward, round \(round)")
+            let dx = conv.backward(dy)!.array
+            // dx = conv(dy, rot180 of the transposed weights)
+            let flipped = Tensor(shape: [16, 16, 3, 3])
+            let src = conv.weight.value.data
+            for k in 0..<16 { for c in 0..<16 { for t in 0..<9 { flipped.data[(c * 16 + k) * 9 + t] = src[(k * 16 + c) * 9 + 8 - t] } } }
+            let dxRef = naiveConv(dy, flipped, nil, stride: 1, pad: 1)
+            XCTAssertLessThan(zip(dx, dxRef).map { abs($0 - $1) }.max() ?? 1, 1e-4, "input gradient, round \(round)")
+        }
+    }
+
     func testConvGradients() {
         var rng = SplitMix64(seed: 2)
-        let budget = Conv2d.columnBudget
-        defer { Conv2d.columnBudget = budget }
+        let budget = Conv2d.columnBudget, blockFloats = Conv2d.winogradBlockFloats, minTiles = Conv2d.winogradMinTiles
+        let minSize = Conv2d.winogradMinSize, minChannels = Conv2d.winogradMinChannels
+        defer {
+            Conv2d.columnBudget = budget; Conv2d.winogradBlockFloats = blockFloats; Conv2d.winogradMinTiles = minTiles
+            Conv2d.winogradMinSize = minSize; Conv2d.winogradMinChannels = minChannels
+        }
         let winograd = Conv2d.winograd
         defer { Conv2d.winograd = winograd }
         Conv2d.winograd = true
+        Conv2d.winogradMinSize = 1; Conv2d.winogradMinChannels = 8
         for (index, cs) in (convCases + convCases + convCases).enumerated() {
-            if index == convCases.count { Conv2d.columnBudget = 1 }
+            if index == convCases.count { Conv2d.columnBudget = 1; Conv2d.winogradBlockFloats = 1; Conv2d.winogradMinTiles = 1 }
             if index == 2 * convCases.count { Conv2d.columnBudget = budget; Conv2d.winograd = false }
             let conv = Conv2d(cs.c, cs.k, kernel: cs.kernel, stride: cs.stride, padding: cs.pad, bias: cs.bias, name: "conv")
             conv.initialize(&rng)

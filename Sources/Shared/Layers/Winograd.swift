@@ -2,7 +2,7 @@ import COpenBLAS
 
 // Winograd F(2×2, 3×3) for 3×3 stride-1 pad-1 convolutions on channel-major activations (Lavin & Gray,
 // "Fast Algorithms for Convolutional Neural Networks", 2016): each 2×2 output tile costs 16 multiplies per
-// (in, out) channel pair instead of 36, done as 16 independent GEMMs over all tiles of a chunk of images.
+// (in, out) channel pair instead of 36, done as 16 independent GEMMs over the tiles of a block of images.
 //
 //   U[ξ] (Co, Ci) = (G g Gᵀ)[ξ]        weights; ξ = 4·row + col of the 4×4 transformed tile
 //   V[ξ] (Ci, T)  = (Bᵀ d B)[ξ]        input tiles: 4×4 at a 2-pixel step from (−1, −1), zero outside
@@ -11,18 +11,24 @@ import COpenBLAS
 //
 // The input gradient of such a convolution is itself a 3×3 stride-1 pad-1 convolution of dy with the
 // weights transposed (Ci ↔ Co) and rotated by 180°, so the same routine computes dx.
+//
+// Speed comes from locality: the batch is cut into blocks of whole images small enough that a block's V
+// and M (16·(Ci + Co) floats per tile) stay in the caches, each worker thread takes whole blocks
+// (transform in, 16 single-threaded GEMMs, transform out), and the transforms run along rows of tiles
+// over contiguous memory so that the compiler vectorises them.
 
 /// Transforms weights (co, ci, 3, 3) into u (16, outC, inC). With `flipped`, the result is for the
 /// input-gradient convolution: outC = ci, inC = co, g'[c][k] = rot180(g[k][c]).
 func winogradWeights(_ g: UnsafePointer<Float>, co: Int, ci: Int, flipped: Bool, into u: UnsafeMutablePointer<Float>) {
     let outC = flipped ? ci : co, inC = flipped ? co : ci
     let plane = outC * inC
-    Engine.parallelRange(co, grain: 8) { k0, k1 in
-        for k in k0..<k1 {
-            for c in 0..<ci {
-                let s = g + (k * ci + c) * 9
-                @inline(__always) func at(_ i: Int) -> Float { flipped ? s[8 - i] : s[i] }
-                let dst = u + (flipped ? c * inC + k : k * inC + c)
+    // One output row (o) per iteration, its inC entries written contiguously in each of the 16 planes.
+    Engine.parallelRange(outC, grain: 8) { o0, o1 in
+        for o in o0..<o1 {
+            for i in 0..<inC {
+                let s = flipped ? g + (i * ci + o) * 9 : g + (o * ci + i) * 9
+                @inline(__always) func at(_ t: Int) -> Float { flipped ? s[8 - t] : s[t] }
+                let dst = u + o * inC + i
                 // (G g) rows r = 0..3, each a 3-vector (t0, t1, t2); then (G g) Gᵀ row r = (t0, ½(t0+t1+t2), ½(t0−t1+t2), t2).
                 for r in 0..<4 {
                     var t0: Float, t1: Float, t2: Float
@@ -43,111 +49,157 @@ func winogradWeights(_ g: UnsafePointer<Float>, co: Int, ci: Int, flipped: Bool,
 }
 
 /// y (outC, n, h, w) = conv3×3/1/1(x (inC, n, h, w)) with transformed weights u (16, outC, inC), plus bias
-/// (outC) when given. Works in chunks of images through `workspace`; `budget` bounds the floats of V and M.
+/// (outC) when given. A block's V and M (per worker) take about `budget` floats, but a block holds at
+/// least `minTiles` tiles (fewer make the 16 GEMMs re-read U, 16·Co·Ci floats, for too little work) and
+/// at least one image.
 func winogradConv(_ x: UnsafePointer<Float>, inC: Int, n: Int, h: Int, w: Int,
                   _ u: UnsafePointer<Float>, outC: Int, bias: UnsafePointer<Float>?,
-                  _ y: UnsafeMutablePointer<Float>, workspace: Workspace, budget: Int) {
+                  _ y: UnsafeMutablePointer<Float>, workspace: Workspace, budget: Int, minTiles: Int) {
     let th = (h + 1) / 2, tw = (w + 1) / 2, tilesPerImage = th * tw, hw = h * w
-    let step = max(1, min(n, budget / max(1, 16 * (inC + outC) * tilesPerImage)))
-    let ws = workspace.buffer(16 * (inC + outC) * step * tilesPerImage)
-    let threads = Engine.threads
-    for n0 in Swift.stride(from: 0, to: n, by: step) {
-        let n1 = min(n, n0 + step), tc = (n1 - n0) * tilesPerImage
-        let v = ws, m = ws + 16 * inC * tc
-        // V = Bᵀ d B per input channel and tile (scalar locals: the 16 values stay in registers)
-        Engine.parallelRange(inC, grain: 2) { c0, c1 in
-            let ps = inC * tc
-            for c in c0..<c1 {
-                for img in n0..<n1 {
+    let parts = max(1, min(Engine.threads, n))
+    // Images per block: as many as the budget allows but at least enough for minTiles; then evened
+    // out so that the blocks split equally among the workers where the batch allows.
+    let perImage = 16 * (inC + outC) * tilesPerImage
+    let wanted = max(budget / max(1, perImage), (minTiles + tilesPerImage - 1) / tilesPerImage, 1)
+    let blockCount = ((n + wanted - 1) / wanted + parts - 1) / parts * parts
+    let imagesPerBlock = (n + blockCount - 1) / blockCount
+    let blocks = (n + imagesPerBlock - 1) / imagesPerBlock
+    let tb = imagesPerBlock * tilesPerImage
+    let half = tw + 1                       // deinterleaved columns: odd x = 2j − 1 and even x = 2j, j = 0...tw
+    let perWorker = 16 * (inC + outC) * tb + 2 * h * half + half + 4 * tw
+    let ws = workspace.buffer(perWorker * min(parts, blocks))
+    WorkerPool.shared.run(min(parts, blocks)) { p in
+        let v = ws + p * perWorker, m = v + 16 * inC * tb
+        let odd = m + 16 * outC * tb, even = odd + h * half, zeros = even + h * half
+        let ev0 = zeros + half, od0 = ev0 + tw, ev1 = od0 + tw, od1 = ev1 + tw
+        zeros.update(repeating: 0, count: half)
+        for blk in Swift.stride(from: p, to: blocks, by: min(parts, blocks)) {
+            let i0 = blk * imagesPerBlock, i1 = min(n, i0 + imagesPerBlock), tc = (i1 - i0) * tilesPerImage
+            // V = Bᵀ d B. Each image plane is first split into its odd and even columns (a tile's four columns
+            // are odd[j], even[j], odd[j+1], even[j+1]), so that both passes run over contiguous memory.
+            for c in 0..<inC {
+                for img in i0..<i1 {
                     let src = x + (c * n + img) * hw
-                    var t = (img - n0) * tilesPerImage
-                    let vb = v + c * tc
+                    for yy in 0..<h {
+                        let r = src + yy * w, o = odd + yy * half, e = even + yy * half
+                        o[0] = 0
+                        var j = 0
+                        while 2 * j + 8 <= w {   // x = 2j ... 2j+7: even lanes → e[j...], odd lanes → o[j+1...]
+                            let d = load8(r + 2 * j)
+                            store4(d.evenHalf, e + j); store4(d.oddHalf, o + j + 1)
+                            j += 4
+                        }
+                        while j < half {
+                            e[j] = 2 * j < w ? r[2 * j] : 0
+                            o[j + 1 < half ? j + 1 : 0] = j + 1 < half && 2 * j + 1 < w ? r[2 * j + 1] : 0
+                            j += 1
+                        }
+                        o[0] = 0
+                    }
                     for ty in 0..<th {
                         let y0 = 2 * ty - 1
-                        for tx in 0..<tw {
-                            let x0 = 2 * tx - 1
-                            @inline(__always) func ld(_ i: Int, _ j: Int) -> Float {
-                                let yy = y0 + i, xx = x0 + j
-                                return (yy >= 0 && yy < h && xx >= 0 && xx < w) ? src[yy * w + xx] : 0
-                            }
-                            var d00, d01, d02, d03, d10, d11, d12, d13, d20, d21, d22, d23, d30, d31, d32, d33: Float
-                            if y0 >= 0 && x0 >= 0 && y0 + 3 < h && x0 + 3 < w {
-                                let a = src + y0 * w + x0, b = a + w, c2 = b + w, e = c2 + w
-                                d00 = a[0]; d01 = a[1]; d02 = a[2]; d03 = a[3]
-                                d10 = b[0]; d11 = b[1]; d12 = b[2]; d13 = b[3]
-                                d20 = c2[0]; d21 = c2[1]; d22 = c2[2]; d23 = c2[3]
-                                d30 = e[0]; d31 = e[1]; d32 = e[2]; d33 = e[3]
-                            } else {
-                                d00 = ld(0, 0); d01 = ld(0, 1); d02 = ld(0, 2); d03 = ld(0, 3)
-                                d10 = ld(1, 0); d11 = ld(1, 1); d12 = ld(1, 2); d13 = ld(1, 3)
-                                d20 = ld(2, 0); d21 = ld(2, 1); d22 = ld(2, 2); d23 = ld(2, 3)
-                                d30 = ld(3, 0); d31 = ld(3, 1); d32 = ld(3, 2); d33 = ld(3, 3)
-                            }
-                            // rows: Bᵀ d
-                            let s00 = d00 - d20, s01 = d01 - d21, s02 = d02 - d22, s03 = d03 - d23
-                            let s10 = d10 + d20, s11 = d11 + d21, s12 = d12 + d22, s13 = d13 + d23
-                            let s20 = d20 - d10, s21 = d21 - d11, s22 = d22 - d12, s23 = d23 - d13
-                            let s30 = d10 - d30, s31 = d11 - d31, s32 = d12 - d32, s33 = d13 - d33
-                            // columns: (Bᵀ d) B
-                            let o = vb + t
-                            o[0 * ps] = s00 - s02; o[1 * ps] = s01 + s02; o[2 * ps] = s02 - s01; o[3 * ps] = s01 - s03
-                            o[4 * ps] = s10 - s12; o[5 * ps] = s11 + s12; o[6 * ps] = s12 - s11; o[7 * ps] = s11 - s13
-                            o[8 * ps] = s20 - s22; o[9 * ps] = s21 + s22; o[10 * ps] = s22 - s21; o[11 * ps] = s21 - s23
-                            o[12 * ps] = s30 - s32; o[13 * ps] = s31 + s32; o[14 * ps] = s32 - s31; o[15 * ps] = s31 - s33
-                            t += 1
+                        @inline(__always) func rows(_ r: Int) -> (UnsafePointer<Float>, UnsafePointer<Float>) {
+                            let yy = y0 + r
+                            return yy >= 0 && yy < h ? (UnsafePointer(odd + yy * half), UnsafePointer(even + yy * half))
+                                                     : (UnsafePointer(zeros), UnsafePointer(zeros))
                         }
+                        let (o0, e0) = rows(0), (o1, e1) = rows(1), (o2, e2) = rows(2), (o3, e3) = rows(3)
+                        let t = (img - i0) * tilesPerImage + ty * tw
+                        // Row r of Bᵀ d is a + sign·b over two input rows; then its four columns.
+                        @inline(__always) func tileRow(_ r: Int, _ oa: UnsafePointer<Float>, _ ea: UnsafePointer<Float>,
+                                                       _ ob: UnsafePointer<Float>, _ eb: UnsafePointer<Float>, _ sign: Float) {
+                            let c0 = v + ((4 * r + 0) * inC + c) * tc + t, c1 = v + ((4 * r + 1) * inC + c) * tc + t
+                            let c2 = v + ((4 * r + 2) * inC + c) * tc + t, c3 = v + ((4 * r + 3) * inC + c) * tc + t
+                            var tx = 0
+                            while tx + 4 <= tw {
+                                let s0 = load4(oa + tx) + sign * load4(ob + tx), s1 = load4(ea + tx) + sign * load4(eb + tx)
+                                let s2 = load4(oa + tx + 1) + sign * load4(ob + tx + 1)
+                                let s3 = load4(ea + tx + 1) + sign * load4(eb + tx + 1)
+                                store4(s0 - s2, c0 + tx); store4(s1 + s2, c1 + tx); store4(s2 - s1, c2 + tx); store4(s1 - s3, c3 + tx)
+                                tx += 4
+                            }
+                            while tx < tw {
+                                let s0 = oa[tx] + sign * ob[tx], s1 = ea[tx] + sign * eb[tx]
+                                let s2 = oa[tx + 1] + sign * ob[tx + 1], s3 = ea[tx + 1] + sign * eb[tx + 1]
+                                c0[tx] = s0 - s2; c1[tx] = s1 + s2; c2[tx] = s2 - s1; c3[tx] = s1 - s3
+                                tx += 1
+                            }
+                        }
+                        tileRow(0, o0, e0, o2, e2, -1)   // d0 − d2
+                        tileRow(1, o1, e1, o2, e2, 1)    // d1 + d2
+                        tileRow(2, o2, e2, o1, e1, -1)   // d2 − d1
+                        tileRow(3, o1, e1, o3, e3, -1)   // d1 − d3
                     }
                 }
             }
-        }
-        // M[ξ] = U[ξ] · V[ξ]: 16 single-threaded GEMMs shared among the workers
-        let parts = min(threads, 16)
-        if parts <= 1 {
+            // M[ξ] = U[ξ] · V[ξ]
             for xi in 0..<16 {
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(outC), Int32(tc), Int32(inC), 1,
                             u + xi * outC * inC, Int32(inC), v + xi * inC * tc, Int32(tc), 0, m + xi * outC * tc, Int32(tc))
             }
-        } else {
-            WorkerPool.shared.run(parts) { p in
-                for xi in (16 * p / parts)..<(16 * (p + 1) / parts) {
-                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(outC), Int32(tc), Int32(inC), 1,
-                                u + xi * outC * inC, Int32(inC), v + xi * inC * tc, Int32(tc), 0, m + xi * outC * tc, Int32(tc))
-                }
-            }
-        }
-        // y tile = Aᵀ M A (+ bias), cropped
-        Engine.parallelRange(outC, grain: 2) { k0, k1 in
-            let xs = outC * tc
-            for k in k0..<k1 {
+            // y tile = Aᵀ M A (+ bias), per output channel and row of tiles, cropped at odd edges.
+            for k in 0..<outC {
                 let b = bias?[k] ?? 0
-                let mb = m + k * tc
-                for img in n0..<n1 {
+                let mk = m + k * tc, xs = outC * tc
+                for img in i0..<i1 {
                     let dst = y + (k * n + img) * hw
-                    var t = (img - n0) * tilesPerImage
                     for ty in 0..<th {
-                        for tx in 0..<tw {
-                            let q = mb + t
-                            let m00 = q[0], m01 = q[xs], m02 = q[2 * xs], m03 = q[3 * xs]
-                            let m10 = q[4 * xs], m11 = q[5 * xs], m12 = q[6 * xs], m13 = q[7 * xs]
-                            let m20 = q[8 * xs], m21 = q[9 * xs], m22 = q[10 * xs], m23 = q[11 * xs]
-                            let m30 = q[12 * xs], m31 = q[13 * xs], m32 = q[14 * xs], m33 = q[15 * xs]
-                            // Aᵀ M: two rows of 4
-                            let a0 = m00 + m10 + m20, a1 = m01 + m11 + m21, a2 = m02 + m12 + m22, a3 = m03 + m13 + m23
-                            let b0 = m10 - m20 - m30, b1 = m11 - m21 - m31, b2 = m12 - m22 - m32, b3 = m13 - m23 - m33
-                            let yy = 2 * ty, xx = 2 * tx
-                            let row0 = dst + yy * w + xx
-                            row0[0] = a0 + a1 + a2 + b
-                            if xx + 1 < w { row0[1] = a1 - a2 - a3 + b }
-                            if yy + 1 < h {
-                                let row1 = row0 + w
-                                row1[0] = b0 + b1 + b2 + b
-                                if xx + 1 < w { row1[1] = b1 - b2 - b3 + b }
-                            }
-                            t += 1
+                        let q = mk + (img - i0) * tilesPerImage + ty * tw
+                        let q0 = q, q1 = q + xs, q2 = q + 2 * xs, q3 = q + 3 * xs
+                        let q4 = q + 4 * xs, q5 = q + 5 * xs, q6 = q + 6 * xs, q7 = q + 7 * xs
+                        let q8 = q + 8 * xs, q9 = q + 9 * xs, q10 = q + 10 * xs, q11 = q + 11 * xs
+                        let q12 = q + 12 * xs, q13 = q + 13 * xs, q14 = q + 14 * xs, q15 = q + 15 * xs
+                        // Aᵀ M: two rows of 4, then · A: even and odd output columns of the two rows
+                        var tx = 0
+                        while tx + 4 <= tw {
+                            let m4 = load4(q4 + tx), m5 = load4(q5 + tx), m6 = load4(q6 + tx), m7 = load4(q7 + tx)
+                            let m8 = load4(q8 + tx), m9 = load4(q9 + tx), m10 = load4(q10 + tx), m11 = load4(q11 + tx)
+                            let a0 = load4(q0 + tx) + m4 + m8, a1 = load4(q1 + tx) + m5 + m9
+                            let a2 = load4(q2 + tx) + m6 + m10, a3 = load4(q3 + tx) + m7 + m11
+                            let b0 = m4 - m8 - load4(q12 + tx), b1 = m5 - m9 - load4(q13 + tx)
+                            let b2 = m6 - m10 - load4(q14 + tx), b3 = m7 - m11 - load4(q15 + tx)
+                            store4(a0 + a1 + a2 + b, ev0 + tx); store4(a1 - a2 - a3 + b, od0 + tx)
+                            store4(b0 + b1 + b2 + b, ev1 + tx); store4(b1 - b2 - b3 + b, od1 + tx)
+                            tx += 4
                         }
+                        while tx < tw {
+                            let a0 = q0[tx] + q4[tx] + q8[tx], a1 = q1[tx] + q5[tx] + q9[tx]
+                            let a2 = q2[tx] + q6[tx] + q10[tx], a3 = q3[tx] + q7[tx] + q11[tx]
+                            let b0 = q4[tx] - q8[tx] - q12[tx], b1 = q5[tx] - q9[tx] - q13[tx]
+                            let b2 = q6[tx] - q10[tx] - q14[tx], b3 = q7[tx] - q11[tx] - q15[tx]
+                            ev0[tx] = a0 + a1 + a2 + b; od0[tx] = a1 - a2 - a3 + b
+                            ev1[tx] = b0 + b1 + b2 + b; od1[tx] = b1 - b2 - b3 + b
+                            tx += 1
+                        }
+                        let row0 = dst + 2 * ty * w
+                        interleave(ev0, od0, into: row0, count: w)
+                        if 2 * ty + 1 < h { interleave(ev1, od1, into: row0 + w, count: w) }
                     }
                 }
             }
         }
     }
+}
+
+@inline(__always) private func load4(_ p: UnsafePointer<Float>) -> SIMD4<Float> {
+    UnsafeRawPointer(p).loadUnaligned(as: SIMD4<Float>.self)
+}
+@inline(__always) private func load4(_ p: UnsafeMutablePointer<Float>) -> SIMD4<Float> { load4(UnsafePointer(p)) }
+@inline(__always) private func load8(_ p: UnsafePointer<Float>) -> SIMD8<Float> {
+    UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self)
+}
+@inline(__always) private func store4(_ v: SIMD4<Float>, _ p: UnsafeMutablePointer<Float>) {
+    UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD4<Float>.self)
+}
+
+/// dst[2j] = even[j], dst[2j+1] = odd[j], for the first `count` entries of dst.
+@inline(__always) private func interleave(_ even: UnsafePointer<Float>, _ odd: UnsafePointer<Float>,
+                                          into dst: UnsafeMutablePointer<Float>, count: Int) {
+    var x = 0
+    while x + 8 <= count {
+        let e = load4(even + x / 2), o = load4(odd + x / 2)
+        UnsafeMutableRawPointer(dst + x).storeBytes(of: SIMD8(e[0], o[0], e[1], o[1], e[2], o[2], e[3], o[3]), as: SIMD8<Float>.self)
+        x += 8
+    }
+    while x < count { dst[x] = x & 1 == 0 ? even[x >> 1] : odd[x >> 1]; x += 1 }
 }
