@@ -166,7 +166,10 @@ func engineBench(_ args: [String]) throws {
         case "--secs": i += 1; secs = Double(args[i]) ?? secs
         case "--threads": i += 1; threads = Int(args[i]) ?? threads
         case "--only": i += 1; only = args[i]
-        case "--winograd": i += 1; Conv2d.winogradMinChannels = Int(args[i]) ?? 8; Conv2d.winograd = Conv2d.winogradMinChannels > 0   // opt-in, min channels
+        // Winograd settings (development): fewest channels (0 turns it off), tile 2 or 4, smallest plane side
+        case "--winograd": i += 1; Conv2d.winogradMinChannels = Int(args[i]) ?? 16; Conv2d.winograd = Conv2d.winogradMinChannels > 0
+        case "--winograd-tile": i += 1; Conv2d.winogradTile = Int(args[i]) == 2 ? 2 : 4
+        case "--winograd-min-size": i += 1; Conv2d.winogradMinSize = Int(args[i]) ?? Conv2d.winogradMinSize
         case "--steps": i += 1; steps = Int(args[i]) ?? 0   // exactly this many steps, no table (allocation counts)
         case "--columns": i += 1; Conv2d.columnBudget = Int(args[i]) ?? Conv2d.columnBudget
         default: throw LDError("ld-bench engine: unknown argument '\(args[i])'")
@@ -240,11 +243,11 @@ func convShapesBench() {
         let x = Tensor(shape: [c, n, hw, hw]); rng.fillNormal(x, std: 1)
         let dy = Tensor(shape: [c, n, hw, hw]); rng.fillNormal(dy, std: 1)
         var line = "\(c)ch \(hw)x\(hw) n\(n)"
-        for wino in [false, true] {
-            Conv2d.winograd = wino
+        for (wino, tile) in [(false, 0), (true, 2), (true, 4)] {
+            Conv2d.winograd = wino; Conv2d.winogradTile = tile; Conv2d.winogradMinSize = 1
             let f = timeit(secs: 0.4) { _ = conv.forward(x) }
             let b = timeit(secs: 0.4) { _ = conv.backward(dy) }
-            line += String(format: "\t%@ fwd %.1f ms dx %.1f ms", wino ? "wino" : "im2col", f * 1000, b * 1000)
+            line += String(format: "\t%@ fwd %.1f ms dx %.1f ms", wino ? "F\(tile)x\(tile)" : "im2col", f * 1000, b * 1000)
         }
         print(line)
     }

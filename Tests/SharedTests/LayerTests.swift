@@ -47,10 +47,14 @@ final class LayerTests: XCTestCase {
         defer { Conv2d.winograd = winograd }
         Conv2d.winograd = true
         Conv2d.winogradMinSize = 1; Conv2d.winogradMinChannels = 8
-        for (index, cs) in (convCases + convCases + convCases).enumerated() {
-            // the second round cuts every batch into one-image chunks; the third turns Winograd off
-            if index == convCases.count { Conv2d.columnBudget = 1; Conv2d.winogradBlockFloats = 1; Conv2d.winogradMinTiles = 1 }
-            if index == 2 * convCases.count { Conv2d.columnBudget = budget; Conv2d.winograd = false }
+        let tile = Conv2d.winogradTile
+        defer { Conv2d.winogradTile = tile }
+        // rounds: F(4×4, 3×3); F(2×2, 3×3); both again with one-image chunks and blocks; Winograd off
+        for (index, cs) in Array(repeating: convCases, count: 5).joined().enumerated() {
+            let round = index / convCases.count
+            Conv2d.winogradTile = round % 2 == 0 ? 4 : 2
+            if round == 2 { Conv2d.columnBudget = 1; Conv2d.winogradBlockFloats = 1; Conv2d.winogradMinTiles = 1 }
+            if round == 4 { Conv2d.columnBudget = budget; Conv2d.winograd = false }
             let conv = Conv2d(cs.c, cs.k, kernel: cs.kernel, stride: cs.stride, padding: cs.pad, bias: cs.bias)
             conv.initialize(&rng)
             if let b = conv.bias { rng.fillNormal(b.value, std: 1) }
@@ -60,6 +64,27 @@ final class LayerTests: XCTestCase {
             XCTAssertEqual(y.count, ref.count)
             let err = zip(y, ref).map { abs($0 - $1) }.max() ?? 0
             XCTAssertLessThan(err, 1e-4, "conv \(cs)")
+        }
+    }
+
+    /// At ResNet-like channel counts the Winograd paths stay within float32 rounding of the direct sum.
+    func testWinogradAccuracyAtWidth() {
+        var rng = SplitMix64(seed: 4)
+        let saved = (Conv2d.winograd, Conv2d.winogradTile)
+        defer { (Conv2d.winograd, Conv2d.winogradTile) = saved }
+        Conv2d.winograd = true
+        let conv = Conv2d(64, 64, kernel: 3, padding: 1, bias: true)
+        conv.initialize(&rng)
+        let x = randomTensor([64, 2, 16, 17], &rng)
+        let ref = naiveConv(x, conv.weight.value, conv.bias?.value, stride: 1, pad: 1)
+        let scale = ref.map { abs($0) }.max()!
+        for tile in [2, 4] {
+            Conv2d.winogradTile = tile
+            XCTAssertTrue(conv.usesWinograd(height: 16, width: 17))
+            let y = conv.forward(x).array
+            let err = zip(y, ref).map { abs($0 - $1) }.max()!
+            // measured: F(2×2) ~1e-6, F(4×4) ~7e-6 of the largest output (its transforms scale by up to 8)
+            XCTAssertLessThan(err / scale, tile == 4 ? 2e-5 : 3e-6, "F(\(tile)x\(tile), 3x3)")
         }
     }
 
@@ -76,7 +101,10 @@ final class LayerTests: XCTestCase {
         conv.wantsInputGrad = true
         XCTAssertTrue(conv.usesWinograd(height: 9, width: 10))
         let x = randomTensor([16, 2, 9, 10], &rng), dy = randomTensor([16, 2, 9, 10], &rng)
-        for round in 0..<3 {
+        let tile = Conv2d.winogradTile
+        defer { Conv2d.winogradTile = tile }
+        for round in 0..<5 {
+            Conv2d.winogradTile = round % 2 == 0 ? 4 : 2   // switching tiles must not reuse the other's weights
             if round > 0 { conv.weight.value.data[round * 7] += 0.5 }
             let y = conv.forward(x).array
             let ref = naiveConv(x, conv.weight.value, nil, stride: 1, pad: 1)
@@ -103,9 +131,14 @@ final class LayerTests: XCTestCase {
         defer { Conv2d.winograd = winograd }
         Conv2d.winograd = true
         Conv2d.winogradMinSize = 1; Conv2d.winogradMinChannels = 8
-        for (index, cs) in (convCases + convCases + convCases).enumerated() {
-            if index == convCases.count { Conv2d.columnBudget = 1; Conv2d.winogradBlockFloats = 1; Conv2d.winogradMinTiles = 1 }
-            if index == 2 * convCases.count { Conv2d.columnBudget = budget; Conv2d.winograd = false }
+        let tile = Conv2d.winogradTile
+        defer { Conv2d.winogradTile = tile }
+        // rounds as in testConvMatchesNaive: F(4×4, 3×3); F(2×2, 3×3); both again with one-image chunks and blocks; Winograd off
+        for (index, cs) in Array(repeating: convCases, count: 5).joined().enumerated() {
+            let round = index / convCases.count
+            Conv2d.winogradTile = round % 2 == 0 ? 4 : 2
+            if round == 2 { Conv2d.columnBudget = 1; Conv2d.winogradBlockFloats = 1; Conv2d.winogradMinTiles = 1 }
+            if round == 4 { Conv2d.columnBudget = budget; Conv2d.winograd = false }
             let conv = Conv2d(cs.c, cs.k, kernel: cs.kernel, stride: cs.stride, padding: cs.pad, bias: cs.bias, name: "conv")
             conv.initialize(&rng)
             checkLayer("conv \(cs)", conv, input: randomTensor([cs.c, 2, cs.h, cs.h - 1], &rng))

@@ -91,6 +91,9 @@ public final class Conv2d: Layer {
     /// Fewest input and output channels for the Winograd path (small channel counts make its 16 GEMMs too
     /// thin to pay for the transforms).
     nonisolated(unsafe) public static var winogradMinChannels = 16
+    /// Output tile side of the Winograd path: 4 for F(4×4, 3×3) (a quarter of the multiplies), 2 for
+    /// F(2×2, 3×3) (4/9 of them, lighter transforms).
+    nonisolated(unsafe) public static var winogradTile = 4
     /// Smallest plane side for the Winograd path.
     nonisolated(unsafe) public static var winogradMinSize = 8
     /// Floats of transformed input and output tiles per worker at once (~2 MB: near the caches).
@@ -111,22 +114,37 @@ public final class Conv2d: Layer {
 
     /// Transformed weights for the forward (or, `flipped`, the input-gradient) Winograd convolution.
     private func winogradWeights(flipped: Bool) -> UnsafePointer<Float> {
-        let count = 16 * outChannels * inChannels
+        let tile = Conv2d.winogradTile
+        let count = (tile + 2) * (tile + 2) * outChannels * inChannels
+        @inline(__always) func transform(_ w: UnsafePointer<Float>, into u: UnsafeMutablePointer<Float>) {
+            if tile == 4 { winograd43Weights(w, co: outChannels, ci: inChannels, flipped: flipped, into: u) }
+            else { Shared.winogradWeights(w, co: outChannels, ci: inChannels, flipped: flipped, into: u) }
+        }
         if flags.wantsParamGrads {
             let u = workspace.weightBuffer(count)
-            Shared.winogradWeights(weight.value.data, co: outChannels, ci: inChannels, flipped: flipped, into: u)
+            transform(weight.value.data, into: u)
             return UnsafePointer(u)
         }
         let cache = flipped ? winogradFlipped : winogradForward
         let w = UnsafePointer(weight.value.data), wc = weight.value.count
-        if let u = cache.u, let src = cache.source, memcmp(src, w, wc * 4) == 0 { return UnsafePointer(u) }
-        if cache.source == nil {
-            cache.source = .allocate(capacity: wc)
-            cache.u = .allocate(capacity: count)
-        }
+        if let u = cache.u, let src = cache.source, cache.tile == tile, memcmp(src, w, wc * 4) == 0 { return UnsafePointer(u) }
+        if cache.source == nil { cache.source = .allocate(capacity: wc) }
+        if cache.tile != tile { cache.u?.deallocate(); cache.u = .allocate(capacity: count); cache.tile = tile }
         cache.source!.update(from: w, count: wc)
-        Shared.winogradWeights(w, co: outChannels, ci: inChannels, flipped: flipped, into: cache.u!)
+        transform(w, into: cache.u!)
         return UnsafePointer(cache.u!)
+    }
+
+    /// y (outC, n, h, w) = the 3×3 pad-1 convolution of x (inC, n, h, w) with transformed weights u.
+    private func winograd(_ x: UnsafePointer<Float>, inC: Int, n: Int, h: Int, w: Int, _ u: UnsafePointer<Float>,
+                          outC: Int, bias: UnsafePointer<Float>?, _ y: UnsafeMutablePointer<Float>) {
+        if Conv2d.winogradTile == 4 {
+            winograd43Conv(x, inC: inC, n: n, h: h, w: w, u, outC: outC, bias: bias, y, workspace: workspace,
+                           budget: Conv2d.winogradBlockFloats, minTiles: Conv2d.winogradMinTiles)
+        } else {
+            winogradConv(x, inC: inC, n: n, h: h, w: w, u, outC: outC, bias: bias, y, workspace: workspace,
+                         budget: Conv2d.winogradBlockFloats, minTiles: Conv2d.winogradMinTiles)
+        }
     }
 
     /// Images per chunk for columns of `perImage` floats.
@@ -143,9 +161,9 @@ public final class Conv2d: Layer {
         let howo = ho * wo, p = n * howo, ckk = inChannels * kernel * kernel
         let y = output.data
         if usesWinograd(height: h, width: w) {
-            let u = winogradWeights(flipped: false)   // (16, K, C)
-            winogradConv(x.data, inC: inChannels, n: n, h: h, w: w, u, outC: outChannels,
-                         bias: bias.map { UnsafePointer($0.value.data) }, y, workspace: workspace, budget: Conv2d.winogradBlockFloats, minTiles: Conv2d.winogradMinTiles)
+            let u = winogradWeights(flipped: false)   // (α², K, C), α = tile + 2
+            winograd(x.data, inC: inChannels, n: n, h: h, w: w, u, outC: outChannels,
+                     bias: bias.map { UnsafePointer($0.value.data) }, y)
             return output
         }
         var beta: Float = 0
@@ -229,9 +247,8 @@ public final class Conv2d: Layer {
         }
         if wantDx && winogradDx {
             // dx is the 3×3 pad-1 convolution of dy with the transposed, 180°-rotated weights.
-            let u = winogradWeights(flipped: true)   // (16, C, K)
-            winogradConv(g, inC: outChannels, n: n, h: h, w: w, u, outC: inChannels, bias: nil,
-                         inputGrad.data, workspace: workspace, budget: Conv2d.winogradBlockFloats, minTiles: Conv2d.winogradMinTiles)
+            let u = winogradWeights(flipped: true)   // (α², C, K)
+            winograd(g, inC: outChannels, n: n, h: h, w: w, u, outC: inChannels, bias: nil, inputGrad.data)
         }
         return wantDx ? inputGrad : nil
     }
@@ -341,5 +358,6 @@ public final class Conv2d: Layer {
 private final class TransformedWeights {
     var source: UnsafeMutablePointer<Float>?
     var u: UnsafeMutablePointer<Float>?
+    var tile = 0
     deinit { source?.deallocate(); u?.deallocate() }
 }

@@ -181,17 +181,6 @@ func winogradConv(_ x: UnsafePointer<Float>, inC: Int, n: Int, h: Int, w: Int,
     }
 }
 
-@inline(__always) private func load4(_ p: UnsafePointer<Float>) -> SIMD4<Float> {
-    UnsafeRawPointer(p).loadUnaligned(as: SIMD4<Float>.self)
-}
-@inline(__always) private func load4(_ p: UnsafeMutablePointer<Float>) -> SIMD4<Float> { load4(UnsafePointer(p)) }
-@inline(__always) private func load8(_ p: UnsafePointer<Float>) -> SIMD8<Float> {
-    UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self)
-}
-@inline(__always) private func store4(_ v: SIMD4<Float>, _ p: UnsafeMutablePointer<Float>) {
-    UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD4<Float>.self)
-}
-
 /// dst[2j] = even[j], dst[2j+1] = odd[j], for the first `count` entries of dst.
 @inline(__always) private func interleave(_ even: UnsafePointer<Float>, _ odd: UnsafePointer<Float>,
                                           into dst: UnsafeMutablePointer<Float>, count: Int) {
