@@ -218,6 +218,13 @@ func gemmShapesBench() {
         ("r18 layer1 dcols", true, false, 576, 65536, 64),
         ("r18 layer4 fwd", false, false, 512, 1024, 4608),
         ("r18 layer4 dcols", true, false, 4608, 1024, 512),
+        // one Winograd F(4x4) block's GEMM per stage (K, tiles, C)
+        ("wino 64ch 128 tiles", false, false, 64, 128, 64),
+        ("wino 64ch 256 tiles", false, false, 64, 256, 64),
+        ("wino 128ch 128 tiles", false, false, 128, 128, 128),
+        ("wino 256ch 128 tiles", false, false, 256, 128, 256),
+        ("wino 512ch 32 tiles", false, false, 512, 32, 512),
+        ("wino 512ch 64 tiles", false, false, 512, 64, 512),
     ]
     var rng = BenchRNG(state: 3)
     for (name, ta, tb, m, n, k) in shapes {
@@ -249,6 +256,11 @@ func convShapesBench() {
             let b = timeit(secs: 0.4) { _ = conv.backward(dy) }
             line += String(format: "\t%@ fwd %.1f ms dx %.1f ms", wino ? "F\(tile)x\(tile)" : "im2col", f * 1000, b * 1000)
         }
+        // training: the weights change every step, so their transform is paid on every forward
+        conv.wantsParamGrads = true
+        let f = timeit(secs: 0.4) { _ = conv.forward(x) }
+        line += String(format: "\tF4x4 fwd, weights transformed %.1f ms", f * 1000)
+        conv.wantsParamGrads = false
         print(line)
     }
 }

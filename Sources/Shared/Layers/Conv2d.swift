@@ -83,10 +83,10 @@ public final class Conv2d: Layer {
     nonisolated(unsafe) public static var columnBudget = 1 << 22
 
     /// Whether 3×3 stride-1 pad-1 convolutions with at least `winogradMinChannels` input and output channels
-    /// and planes of at least `winogradMinSize` pixels a side use Winograd F(2×2, 3×3) for the forward pass
-    /// and the input gradient (the weight gradient stays im2col + GEMM). Measured with `ld-bench conv`: 1.3-1.7x
-    /// faster than im2col on 8×8 to 32×32 planes with 64-256 channels; slower on 4×4 and 7×7 planes (a tile
-    /// row or column of padding is a large share there, and the 16 GEMMs are thin).
+    /// and planes of at least `winogradMinSize` pixels a side use Winograd (`winogradTile`) for the forward
+    /// pass and the input gradient (the weight gradient stays im2col + GEMM). Measured with `ld-bench conv`
+    /// (one thread, batch 64-128): F(4×4, 3×3) takes 0.35-0.55x im2col's time on 4×4 to 32×32 planes with
+    /// 64-512 channels, and about 0.9x on 7×7.
     nonisolated(unsafe) public static var winograd = true
     /// Fewest input and output channels for the Winograd path (small channel counts make its 16 GEMMs too
     /// thin to pay for the transforms).
@@ -95,7 +95,7 @@ public final class Conv2d: Layer {
     /// F(2×2, 3×3) (4/9 of them, lighter transforms).
     nonisolated(unsafe) public static var winogradTile = 4
     /// Smallest plane side for the Winograd path.
-    nonisolated(unsafe) public static var winogradMinSize = 8
+    nonisolated(unsafe) public static var winogradMinSize = 4
     /// Floats of transformed input and output tiles per worker at once (~2 MB: near the caches).
     nonisolated(unsafe) public static var winogradBlockFloats = 1 << 19
     /// Fewest tiles per Winograd block (the 16 GEMMs of a block each read a Co×Ci slice of the weights).
@@ -107,9 +107,9 @@ public final class Conv2d: Layer {
             && inChannels >= Conv2d.winogradMinChannels && outChannels >= Conv2d.winogradMinChannels
     }
 
-    /// Winograd-transformed weights, kept while the layer computes no parameter gradients: a frozen teacher
-    /// (relabel, recover) runs thousands of steps with the same weights. Checked against a copy of the
-    /// weights on every use, so loading or editing the weights can never leave them stale.
+    /// Winograd-transformed weights, kept in eval mode or while the layer computes no parameter gradients: a
+    /// frozen teacher (relabel, recover) runs thousands of steps with the same weights. Checked against a
+    /// copy of the weights on every use, so training, loading or editing the weights never leaves them stale.
     private let winogradForward = TransformedWeights(), winogradFlipped = TransformedWeights()
 
     /// Transformed weights for the forward (or, `flipped`, the input-gradient) Winograd convolution.
@@ -120,7 +120,7 @@ public final class Conv2d: Layer {
             if tile == 4 { winograd43Weights(w, co: outChannels, ci: inChannels, flipped: flipped, into: u) }
             else { Shared.winogradWeights(w, co: outChannels, ci: inChannels, flipped: flipped, into: u) }
         }
-        if flags.wantsParamGrads {
+        if flags.training && flags.wantsParamGrads {
             let u = workspace.weightBuffer(count)
             transform(weight.value.data, into: u)
             return UnsafePointer(u)

@@ -22,27 +22,31 @@ import COpenBLAS
 func winogradWeights(_ g: UnsafePointer<Float>, co: Int, ci: Int, flipped: Bool, into u: UnsafeMutablePointer<Float>) {
     let outC = flipped ? ci : co, inC = flipped ? co : ci
     let plane = outC * inC
-    // One output row (o) per iteration, its inC entries written contiguously in each of the 16 planes.
     Engine.parallelRange(outC, grain: 8) { o0, o1 in
-        for o in o0..<o1 {
-            for i in 0..<inC {
-                let s = flipped ? g + (i * ci + o) * 9 : g + (o * ci + i) * 9
-                @inline(__always) func at(_ t: Int) -> Float { flipped ? s[8 - t] : s[t] }
-                let dst = u + o * inC + i
-                // (G g) rows r = 0..3, each a 3-vector (t0, t1, t2); then (G g) Gᵀ row r = (t0, ½(t0+t1+t2), ½(t0−t1+t2), t2).
-                for r in 0..<4 {
-                    var t0: Float, t1: Float, t2: Float
-                    switch r {
-                    case 0: t0 = at(0); t1 = at(1); t2 = at(2)
-                    case 1: t0 = 0.5 * (at(0) + at(3) + at(6)); t1 = 0.5 * (at(1) + at(4) + at(7)); t2 = 0.5 * (at(2) + at(5) + at(8))
-                    case 2: t0 = 0.5 * (at(0) - at(3) + at(6)); t1 = 0.5 * (at(1) - at(4) + at(7)); t2 = 0.5 * (at(2) - at(5) + at(8))
-                    default: t0 = at(6); t1 = at(7); t2 = at(8)
+        // One output row o at a time, made in a local row and written out as 16 contiguous runs.
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: 16 * inC) { rowBuffer in
+            let row = rowBuffer.baseAddress!
+            for o in o0..<o1 {
+                for i in 0..<inC {
+                    let s = flipped ? g + (i * ci + o) * 9 : g + (o * ci + i) * 9
+                    @inline(__always) func at(_ t: Int) -> Float { flipped ? s[8 - t] : s[t] }
+                    let dst = row + i
+                    // (G g) rows r = 0..3, each a 3-vector (t0, t1, t2); then (G g) Gᵀ row r = (t0, ½(t0+t1+t2), ½(t0−t1+t2), t2).
+                    for r in 0..<4 {
+                        var t0: Float, t1: Float, t2: Float
+                        switch r {
+                        case 0: t0 = at(0); t1 = at(1); t2 = at(2)
+                        case 1: t0 = 0.5 * (at(0) + at(3) + at(6)); t1 = 0.5 * (at(1) + at(4) + at(7)); t2 = 0.5 * (at(2) + at(5) + at(8))
+                        case 2: t0 = 0.5 * (at(0) - at(3) + at(6)); t1 = 0.5 * (at(1) - at(4) + at(7)); t2 = 0.5 * (at(2) - at(5) + at(8))
+                        default: t0 = at(6); t1 = at(7); t2 = at(8)
+                        }
+                        dst[(4 * r + 0) * inC] = t0
+                        dst[(4 * r + 1) * inC] = 0.5 * (t0 + t1 + t2)
+                        dst[(4 * r + 2) * inC] = 0.5 * (t0 - t1 + t2)
+                        dst[(4 * r + 3) * inC] = t2
                     }
-                    dst[(4 * r + 0) * plane] = t0
-                    dst[(4 * r + 1) * plane] = 0.5 * (t0 + t1 + t2)
-                    dst[(4 * r + 2) * plane] = 0.5 * (t0 - t1 + t2)
-                    dst[(4 * r + 3) * plane] = t2
                 }
+                for xi in 0..<16 { (u + xi * plane + o * inC).update(from: row + xi * inC, count: inC) }
             }
         }
     }
@@ -56,25 +60,21 @@ func winogradConv(_ x: UnsafePointer<Float>, inC: Int, n: Int, h: Int, w: Int,
                   _ u: UnsafePointer<Float>, outC: Int, bias: UnsafePointer<Float>?,
                   _ y: UnsafeMutablePointer<Float>, workspace: Workspace, budget: Int, minTiles: Int) {
     let th = (h + 1) / 2, tw = (w + 1) / 2, tilesPerImage = th * tw, hw = h * w
-    let parts = max(1, min(Engine.threads, n))
-    // Images per block: as many as the budget allows but at least enough for minTiles; then evened
-    // out so that the blocks split equally among the workers where the batch allows.
-    let perImage = 16 * (inC + outC) * tilesPerImage
-    let wanted = max(budget / max(1, perImage), (minTiles + tilesPerImage - 1) / tilesPerImage, 1)
-    let blockCount = ((n + wanted - 1) / wanted + parts - 1) / parts * parts
-    let imagesPerBlock = (n + blockCount - 1) / blockCount
-    let blocks = (n + imagesPerBlock - 1) / imagesPerBlock
+    let plan = WinogradBlocks(n: n, tilesPerImage: tilesPerImage, floatsPerTile: 16 * (inC + outC),
+                              budget: budget, minTiles: minTiles)
+    let imagesPerBlock = plan.imagesPerBlock, blocks = plan.blocks
     let tb = imagesPerBlock * tilesPerImage
     let half = tw + 1                       // deinterleaved columns: odd x = 2j − 1 and even x = 2j, j = 0...tw
-    let perWorker = 16 * (inC + outC) * tb + 2 * h * half + half + 4 * tw
-    let ws = workspace.buffer(perWorker * min(parts, blocks))
-    WorkerPool.shared.run(min(parts, blocks)) { p in
-        let v = ws + p * perWorker, m = v + 16 * inC * tb
-        let odd = m + 16 * outC * tb, even = odd + h * half, zeros = even + h * half
+    let perWorker = 16 * (inC * tb + planePad) + 16 * (outC * tb + planePad) + 2 * h * half + half + 4 * tw
+    let ws = workspace.buffer(perWorker * plan.workers)
+    WorkerPool.shared.run(plan.workers) { p in
+        let v = ws + p * perWorker, m = v + 16 * (inC * tb + planePad)
+        let odd = m + 16 * (outC * tb + planePad), even = odd + h * half, zeros = even + h * half
         let ev0 = zeros + half, od0 = ev0 + tw, ev1 = od0 + tw, od1 = ev1 + tw
         zeros.update(repeating: 0, count: half)
-        for blk in Swift.stride(from: p, to: blocks, by: min(parts, blocks)) {
+        for blk in Swift.stride(from: p, to: blocks, by: plan.workers) {
             let i0 = blk * imagesPerBlock, i1 = min(n, i0 + imagesPerBlock), tc = (i1 - i0) * tilesPerImage
+            let vs = inC * tc + planePad, ms = outC * tc + planePad   // plane strides of V and M
             // V = Bᵀ d B. Each image plane is first split into its odd and even columns (a tile's four columns
             // are odd[j], even[j], odd[j+1], even[j+1]), so that both passes run over contiguous memory.
             for c in 0..<inC {
@@ -108,8 +108,8 @@ func winogradConv(_ x: UnsafePointer<Float>, inC: Int, n: Int, h: Int, w: Int,
                         // Row r of Bᵀ d is a + sign·b over two input rows; then its four columns.
                         @inline(__always) func tileRow(_ r: Int, _ oa: UnsafePointer<Float>, _ ea: UnsafePointer<Float>,
                                                        _ ob: UnsafePointer<Float>, _ eb: UnsafePointer<Float>, _ sign: Float) {
-                            let c0 = v + ((4 * r + 0) * inC + c) * tc + t, c1 = v + ((4 * r + 1) * inC + c) * tc + t
-                            let c2 = v + ((4 * r + 2) * inC + c) * tc + t, c3 = v + ((4 * r + 3) * inC + c) * tc + t
+                            let c0 = v + (4 * r + 0) * vs + c * tc + t, c1 = v + (4 * r + 1) * vs + c * tc + t
+                            let c2 = v + (4 * r + 2) * vs + c * tc + t, c3 = v + (4 * r + 3) * vs + c * tc + t
                             var tx = 0
                             while tx + 4 <= tw {
                                 let s0 = load4(oa + tx) + sign * load4(ob + tx), s1 = load4(ea + tx) + sign * load4(eb + tx)
@@ -135,12 +135,12 @@ func winogradConv(_ x: UnsafePointer<Float>, inC: Int, n: Int, h: Int, w: Int,
             // M[ξ] = U[ξ] · V[ξ]
             for xi in 0..<16 {
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(outC), Int32(tc), Int32(inC), 1,
-                            u + xi * outC * inC, Int32(inC), v + xi * inC * tc, Int32(tc), 0, m + xi * outC * tc, Int32(tc))
+                            u + xi * outC * inC, Int32(inC), v + xi * vs, Int32(tc), 0, m + xi * ms, Int32(tc))
             }
             // y tile = Aᵀ M A (+ bias), per output channel and row of tiles, cropped at odd edges.
             for k in 0..<outC {
                 let b = bias?[k] ?? 0
-                let mk = m + k * tc, xs = outC * tc
+                let mk = m + k * tc, xs = ms
                 for img in i0..<i1 {
                     let dst = y + (k * n + img) * hw
                     for ty in 0..<th {

@@ -20,24 +20,31 @@ import COpenBLAS
 func winograd43Weights(_ g: UnsafePointer<Float>, co: Int, ci: Int, flipped: Bool, into u: UnsafeMutablePointer<Float>) {
     let outC = flipped ? ci : co, inC = flipped ? co : ci
     let plane = outC * inC
+    // G · (a, b, c), with reciprocals: a division per entry made this transform cost more than the convolution
+    let sixth: Float = 1.0 / 6, twelfth: Float = 1.0 / 12, twentyFourth: Float = 1.0 / 24
+    @inline(__always) func gv(_ a: Float, _ b: Float, _ c: Float) -> (Float, Float, Float, Float, Float, Float) {
+        let ac = a * twentyFourth + c * sixth, b12 = b * twelfth
+        return (a * 0.25, -(a + b + c) * sixth, -(a - b + c) * sixth, ac + b12, ac - b12, c)
+    }
     Engine.parallelRange(outC, grain: 8) { o0, o1 in
-        for o in o0..<o1 {
-            for i in 0..<inC {
-                let s = flipped ? g + (i * ci + o) * 9 : g + (o * ci + i) * 9
-                @inline(__always) func at(_ r: Int, _ c: Int) -> Float { flipped ? s[8 - 3 * r - c] : s[3 * r + c] }
-                @inline(__always) func gv(_ a: Float, _ b: Float, _ c: Float) -> (Float, Float, Float, Float, Float, Float) {
-                    (a / 4, -(a + b + c) / 6, -(a - b + c) / 6, a / 24 + b / 12 + c / 6, a / 24 - b / 12 + c / 6, c)
+        // One output row o at a time: its 36 × inC values are made in a local row, then written out as 36
+        // contiguous runs (36 interleaved store streams a plane apart would share their L1 sets).
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: 36 * inC) { rowBuffer in
+            let row = rowBuffer.baseAddress!
+            for o in o0..<o1 {
+                for i in 0..<inC {
+                    let s = flipped ? g + (i * ci + o) * 9 : g + (o * ci + i) * 9
+                    @inline(__always) func at(_ r: Int, _ c: Int) -> Float { flipped ? s[8 - 3 * r - c] : s[3 * r + c] }
+                    // G g: each kernel column becomes 6 rows; then each of those rows times Gᵀ
+                    let c0 = gv(at(0, 0), at(1, 0), at(2, 0)), c1 = gv(at(0, 1), at(1, 1), at(2, 1)), c2 = gv(at(0, 2), at(1, 2), at(2, 2))
+                    @inline(__always) func put(_ r: Int, _ a: Float, _ b: Float, _ c: Float) {
+                        let t = gv(a, b, c), d = row + 6 * r * inC + i
+                        d[0] = t.0; d[inC] = t.1; d[2 * inC] = t.2; d[3 * inC] = t.3; d[4 * inC] = t.4; d[5 * inC] = t.5
+                    }
+                    put(0, c0.0, c1.0, c2.0); put(1, c0.1, c1.1, c2.1); put(2, c0.2, c1.2, c2.2)
+                    put(3, c0.3, c1.3, c2.3); put(4, c0.4, c1.4, c2.4); put(5, c0.5, c1.5, c2.5)
                 }
-                // G g: the three kernel columns each become 6 rows
-                let c0 = gv(at(0, 0), at(1, 0), at(2, 0)), c1 = gv(at(0, 1), at(1, 1), at(2, 1)), c2 = gv(at(0, 2), at(1, 2), at(2, 2))
-                let rows = [(c0.0, c1.0, c2.0), (c0.1, c1.1, c2.1), (c0.2, c1.2, c2.2),
-                            (c0.3, c1.3, c2.3), (c0.4, c1.4, c2.4), (c0.5, c1.5, c2.5)]
-                let dst = u + o * inC + i
-                for r in 0..<6 {
-                    let t = gv(rows[r].0, rows[r].1, rows[r].2)   // (G g) Gᵀ row r
-                    dst[(6 * r + 0) * plane] = t.0; dst[(6 * r + 1) * plane] = t.1; dst[(6 * r + 2) * plane] = t.2
-                    dst[(6 * r + 3) * plane] = t.3; dst[(6 * r + 4) * plane] = t.4; dst[(6 * r + 5) * plane] = t.5
-                }
+                for xi in 0..<36 { (u + xi * plane + o * inC).update(from: row + xi * inC, count: inC) }
             }
         }
     }
@@ -53,16 +60,17 @@ func winograd43Conv(_ x: UnsafePointer<Float>, inC: Int, n: Int, h: Int, w: Int,
                               budget: budget, minTiles: minTiles)
     let tb = plan.imagesPerBlock * tilesPerImage
     let len = tw + 1                               // phase length: j = 0 ... tw
-    let perWorker = 36 * (inC + outC) * tb + 4 * h * len + len + 24 * len + 16 * tw
+    let perWorker = 36 * (inC * tb + planePad) + 36 * (outC * tb + planePad) + 4 * h * len + len + 24 * len + 16 * tw
     let ws = workspace.buffer(perWorker * plan.workers)
     WorkerPool.shared.run(plan.workers) { p in
-        let v = ws + p * perWorker, m = v + 36 * inC * tb
-        let phases = m + 36 * outC * tb              // (h, 4, len): the input plane split into its 4 phases
+        let v = ws + p * perWorker, m = v + 36 * (inC * tb + planePad)
+        let phases = m + 36 * (outC * tb + planePad)              // (h, 4, len): the input plane split into its 4 phases
         let zeros = phases + 4 * h * len, rt = zeros + len   // rt: (6 rows, 4 phases, len) after Bᵀ over rows
         let outPh = rt + 24 * len                    // (4 rows, 4 phases, tw) output before interleaving
         zeros.update(repeating: 0, count: len)
         for blk in Swift.stride(from: p, to: plan.blocks, by: plan.workers) {
             let i0 = blk * plan.imagesPerBlock, i1 = min(n, i0 + plan.imagesPerBlock), tc = (i1 - i0) * tilesPerImage
+            let vs = inC * tc + planePad, ms = outC * tc + planePad   // plane strides of V and M
             for c in 0..<inC {
                 for img in i0..<i1 {
                     let src = x + (c * n + img) * hw
@@ -115,7 +123,7 @@ func winograd43Conv(_ x: UnsafePointer<Float>, inC: Int, n: Int, h: Int, w: Int,
                         let t = (img - i0) * tilesPerImage + ty * tw
                         for i in 0..<6 {
                             let a = rt + i * 4 * len, ph0 = a, ph1 = a + len, ph2 = a + 2 * len, ph3 = a + 3 * len
-                            let dst = v + ((6 * i) * inC + c) * tc + t, ps = inC * tc
+                            let dst = v + 6 * i * vs + c * tc + t, ps = vs
                             var tx = 0
                             while tx + 4 <= tw {
                                 let b = bt6(load4(ph0 + tx), load4(ph1 + tx), load4(ph2 + tx), load4(ph3 + tx),
@@ -137,11 +145,11 @@ func winograd43Conv(_ x: UnsafePointer<Float>, inC: Int, n: Int, h: Int, w: Int,
             // M[ξ] = U[ξ] · V[ξ]
             for xi in 0..<36 {
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(outC), Int32(tc), Int32(inC), 1,
-                            u + xi * outC * inC, Int32(inC), v + xi * inC * tc, Int32(tc), 0, m + xi * outC * tc, Int32(tc))
+                            u + xi * outC * inC, Int32(inC), v + xi * vs, Int32(tc), 0, m + xi * ms, Int32(tc))
             }
             // y = Aᵀ M A (+ bias): Aᵀ over the six rows of each column, then over the columns; the four output
             // columns of a tile are four phases of the output row, interleaved at the end.
-            let xs = outC * tc
+            let xs = ms
             for k in 0..<outC {
                 let bk = bias?[k] ?? 0
                 for img in i0..<i1 {
@@ -237,6 +245,10 @@ extension SIMD4: WinogradLane where Scalar == Float {
         x += 1
     }
 }
+
+/// Floats between consecutive ξ planes of V and M beyond their size: the planes are written and read as
+/// 16 or 36 parallel streams, and a power-of-two stride would put all of them in the same L1 sets.
+let planePad = 16
 
 /// How a Winograd convolution cuts a batch: blocks of whole images, each small enough that its transformed
 /// tiles stay near the caches (`budget` floats) but with at least `minTiles` tiles, their count a multiple
