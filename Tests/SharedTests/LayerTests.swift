@@ -35,7 +35,7 @@ final class LayerTests: XCTestCase {
         defer { Conv2d.winograd = saved }
         Conv2d.winograd = true
         XCTAssertTrue(Conv2d(16, 16, kernel: 3, padding: 1).usesWinograd(height: 8, width: 9))
-        XCTAssertFalse(Conv2d(16, 16, kernel: 3, padding: 1).usesWinograd(height: 7, width: 9))
+        XCTAssertFalse(Conv2d(16, 16, kernel: 3, padding: 1).usesWinograd(height: 3, width: 9))
         XCTAssertFalse(Conv2d(1, 16, kernel: 3, padding: 1).usesWinograd(height: 8, width: 8))
         let budget = Conv2d.columnBudget, blockFloats = Conv2d.winogradBlockFloats, minTiles = Conv2d.winogradMinTiles
         let minSize = Conv2d.winogradMinSize, minChannels = Conv2d.winogradMinChannels
@@ -85,6 +85,31 @@ final class LayerTests: XCTestCase {
             let err = zip(y, ref).map { abs($0 - $1) }.max()!
             // measured: F(2×2) ~1e-6, F(4×4) ~7e-6 of the largest output (its transforms scale by up to 8)
             XCTAssertLessThan(err / scale, tile == 4 ? 2e-5 : 3e-6, "F(\(tile)x\(tile), 3x3)")
+        }
+    }
+
+    /// The F(4×4) weight gradient equals im2col's, on odd and even plane sizes and more channels than one
+    /// vector, with a block boundary inside the batch.
+    func testWinogradWeightGradientMatchesIm2col() {
+        var rng = SplitMix64(seed: 5)
+        let saved = (Conv2d.winograd, Conv2d.winogradTile, Conv2d.winogradWeightGradient, Conv2d.winogradMinTiles)
+        defer { (Conv2d.winograd, Conv2d.winogradTile, Conv2d.winogradWeightGradient, Conv2d.winogradMinTiles) = saved }
+        (Conv2d.winograd, Conv2d.winogradTile, Conv2d.winogradMinTiles) = (true, 4, 1)
+        for (c, k, h, w) in [(16, 24, 13, 11), (24, 16, 8, 20), (16, 16, 4, 4)] {
+            let conv = Conv2d(c, k, kernel: 3, padding: 1, bias: true)
+            conv.initialize(&rng)
+            let x = randomTensor([c, 3, h, w], &rng), dy = randomTensor([k, 3, h, w], &rng)
+            var grads: [[Float]] = []
+            for wino in [false, true] {
+                Conv2d.winogradWeightGradient = wino
+                for p in conv.parameters { p.zeroGrad() }
+                _ = conv.forward(x)
+                _ = conv.backward(dy)
+                grads.append(conv.weight.grad.array)
+            }
+            let scale = grads[0].map { abs($0) }.max()!
+            let err = zip(grads[0], grads[1]).map { abs($0 - $1) }.max()!
+            XCTAssertLessThan(err / scale, 2e-5, "dW \(c)->\(k) \(h)x\(w)")
         }
     }
 

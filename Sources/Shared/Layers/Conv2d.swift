@@ -84,7 +84,7 @@ public final class Conv2d: Layer {
 
     /// Whether 3×3 stride-1 pad-1 convolutions with at least `winogradMinChannels` input and output channels
     /// and planes of at least `winogradMinSize` pixels a side use Winograd (`winogradTile`) for the forward
-    /// pass and the input gradient (the weight gradient stays im2col + GEMM). Measured with `ld-bench conv`
+    /// pass and the input gradient, and with F(4×4) for the weight gradient too. Measured with `ld-bench conv`
     /// (one thread, batch 64-128): F(4×4, 3×3) takes 0.35-0.55x im2col's time on 4×4 to 32×32 planes with
     /// 64-512 channels, and about 0.9x on 7×7.
     nonisolated(unsafe) public static var winograd = true
@@ -94,6 +94,8 @@ public final class Conv2d: Layer {
     /// Output tile side of the Winograd path: 4 for F(4×4, 3×3) (a quarter of the multiplies), 2 for
     /// F(2×2, 3×3) (4/9 of them, lighter transforms).
     nonisolated(unsafe) public static var winogradTile = 4
+    /// Whether the F(4×4) path also computes the weight gradient by Winograd (else im2col + GEMM).
+    nonisolated(unsafe) public static var winogradWeightGradient = true
     /// Smallest plane side for the Winograd path.
     nonisolated(unsafe) public static var winogradMinSize = 4
     /// Floats of transformed input and output tiles per worker at once (~2 MB: near the caches).
@@ -207,6 +209,12 @@ public final class Conv2d: Layer {
             return wantDx ? inputGrad : nil
         }
         let winogradDx = usesWinograd(height: h, width: w)
+        let winogradDw = wantDp && winogradDx && Conv2d.winogradTile == 4 && Conv2d.winogradWeightGradient
+        if winogradDw {
+            winograd43WeightGradient(x.data, g, inC: inChannels, outC: outChannels, n: n, h: h, w: w,
+                                     into: weight.grad.data, workspace: workspace,
+                                     budget: Conv2d.winogradBlockFloats, minTiles: Conv2d.winogradMinTiles)
+        }
         // A "same" stride-1 convolution's dx is the convolution of dy with the transposed, 180°-rotated
         // weights: im2col(dy) + one GEMM writing dx directly, instead of dcolumns + a scatter-add col2im.
         // Only when K ≤ C: im2col(dy) has K·k·k rows where dcolumns has C·k·k (a 1-channel input's dx would
@@ -227,9 +235,9 @@ public final class Conv2d: Layer {
                 }
             }
         }
-        for n0 in Swift.stride(from: 0, to: n, by: step) where wantDp || (wantDx && !winogradDx) {
+        for n0 in Swift.stride(from: 0, to: n, by: step) where (wantDp && !winogradDw) || (wantDx && !winogradDx) {
             let n1 = min(n, n0 + step), pc = (n1 - n0) * howo
-            if wantDp {
+            if wantDp && !winogradDw {
                 // The columns are rebuilt from the cached input rather than kept from forward (memory).
                 im2col(x.data, ws, channels: inChannels, n: n, n0: n0, n1: n1, h: h, w: w, ho: ho, wo: wo)
                 // dW (K, C·k·k) += dy[:, chunk] (K, Pc) · columnsᵀ (Pc, C·k·k)

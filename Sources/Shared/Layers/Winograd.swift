@@ -24,7 +24,8 @@ func winogradWeights(_ g: UnsafePointer<Float>, co: Int, ci: Int, flipped: Bool,
     let plane = outC * inC
     Engine.parallelRange(outC, grain: 8) { o0, o1 in
         // One output row o at a time, made in a local row and written out as 16 contiguous runs.
-        withUnsafeTemporaryAllocation(of: Float.self, capacity: 16 * inC) { rowBuffer in
+        let rs = inC + planePad   // row stride off powers of two (16 store streams)
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: 16 * rs) { rowBuffer in
             let row = rowBuffer.baseAddress!
             for o in o0..<o1 {
                 for i in 0..<inC {
@@ -40,13 +41,13 @@ func winogradWeights(_ g: UnsafePointer<Float>, co: Int, ci: Int, flipped: Bool,
                         case 2: t0 = 0.5 * (at(0) - at(3) + at(6)); t1 = 0.5 * (at(1) - at(4) + at(7)); t2 = 0.5 * (at(2) - at(5) + at(8))
                         default: t0 = at(6); t1 = at(7); t2 = at(8)
                         }
-                        dst[(4 * r + 0) * inC] = t0
-                        dst[(4 * r + 1) * inC] = 0.5 * (t0 + t1 + t2)
-                        dst[(4 * r + 2) * inC] = 0.5 * (t0 - t1 + t2)
-                        dst[(4 * r + 3) * inC] = t2
+                        dst[(4 * r + 0) * rs] = t0
+                        dst[(4 * r + 1) * rs] = 0.5 * (t0 + t1 + t2)
+                        dst[(4 * r + 2) * rs] = 0.5 * (t0 - t1 + t2)
+                        dst[(4 * r + 3) * rs] = t2
                     }
                 }
-                for xi in 0..<16 { (u + xi * plane + o * inC).update(from: row + xi * inC, count: inC) }
+                for xi in 0..<16 { (u + xi * plane + o * inC).update(from: row + xi * rs, count: inC) }
             }
         }
     }

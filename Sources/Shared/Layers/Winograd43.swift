@@ -29,7 +29,8 @@ func winograd43Weights(_ g: UnsafePointer<Float>, co: Int, ci: Int, flipped: Boo
     Engine.parallelRange(outC, grain: 8) { o0, o1 in
         // One output row o at a time: its 36 × inC values are made in a local row, then written out as 36
         // contiguous runs (36 interleaved store streams a plane apart would share their L1 sets).
-        withUnsafeTemporaryAllocation(of: Float.self, capacity: 36 * inC) { rowBuffer in
+        let rs = inC + planePad   // row stride: 36 runs 2^k floats apart would share two L1 sets
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: 36 * rs) { rowBuffer in
             let row = rowBuffer.baseAddress!
             for o in o0..<o1 {
                 for i in 0..<inC {
@@ -38,13 +39,13 @@ func winograd43Weights(_ g: UnsafePointer<Float>, co: Int, ci: Int, flipped: Boo
                     // G g: each kernel column becomes 6 rows; then each of those rows times Gᵀ
                     let c0 = gv(at(0, 0), at(1, 0), at(2, 0)), c1 = gv(at(0, 1), at(1, 1), at(2, 1)), c2 = gv(at(0, 2), at(1, 2), at(2, 2))
                     @inline(__always) func put(_ r: Int, _ a: Float, _ b: Float, _ c: Float) {
-                        let t = gv(a, b, c), d = row + 6 * r * inC + i
-                        d[0] = t.0; d[inC] = t.1; d[2 * inC] = t.2; d[3 * inC] = t.3; d[4 * inC] = t.4; d[5 * inC] = t.5
+                        let t = gv(a, b, c), d = row + 6 * r * rs + i
+                        d[0] = t.0; d[rs] = t.1; d[2 * rs] = t.2; d[3 * rs] = t.3; d[4 * rs] = t.4; d[5 * rs] = t.5
                     }
                     put(0, c0.0, c1.0, c2.0); put(1, c0.1, c1.1, c2.1); put(2, c0.2, c1.2, c2.2)
                     put(3, c0.3, c1.3, c2.3); put(4, c0.4, c1.4, c2.4); put(5, c0.5, c1.5, c2.5)
                 }
-                for xi in 0..<36 { (u + xi * plane + o * inC).update(from: row + xi * inC, count: inC) }
+                for xi in 0..<36 { (u + xi * plane + o * inC).update(from: row + xi * rs, count: inC) }
             }
         }
     }
@@ -60,87 +61,17 @@ func winograd43Conv(_ x: UnsafePointer<Float>, inC: Int, n: Int, h: Int, w: Int,
                               budget: budget, minTiles: minTiles)
     let tb = plan.imagesPerBlock * tilesPerImage
     let len = tw + 1                               // phase length: j = 0 ... tw
-    let perWorker = 36 * (inC * tb + planePad) + 36 * (outC * tb + planePad) + 4 * h * len + len + 24 * len + 16 * tw
+    let perWorker = 36 * (inC * tb + planePad) + 36 * (outC * tb + planePad) + winograd43ScratchFloats(h: h, w: w)
     let ws = workspace.buffer(perWorker * plan.workers)
     WorkerPool.shared.run(plan.workers) { p in
         let v = ws + p * perWorker, m = v + 36 * (inC * tb + planePad)
-        let phases = m + 36 * (outC * tb + planePad)              // (h, 4, len): the input plane split into its 4 phases
-        let zeros = phases + 4 * h * len, rt = zeros + len   // rt: (6 rows, 4 phases, len) after Bᵀ over rows
-        let outPh = rt + 24 * len                    // (4 rows, 4 phases, tw) output before interleaving
-        zeros.update(repeating: 0, count: len)
+        let phases = m + 36 * (outC * tb + planePad)   // the transforms' scratch
+        let outPh = phases                                  // (4 rows, 4 phases, tw) output before interleaving
         for blk in Swift.stride(from: p, to: plan.blocks, by: plan.workers) {
             let i0 = blk * plan.imagesPerBlock, i1 = min(n, i0 + plan.imagesPerBlock), tc = (i1 - i0) * tilesPerImage
             let vs = inC * tc + planePad, ms = outC * tc + planePad   // plane strides of V and M
             for c in 0..<inC {
-                for img in i0..<i1 {
-                    let src = x + (c * n + img) * hw
-                    for yy in 0..<h {
-                        let r = src + yy * w, ph = phases + yy * 4 * len
-                        let p0 = ph, p1 = ph + len, p2 = ph + 2 * len, p3 = ph + 3 * len
-                        var j = 0
-                        while 4 * j + 16 <= w {   // x = 4j ... 4j+15 → P1, P2, P3 at j...j+3 and P0 at j+1...j+4
-                            let d = load16(r + 4 * j)
-                            let e = d.evenHalf, o = d.oddHalf
-                            store4(e.evenHalf, p1 + j); store4(o.evenHalf, p2 + j); store4(e.oddHalf, p3 + j)
-                            store4(o.oddHalf, p0 + j + 1)
-                            j += 4
-                        }
-                        p0[0] = 0
-                        while j < len {
-                            if j > 0 { p0[j] = 4 * j - 1 < w ? r[4 * j - 1] : 0 }
-                            p1[j] = 4 * j < w ? r[4 * j] : 0
-                            p2[j] = 4 * j + 1 < w ? r[4 * j + 1] : 0
-                            p3[j] = 4 * j + 2 < w ? r[4 * j + 2] : 0
-                            j += 1
-                        }
-                        if j == len && 4 * len - 1 < w { p0[len] = 0 }   // unreachable (len = tw + 1); kept explicit
-                    }
-                    for ty in 0..<th {
-                        let y0 = 4 * ty - 1
-                        @inline(__always) func row(_ r: Int, _ k: Int) -> UnsafePointer<Float> {
-                            let yy = y0 + r
-                            return yy >= 0 && yy < h ? UnsafePointer(phases + (yy * 4 + k) * len) : UnsafePointer(zeros)
-                        }
-                        // Bᵀ over the six rows, for each phase
-                        for k in 0..<4 {
-                            let d0 = row(0, k), d1 = row(1, k), d2 = row(2, k), d3 = row(3, k), d4 = row(4, k), d5 = row(5, k)
-                            let o0 = rt + (0 * 4 + k) * len, o1 = rt + (1 * 4 + k) * len, o2 = rt + (2 * 4 + k) * len
-                            let o3 = rt + (3 * 4 + k) * len, o4 = rt + (4 * 4 + k) * len, o5 = rt + (5 * 4 + k) * len
-                            var q = 0
-                            while q + 4 <= len {
-                                let b = bt6(load4(d0 + q), load4(d1 + q), load4(d2 + q), load4(d3 + q), load4(d4 + q), load4(d5 + q))
-                                store4(b.0, o0 + q); store4(b.1, o1 + q); store4(b.2, o2 + q)
-                                store4(b.3, o3 + q); store4(b.4, o4 + q); store4(b.5, o5 + q)
-                                q += 4
-                            }
-                            while q < len {
-                                let b = bt6(d0[q], d1[q], d2[q], d3[q], d4[q], d5[q])
-                                o0[q] = b.0; o1[q] = b.1; o2[q] = b.2; o3[q] = b.3; o4[q] = b.4; o5[q] = b.5
-                                q += 1
-                            }
-                        }
-                        // Bᵀ over the six columns of every tile of the row
-                        let t = (img - i0) * tilesPerImage + ty * tw
-                        for i in 0..<6 {
-                            let a = rt + i * 4 * len, ph0 = a, ph1 = a + len, ph2 = a + 2 * len, ph3 = a + 3 * len
-                            let dst = v + 6 * i * vs + c * tc + t, ps = vs
-                            var tx = 0
-                            while tx + 4 <= tw {
-                                let b = bt6(load4(ph0 + tx), load4(ph1 + tx), load4(ph2 + tx), load4(ph3 + tx),
-                                            load4(ph0 + tx + 1), load4(ph1 + tx + 1))
-                                store4(b.0, dst + tx); store4(b.1, dst + ps + tx); store4(b.2, dst + 2 * ps + tx)
-                                store4(b.3, dst + 3 * ps + tx); store4(b.4, dst + 4 * ps + tx); store4(b.5, dst + 5 * ps + tx)
-                                tx += 4
-                            }
-                            while tx < tw {
-                                let b = bt6(ph0[tx], ph1[tx], ph2[tx], ph3[tx], ph0[tx + 1], ph1[tx + 1])
-                                dst[tx] = b.0; dst[ps + tx] = b.1; dst[2 * ps + tx] = b.2
-                                dst[3 * ps + tx] = b.3; dst[4 * ps + tx] = b.4; dst[5 * ps + tx] = b.5
-                                tx += 1
-                            }
-                        }
-                    }
-                }
+                winograd43InputTiles(x, c: c, n: n, h: h, w: w, i0: i0, i1: i1, v + c * tc, vs: vs, scratch: phases)
             }
             // M[ξ] = U[ξ] · V[ξ]
             for xi in 0..<36 {
@@ -195,6 +126,240 @@ func winograd43Conv(_ x: UnsafePointer<Float>, inC: Int, n: Int, h: Int, w: Int,
             }
         }
     }
+}
+
+/// Floats of scratch one worker needs for the F(4×4) tile transforms of (h, w) planes.
+func winograd43ScratchFloats(h: Int, w: Int) -> Int {
+    let tw = (w + 3) / 4, len = tw + 1
+    return max(4 * h * len + len + 24 * len, 16 * tw)   // input tiles (the gradient tiles need less), output rows
+}
+
+/// V = Bᵀ d B for every tile of one channel plane `c` of the images i0..<i1 (tiles numbered from 0 at image
+/// i0, row by row): `v` points at this channel's row of plane ξ = 0, `vs` is the stride between ξ planes.
+func winograd43InputTiles(_ x: UnsafePointer<Float>, c: Int, n: Int, h: Int, w: Int, i0: Int, i1: Int,
+                          _ v: UnsafeMutablePointer<Float>, vs: Int, scratch: UnsafeMutablePointer<Float>) {
+    let th = (h + 3) / 4, tw = (w + 3) / 4, tilesPerImage = th * tw, hw = h * w, len = tw + 1
+    let phases = scratch                                 // (h, 4, len): the plane split into its 4 phases
+    let zeros = phases + 4 * h * len, rt = zeros + len   // rt: (6 rows, 4 phases, len) after Bᵀ over rows
+    zeros.update(repeating: 0, count: len)
+        for img in i0..<i1 {
+            let src = x + (c * n + img) * hw
+            for yy in 0..<h {
+                let r = src + yy * w, ph = phases + yy * 4 * len
+                let p0 = ph, p1 = ph + len, p2 = ph + 2 * len, p3 = ph + 3 * len
+                var j = 0
+                while 4 * j + 16 <= w {   // x = 4j ... 4j+15 → P1, P2, P3 at j...j+3 and P0 at j+1...j+4
+                    let d = load16(r + 4 * j)
+                    let e = d.evenHalf, o = d.oddHalf
+                    store4(e.evenHalf, p1 + j); store4(o.evenHalf, p2 + j); store4(e.oddHalf, p3 + j)
+                    store4(o.oddHalf, p0 + j + 1)
+                    j += 4
+                }
+                p0[0] = 0
+                while j < len {
+                    if j > 0 { p0[j] = 4 * j - 1 < w ? r[4 * j - 1] : 0 }
+                    p1[j] = 4 * j < w ? r[4 * j] : 0
+                    p2[j] = 4 * j + 1 < w ? r[4 * j + 1] : 0
+                    p3[j] = 4 * j + 2 < w ? r[4 * j + 2] : 0
+                    j += 1
+                }
+                if j == len && 4 * len - 1 < w { p0[len] = 0 }   // unreachable (len = tw + 1); kept explicit
+            }
+            for ty in 0..<th {
+                let y0 = 4 * ty - 1
+                @inline(__always) func row(_ r: Int, _ k: Int) -> UnsafePointer<Float> {
+                    let yy = y0 + r
+                    return yy >= 0 && yy < h ? UnsafePointer(phases + (yy * 4 + k) * len) : UnsafePointer(zeros)
+                }
+                // Bᵀ over the six rows, for each phase
+                for k in 0..<4 {
+                    let d0 = row(0, k), d1 = row(1, k), d2 = row(2, k), d3 = row(3, k), d4 = row(4, k), d5 = row(5, k)
+                    let o0 = rt + (0 * 4 + k) * len, o1 = rt + (1 * 4 + k) * len, o2 = rt + (2 * 4 + k) * len
+                    let o3 = rt + (3 * 4 + k) * len, o4 = rt + (4 * 4 + k) * len, o5 = rt + (5 * 4 + k) * len
+                    var q = 0
+                    while q + 4 <= len {
+                        let b = bt6(load4(d0 + q), load4(d1 + q), load4(d2 + q), load4(d3 + q), load4(d4 + q), load4(d5 + q))
+                        store4(b.0, o0 + q); store4(b.1, o1 + q); store4(b.2, o2 + q)
+                        store4(b.3, o3 + q); store4(b.4, o4 + q); store4(b.5, o5 + q)
+                        q += 4
+                    }
+                    while q < len {
+                        let b = bt6(d0[q], d1[q], d2[q], d3[q], d4[q], d5[q])
+                        o0[q] = b.0; o1[q] = b.1; o2[q] = b.2; o3[q] = b.3; o4[q] = b.4; o5[q] = b.5
+                        q += 1
+                    }
+                }
+                // Bᵀ over the six columns of every tile of the row
+                let t = (img - i0) * tilesPerImage + ty * tw
+                for i in 0..<6 {
+                    let a = rt + i * 4 * len, ph0 = a, ph1 = a + len, ph2 = a + 2 * len, ph3 = a + 3 * len
+                    let dst = v + 6 * i * vs + t, ps = vs
+                    var tx = 0
+                    while tx + 4 <= tw {
+                        let b = bt6(load4(ph0 + tx), load4(ph1 + tx), load4(ph2 + tx), load4(ph3 + tx),
+                                    load4(ph0 + tx + 1), load4(ph1 + tx + 1))
+                        store4(b.0, dst + tx); store4(b.1, dst + ps + tx); store4(b.2, dst + 2 * ps + tx)
+                        store4(b.3, dst + 3 * ps + tx); store4(b.4, dst + 4 * ps + tx); store4(b.5, dst + 5 * ps + tx)
+                        tx += 4
+                    }
+                    while tx < tw {
+                        let b = bt6(ph0[tx], ph1[tx], ph2[tx], ph3[tx], ph0[tx + 1], ph1[tx + 1])
+                        dst[tx] = b.0; dst[ps + tx] = b.1; dst[2 * ps + tx] = b.2
+                        dst[3 * ps + tx] = b.3; dst[4 * ps + tx] = b.4; dst[5 * ps + tx] = b.5
+                        tx += 1
+                    }
+                }
+            }
+        }
+}
+
+/// Z = A dy Aᵀ (6×6) for every 4×4 tile of one channel plane `k` of dy (zero beyond the plane), for the
+/// images i0..<i1, laid out as `winograd43InputTiles` lays out V. A = (Aᵀ)ᵀ maps a 4-vector to
+/// (d0, d0+d1+d2+d3, d0−d1+d2−d3, d0+2d1+4d2+8d3, d0−2d1+4d2−8d3, d3).
+func winograd43GradientTiles(_ g: UnsafePointer<Float>, k: Int, n: Int, h: Int, w: Int, i0: Int, i1: Int,
+                             _ z: UnsafeMutablePointer<Float>, zs: Int, scratch: UnsafeMutablePointer<Float>) {
+    let th = (h + 3) / 4, tw = (w + 3) / 4, tilesPerImage = th * tw, hw = h * w
+    let phases = scratch                               // (h, 4, tw): phase s holds columns 4j + s
+    let zeros = phases + 4 * h * tw, rt = zeros + tw   // rt: (6 rows, 4 phases, tw) after A over rows
+    zeros.update(repeating: 0, count: tw)
+    for img in i0..<i1 {
+        let src = g + (k * n + img) * hw
+        for yy in 0..<h {
+            let r = src + yy * w, ph = phases + yy * 4 * tw
+            let p0 = ph, p1 = ph + tw, p2 = ph + 2 * tw, p3 = ph + 3 * tw
+            var j = 0
+            while 4 * j + 16 <= w {
+                let d = load16(r + 4 * j)
+                let e = d.evenHalf, o = d.oddHalf
+                store4(e.evenHalf, p0 + j); store4(o.evenHalf, p1 + j); store4(e.oddHalf, p2 + j); store4(o.oddHalf, p3 + j)
+                j += 4
+            }
+            while j < tw {
+                p0[j] = r[4 * j]   // 4j < w always (j < tw)
+                p1[j] = 4 * j + 1 < w ? r[4 * j + 1] : 0
+                p2[j] = 4 * j + 2 < w ? r[4 * j + 2] : 0
+                p3[j] = 4 * j + 3 < w ? r[4 * j + 3] : 0
+                j += 1
+            }
+        }
+        for ty in 0..<th {
+            @inline(__always) func row(_ r: Int, _ s: Int) -> UnsafePointer<Float> {
+                let yy = 4 * ty + r
+                return yy < h ? UnsafePointer(phases + (yy * 4 + s) * tw) : UnsafePointer(zeros)
+            }
+            for s in 0..<4 {
+                let d0 = row(0, s), d1 = row(1, s), d2 = row(2, s), d3 = row(3, s)
+                var q = 0
+                while q + 4 <= tw {
+                    let a = a6(load4(d0 + q), load4(d1 + q), load4(d2 + q), load4(d3 + q))
+                    store4(a.0, rt + (0 * 4 + s) * tw + q); store4(a.1, rt + (1 * 4 + s) * tw + q)
+                    store4(a.2, rt + (2 * 4 + s) * tw + q); store4(a.3, rt + (3 * 4 + s) * tw + q)
+                    store4(a.4, rt + (4 * 4 + s) * tw + q); store4(a.5, rt + (5 * 4 + s) * tw + q)
+                    q += 4
+                }
+                while q < tw {
+                    let a = a6(d0[q], d1[q], d2[q], d3[q])
+                    rt[(0 * 4 + s) * tw + q] = a.0; rt[(1 * 4 + s) * tw + q] = a.1; rt[(2 * 4 + s) * tw + q] = a.2
+                    rt[(3 * 4 + s) * tw + q] = a.3; rt[(4 * 4 + s) * tw + q] = a.4; rt[(5 * 4 + s) * tw + q] = a.5
+                    q += 1
+                }
+            }
+            let t = (img - i0) * tilesPerImage + ty * tw
+            for i in 0..<6 {
+                let a = rt + i * 4 * tw, c0 = a, c1 = a + tw, c2 = a + 2 * tw, c3 = a + 3 * tw
+                let dst = z + 6 * i * zs + t
+                var tx = 0
+                while tx + 4 <= tw {
+                    let b = a6(load4(c0 + tx), load4(c1 + tx), load4(c2 + tx), load4(c3 + tx))
+                    store4(b.0, dst + tx); store4(b.1, dst + zs + tx); store4(b.2, dst + 2 * zs + tx)
+                    store4(b.3, dst + 3 * zs + tx); store4(b.4, dst + 4 * zs + tx); store4(b.5, dst + 5 * zs + tx)
+                    tx += 4
+                }
+                while tx < tw {
+                    let b = a6(c0[tx], c1[tx], c2[tx], c3[tx])
+                    dst[tx] = b.0; dst[zs + tx] = b.1; dst[2 * zs + tx] = b.2
+                    dst[3 * zs + tx] = b.3; dst[4 * zs + tx] = b.4; dst[5 * zs + tx] = b.5
+                    tx += 1
+                }
+            }
+        }
+    }
+}
+
+/// dW (outC, inC, 3, 3) += the weight gradient of y = conv3×3/1/1(x) given dy, through F(4×4, 3×3):
+/// dU[ξ] (outC × inC) = Σ over tiles of (A dy Aᵀ)[ξ] (Bᵀ d B)[ξ]ᵀ, one GEMM per ξ, then dW = Gᵀ dU G per
+/// channel pair. Blocks of images run one after another; within a block the workers split the channels
+/// (transforms) and then the 36 GEMMs, so dU needs no per-worker copies.
+func winograd43WeightGradient(_ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, inC: Int, outC: Int, n: Int, h: Int, w: Int,
+                              into dw: UnsafeMutablePointer<Float>, workspace: Workspace, budget: Int, minTiles: Int) {
+    let th = (h + 3) / 4, tw = (w + 3) / 4, tilesPerImage = th * tw
+    let plan = WinogradBlocks(n: n, tilesPerImage: tilesPerImage, floatsPerTile: 36 * (inC + outC),
+                              budget: budget, minTiles: minTiles)
+    let parts = max(1, Engine.threads), tb = plan.imagesPerBlock * tilesPerImage
+    let scratchFloats = winograd43ScratchFloats(h: h, w: w)
+    let ws = workspace.buffer(36 * (inC * tb + planePad) + 36 * (outC * tb + planePad) + parts * scratchFloats)
+    let plane = outC * inC
+    let du = workspace.weightGradientBuffer(36 * plane)
+    du.update(repeating: 0, count: 36 * plane)
+    for blk in 0..<plan.blocks {
+        let i0 = blk * plan.imagesPerBlock, i1 = min(n, i0 + plan.imagesPerBlock), tc = (i1 - i0) * tilesPerImage
+        let vs = inC * tc + planePad, zs = outC * tc + planePad
+        let v = ws, z = ws + 36 * (inC * tb + planePad), scratch = z + 36 * (outC * tb + planePad)
+        WorkerPool.shared.run(parts) { p in
+            let sp = scratch + p * scratchFloats
+            for c in (inC * p / parts)..<(inC * (p + 1) / parts) {
+                winograd43InputTiles(x, c: c, n: n, h: h, w: w, i0: i0, i1: i1, v + c * tc, vs: vs, scratch: sp)
+            }
+            for k in (outC * p / parts)..<(outC * (p + 1) / parts) {
+                winograd43GradientTiles(dy, k: k, n: n, h: h, w: w, i0: i0, i1: i1, z + k * tc, zs: zs, scratch: sp)
+            }
+        }
+        // dU[ξ] (outC, inC) += Z[ξ] (outC, tc) · V[ξ]ᵀ (tc, inC)
+        WorkerPool.shared.run(parts) { p in
+            for xi in (36 * p / parts)..<(36 * (p + 1) / parts) {
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(outC), Int32(inC), Int32(tc), 1,
+                            z + xi * zs, Int32(tc), v + xi * vs, Int32(tc), 1, du + xi * plane, Int32(inC))
+            }
+        }
+    }
+    // dW[k][c] += Gᵀ dU[·][k][c] G; Gᵀ maps a 6-vector to 3 values.
+    let sixth: Float = 1.0 / 6, twelfth: Float = 1.0 / 12, twentyFourth: Float = 1.0 / 24
+    @inline(__always) func gt(_ z0: Float, _ z1: Float, _ z2: Float, _ z3: Float, _ z4: Float, _ z5: Float) -> (Float, Float, Float) {
+        let s12 = z1 + z2, s34 = z3 + z4
+        return (z0 * 0.25 - s12 * sixth + s34 * twentyFourth, (z2 - z1) * sixth + (z3 - z4) * twelfth, (s34 - s12) * sixth + z5)
+    }
+    Engine.parallelRange(outC, grain: 8) { k0, k1 in
+        let rs = inC + planePad
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: 36 * rs) { rowBuffer in
+            let row = rowBuffer.baseAddress!   // dU[·][k][·] gathered as 36 contiguous runs of inC
+            for k in k0..<k1 {
+                for xi in 0..<36 { (row + xi * rs).update(from: du + xi * plane + k * inC, count: inC) }
+                for c in 0..<inC {
+                    @inline(__always) func zv(_ i: Int, _ j: Int) -> Float { row[(6 * i + j) * rs + c] }
+                    // Gᵀ over the rows of each column j, then over the columns
+                    let t0 = gt(zv(0, 0), zv(1, 0), zv(2, 0), zv(3, 0), zv(4, 0), zv(5, 0))
+                    let t1 = gt(zv(0, 1), zv(1, 1), zv(2, 1), zv(3, 1), zv(4, 1), zv(5, 1))
+                    let t2 = gt(zv(0, 2), zv(1, 2), zv(2, 2), zv(3, 2), zv(4, 2), zv(5, 2))
+                    let t3 = gt(zv(0, 3), zv(1, 3), zv(2, 3), zv(3, 3), zv(4, 3), zv(5, 3))
+                    let t4 = gt(zv(0, 4), zv(1, 4), zv(2, 4), zv(3, 4), zv(4, 4), zv(5, 4))
+                    let t5 = gt(zv(0, 5), zv(1, 5), zv(2, 5), zv(3, 5), zv(4, 5), zv(5, 5))
+                    let r0 = gt(t0.0, t1.0, t2.0, t3.0, t4.0, t5.0), r1 = gt(t0.1, t1.1, t2.1, t3.1, t4.1, t5.1)
+                    let r2 = gt(t0.2, t1.2, t2.2, t3.2, t4.2, t5.2)
+                    let d = dw + (k * inC + c) * 9
+                    d[0] += r0.0; d[1] += r0.1; d[2] += r0.2
+                    d[3] += r1.0; d[4] += r1.1; d[5] += r1.2
+                    d[6] += r2.0; d[7] += r2.1; d[8] += r2.2
+                }
+            }
+        }
+    }
+}
+
+/// A · (d0 ... d3) for F(4×4, 3×3) (the transpose of the output transform Aᵀ).
+@inline(__always) private func a6<T: WinogradLane>(_ d0: T, _ d1: T, _ d2: T, _ d3: T) -> (T, T, T, T, T, T) {
+    let two: T = .splat(2), four: T = .splat(4), eight: T = .splat(8)
+    let e = d0 + d2, o = d1 + d3, e4 = d0 + four * d2, o8 = two * d1 + eight * d3
+    return (d0, e + o, e - o, e4 + o8, e4 - o8, d3)
 }
 
 /// Bᵀ · (d0 ... d5) for F(4×4, 3×3).
