@@ -170,6 +170,7 @@ func engineBench(_ args: [String]) throws {
         case "--winograd": i += 1; Conv2d.winogradMinChannels = Int(args[i]) ?? 16; Conv2d.winograd = Conv2d.winogradMinChannels > 0
         case "--winograd-tile": i += 1; Conv2d.winogradTile = Int(args[i]) == 2 ? 2 : 4
         case "--winograd-min-size": i += 1; Conv2d.winogradMinSize = Int(args[i]) ?? Conv2d.winogradMinSize
+        case "--winograd-dw": i += 1; Conv2d.winogradWeightGradient = args[i] != "0"
         case "--steps": i += 1; steps = Int(args[i]) ?? 0   // exactly this many steps, no table (allocation counts)
         case "--columns": i += 1; Conv2d.columnBudget = Int(args[i]) ?? Conv2d.columnBudget
         default: throw LDError("ld-bench engine: unknown argument '\(args[i])'")
@@ -256,10 +257,16 @@ func convShapesBench() {
             let b = timeit(secs: 0.4) { _ = conv.backward(dy) }
             line += String(format: "\t%@ fwd %.1f ms dx %.1f ms", wino ? "F\(tile)x\(tile)" : "im2col", f * 1000, b * 1000)
         }
-        // training: the weights change every step, so their transform is paid on every forward
+        // training: the weights change every step, so their transform is paid on every forward; the
+        // backward adds the weight gradient (im2col + GEMM, or Winograd)
         conv.wantsParamGrads = true
         let f = timeit(secs: 0.4) { _ = conv.forward(x) }
-        line += String(format: "\tF4x4 fwd, weights transformed %.1f ms", f * 1000)
+        line += String(format: "\ttrain: fwd %.1f ms", f * 1000)
+        for dw in [false, true] {
+            Conv2d.winogradWeightGradient = dw
+            let b = timeit(secs: 0.4) { _ = conv.backward(dy) }
+            line += String(format: " dx+dW(%@) %.1f ms", dw ? "F4x4" : "im2col", b * 1000)
+        }
         conv.wantsParamGrads = false
         print(line)
     }

@@ -20,35 +20,54 @@ import COpenBLAS
 func winograd43Weights(_ g: UnsafePointer<Float>, co: Int, ci: Int, flipped: Bool, into u: UnsafeMutablePointer<Float>) {
     let outC = flipped ? ci : co, inC = flipped ? co : ci
     let plane = outC * inC
-    // G · (a, b, c), with reciprocals: a division per entry made this transform cost more than the convolution
-    let sixth: Float = 1.0 / 6, twelfth: Float = 1.0 / 12, twentyFourth: Float = 1.0 / 24
-    @inline(__always) func gv(_ a: Float, _ b: Float, _ c: Float) -> (Float, Float, Float, Float, Float, Float) {
-        let ac = a * twentyFourth + c * sixth, b12 = b * twelfth
-        return (a * 0.25, -(a + b + c) * sixth, -(a - b + c) * sixth, ac + b12, ac - b12, c)
-    }
+    let rs = inC + planePad   // row stride: runs 2^k floats apart would share two L1 sets
     Engine.parallelRange(outC, grain: 8) { o0, o1 in
-        // One output row o at a time: its 36 × inC values are made in a local row, then written out as 36
-        // contiguous runs (36 interleaved store streams a plane apart would share their L1 sets).
-        let rs = inC + planePad   // row stride: 36 runs 2^k floats apart would share two L1 sets
-        withUnsafeTemporaryAllocation(of: Float.self, capacity: 36 * rs) { rowBuffer in
-            let row = rowBuffer.baseAddress!
+        // One output row o at a time: the 9 taps of its inC kernels are gathered into 9 runs, transformed four
+        // kernels at a time into 36 runs, and each run is copied to its plane.
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: 45 * rs) { buffer in
+            let taps = buffer.baseAddress!, row = taps + 9 * rs
             for o in o0..<o1 {
                 for i in 0..<inC {
                     let s = flipped ? g + (i * ci + o) * 9 : g + (o * ci + i) * 9
-                    @inline(__always) func at(_ r: Int, _ c: Int) -> Float { flipped ? s[8 - 3 * r - c] : s[3 * r + c] }
+                    for t in 0..<9 { taps[t * rs + i] = flipped ? s[8 - t] : s[t] }
+                }
+                @inline(__always) func transform<T: WinogradLane>(_ i: Int, _ load: (UnsafeMutablePointer<Float>) -> T,
+                                                                  _ store: (T, UnsafeMutablePointer<Float>) -> Void) {
+                    @inline(__always) func at(_ r: Int, _ c: Int) -> T { load(taps + (3 * r + c) * rs + i) }
                     // G g: each kernel column becomes 6 rows; then each of those rows times Gᵀ
-                    let c0 = gv(at(0, 0), at(1, 0), at(2, 0)), c1 = gv(at(0, 1), at(1, 1), at(2, 1)), c2 = gv(at(0, 2), at(1, 2), at(2, 2))
-                    @inline(__always) func put(_ r: Int, _ a: Float, _ b: Float, _ c: Float) {
-                        let t = gv(a, b, c), d = row + 6 * r * rs + i
-                        d[0] = t.0; d[rs] = t.1; d[2 * rs] = t.2; d[3 * rs] = t.3; d[4 * rs] = t.4; d[5 * rs] = t.5
+                    let c0 = gColumn(at(0, 0), at(1, 0), at(2, 0)), c1 = gColumn(at(0, 1), at(1, 1), at(2, 1))
+                    let c2 = gColumn(at(0, 2), at(1, 2), at(2, 2))
+                    @inline(__always) func put(_ r: Int, _ a: T, _ b: T, _ c: T) {
+                        let t = gColumn(a, b, c), d = row + 6 * r * rs + i
+                        store(t.0, d); store(t.1, d + rs); store(t.2, d + 2 * rs)
+                        store(t.3, d + 3 * rs); store(t.4, d + 4 * rs); store(t.5, d + 5 * rs)
                     }
                     put(0, c0.0, c1.0, c2.0); put(1, c0.1, c1.1, c2.1); put(2, c0.2, c1.2, c2.2)
                     put(3, c0.3, c1.3, c2.3); put(4, c0.4, c1.4, c2.4); put(5, c0.5, c1.5, c2.5)
                 }
+                var i = 0
+                while i + 4 <= inC { transform(i, { load4($0) }, { store4($0, $1) }); i += 4 }
+                while i < inC { transform(i, { $0[0] }, { $1[0] = $0 }); i += 1 }
                 for xi in 0..<36 { (u + xi * plane + o * inC).update(from: row + xi * rs, count: inC) }
             }
         }
     }
+}
+
+/// G · (a, b, c) for F(4×4, 3×3): (a/4, −(a+b+c)/6, −(a−b+c)/6, a/24 + b/12 + c/6, a/24 − b/12 + c/6, c),
+/// with reciprocals (a division per entry made the weight transform cost more than the convolution).
+@inline(__always) private func gColumn<T: WinogradLane>(_ a: T, _ b: T, _ c: T) -> (T, T, T, T, T, T) {
+    let quarter: T = .splat(0.25), minusSixth: T = .splat(-1.0 / 6), sixth: T = .splat(1.0 / 6)
+    let twelfth: T = .splat(1.0 / 12), twentyFourth: T = .splat(1.0 / 24)
+    let ac = a * twentyFourth + c * sixth, b12 = b * twelfth
+    return (a * quarter, (a + b + c) * minusSixth, (a - b + c) * minusSixth, ac + b12, ac - b12, c)
+}
+
+/// Gᵀ · (z0 ... z5) for F(4×4, 3×3).
+@inline(__always) private func gTransposed<T: WinogradLane>(_ z0: T, _ z1: T, _ z2: T, _ z3: T, _ z4: T, _ z5: T) -> (T, T, T) {
+    let quarter: T = .splat(0.25), sixth: T = .splat(1.0 / 6), twelfth: T = .splat(1.0 / 12), twentyFourth: T = .splat(1.0 / 24)
+    let s12 = z1 + z2, s34 = z3 + z4
+    return (z0 * quarter - s12 * sixth + s34 * twentyFourth, (z2 - z1) * sixth + (z3 - z4) * twelfth, (s34 - s12) * sixth + z5)
 }
 
 /// y (outC, n, h, w) = conv3×3/1/1(x (inC, n, h, w)) with u (36, outC, inC) from `winograd43Weights`, plus
@@ -322,34 +341,32 @@ func winograd43WeightGradient(_ x: UnsafePointer<Float>, _ dy: UnsafePointer<Flo
             }
         }
     }
-    // dW[k][c] += Gᵀ dU[·][k][c] G; Gᵀ maps a 6-vector to 3 values.
-    let sixth: Float = 1.0 / 6, twelfth: Float = 1.0 / 12, twentyFourth: Float = 1.0 / 24
-    @inline(__always) func gt(_ z0: Float, _ z1: Float, _ z2: Float, _ z3: Float, _ z4: Float, _ z5: Float) -> (Float, Float, Float) {
-        let s12 = z1 + z2, s34 = z3 + z4
-        return (z0 * 0.25 - s12 * sixth + s34 * twentyFourth, (z2 - z1) * sixth + (z3 - z4) * twelfth, (s34 - s12) * sixth + z5)
-    }
+    // dW[k][c] += Gᵀ dU[·][k][c] G, four input channels at a time
+    let rs = inC + planePad
     Engine.parallelRange(outC, grain: 8) { k0, k1 in
-        let rs = inC + planePad
-        withUnsafeTemporaryAllocation(of: Float.self, capacity: 36 * rs) { rowBuffer in
-            let row = rowBuffer.baseAddress!   // dU[·][k][·] gathered as 36 contiguous runs of inC
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: 36 * rs + 9 * rs) { buffer in
+            let row = buffer.baseAddress!, out = row + 36 * rs   // dU[·][k][·] as 36 runs; dW[k][·] as 9 runs
             for k in k0..<k1 {
                 for xi in 0..<36 { (row + xi * rs).update(from: du + xi * plane + k * inC, count: inC) }
-                for c in 0..<inC {
-                    @inline(__always) func zv(_ i: Int, _ j: Int) -> Float { row[(6 * i + j) * rs + c] }
+                @inline(__always) func transform<T: WinogradLane>(_ c: Int, _ load: (UnsafeMutablePointer<Float>) -> T,
+                                                                  _ store: (T, UnsafeMutablePointer<Float>) -> Void) {
+                    @inline(__always) func column(_ j: Int) -> (T, T, T) {
+                        gTransposed(load(row + j * rs + c), load(row + (6 + j) * rs + c), load(row + (12 + j) * rs + c),
+                                    load(row + (18 + j) * rs + c), load(row + (24 + j) * rs + c), load(row + (30 + j) * rs + c))
+                    }
                     // Gᵀ over the rows of each column j, then over the columns
-                    let t0 = gt(zv(0, 0), zv(1, 0), zv(2, 0), zv(3, 0), zv(4, 0), zv(5, 0))
-                    let t1 = gt(zv(0, 1), zv(1, 1), zv(2, 1), zv(3, 1), zv(4, 1), zv(5, 1))
-                    let t2 = gt(zv(0, 2), zv(1, 2), zv(2, 2), zv(3, 2), zv(4, 2), zv(5, 2))
-                    let t3 = gt(zv(0, 3), zv(1, 3), zv(2, 3), zv(3, 3), zv(4, 3), zv(5, 3))
-                    let t4 = gt(zv(0, 4), zv(1, 4), zv(2, 4), zv(3, 4), zv(4, 4), zv(5, 4))
-                    let t5 = gt(zv(0, 5), zv(1, 5), zv(2, 5), zv(3, 5), zv(4, 5), zv(5, 5))
-                    let r0 = gt(t0.0, t1.0, t2.0, t3.0, t4.0, t5.0), r1 = gt(t0.1, t1.1, t2.1, t3.1, t4.1, t5.1)
-                    let r2 = gt(t0.2, t1.2, t2.2, t3.2, t4.2, t5.2)
-                    let d = dw + (k * inC + c) * 9
-                    d[0] += r0.0; d[1] += r0.1; d[2] += r0.2
-                    d[3] += r1.0; d[4] += r1.1; d[5] += r1.2
-                    d[6] += r2.0; d[7] += r2.1; d[8] += r2.2
+                    let t0 = column(0), t1 = column(1), t2 = column(2), t3 = column(3), t4 = column(4), t5 = column(5)
+                    let r0 = gTransposed(t0.0, t1.0, t2.0, t3.0, t4.0, t5.0), r1 = gTransposed(t0.1, t1.1, t2.1, t3.1, t4.1, t5.1)
+                    let r2 = gTransposed(t0.2, t1.2, t2.2, t3.2, t4.2, t5.2)
+                    store(r0.0, out + c); store(r0.1, out + rs + c); store(r0.2, out + 2 * rs + c)
+                    store(r1.0, out + 3 * rs + c); store(r1.1, out + 4 * rs + c); store(r1.2, out + 5 * rs + c)
+                    store(r2.0, out + 6 * rs + c); store(r2.1, out + 7 * rs + c); store(r2.2, out + 8 * rs + c)
                 }
+                var c = 0
+                while c + 4 <= inC { transform(c, { load4($0) }, { store4($0, $1) }); c += 4 }
+                while c < inC { transform(c, { $0[0] }, { $1[0] = $0 }); c += 1 }
+                let d = dw + k * inC * 9
+                for c in 0..<inC { for t in 0..<9 { d[c * 9 + t] += out[t * rs + c] } }
             }
         }
     }
