@@ -2,6 +2,7 @@
 //
 //   ld-bench                 everything: engine workloads, the recover loop, then the stream benchmark
 //   ld-bench engine [--secs S] [--threads T] [--only NAME]
+//                   [--winograd MINCHANNELS (0: off)] [--winograd-tile 2|4] [--winograd-min-size S] [--winograd-dw 0|1]
 //   ld-bench stream
 //   ld-bench recover [--secs S] [--threads T]   ld-recover's loop, images x iterations per second
 //   ld-bench conv [THREADS] | gemm      per-shape kernels (development)

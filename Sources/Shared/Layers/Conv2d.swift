@@ -4,13 +4,15 @@ import Glibc
 import Darwin
 #endif
 
-/// 2-D convolution as batch-folded im2col + one sgemm, on channel-major activations.
+/// 2-D convolution on channel-major activations: Winograd for 3×3 stride-1 "same" convolutions (most of
+/// ResNet-18's and ConvNet's work), batch-folded im2col + one sgemm for everything else.
 ///
 /// x (C,N,H,W) → y (K,N,Ho,Wo), Ho = (H + 2·pad − k)/stride + 1. Weight (K,C,k,k), bias (K).
 /// Forward: columns (C·k·k, N·Ho·Wo) = im2col(x) in the shared workspace, then y = W · columns (+ bias).
 /// Backward: the columns are rebuilt from the cached input (nothing big is kept between passes),
 /// dW += dy · columnsᵀ (one GEMM over the whole batch), dcolumns = Wᵀ · dy, dx = col2im(dcolumns).
-/// A 1×1 stride-1 unpadded convolution uses x itself as the columns.
+/// A 1×1 stride-1 unpadded convolution uses x itself as the columns. The Winograd path (`usesWinograd`,
+/// Winograd.swift and Winograd43.swift) does the same three products in the transformed domain.
 public final class Conv2d: Layer {
     /// C, K, square kernel size k, stride and zero padding.
     public let inChannels: Int, outChannels: Int, kernel: Int, stride: Int, padding: Int
