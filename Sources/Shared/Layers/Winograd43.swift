@@ -318,7 +318,8 @@ func winograd43WeightGradient(_ x: UnsafePointer<Float>, _ dy: UnsafePointer<Flo
     let scratchFloats = winograd43ScratchFloats(h: h, w: w)
     let ws = workspace.buffer(36 * (inC * tb + planePad) + 36 * (outC * tb + planePad) + parts * scratchFloats)
     let plane = outC * inC
-    let du = workspace.weightGradientBuffer(36 * plane)
+    // The transformed weights of the forward pass are no longer needed here, so dU takes their buffer.
+    let du = workspace.weightBuffer(36 * plane)
     du.update(repeating: 0, count: 36 * plane)
     for blk in 0..<plan.blocks {
         let i0 = blk * plan.imagesPerBlock, i1 = min(n, i0 + plan.imagesPerBlock), tc = (i1 - i0) * tilesPerImage
@@ -441,8 +442,8 @@ struct WinogradBlocks {
     init(n: Int, tilesPerImage: Int, floatsPerTile: Int, budget: Int, minTiles: Int) {
         let parts = max(1, min(Engine.threads, n))
         let wanted = max(budget / max(1, floatsPerTile * tilesPerImage), (minTiles + tilesPerImage - 1) / tilesPerImage, 1)
-        let count = ((n + wanted - 1) / wanted + parts - 1) / parts * parts
-        imagesPerBlock = (n + count - 1) / count
+        let count = max(1, ((n + wanted - 1) / wanted + parts - 1) / parts * parts)
+        imagesPerBlock = max(1, (n + count - 1) / count)
         blocks = (n + imagesPerBlock - 1) / imagesPerBlock
         workers = min(parts, blocks)
     }

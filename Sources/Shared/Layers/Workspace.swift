@@ -6,24 +6,13 @@ public final class Workspace {
     private var storage: UnsafeMutablePointer<Float>?
     private var weightCapacity = 0
     private var weightStorage: UnsafeMutablePointer<Float>?
-    private var gradientCapacity = 0
-    private var gradientStorage: UnsafeMutablePointer<Float>?
 
     public init() {}
-    deinit { storage?.deallocate(); weightStorage?.deallocate(); gradientStorage?.deallocate() }
-
-    /// A third buffer, for a transformed weight gradient (Winograd) summed while the other two are in use.
-    func weightGradientBuffer(_ count: Int) -> UnsafeMutablePointer<Float> {
-        if count > gradientCapacity || gradientStorage == nil {
-            gradientStorage?.deallocate()
-            gradientCapacity = max(count, 1)
-            gradientStorage = .allocate(capacity: gradientCapacity)
-        }
-        return gradientStorage!
-    }
+    deinit { storage?.deallocate(); weightStorage?.deallocate() }
 
     /// A second buffer of at least `count` floats for transient re-arranged weights (rotated or Winograd-
-    /// transformed), used alongside `buffer`. Contents unspecified; valid until the next call.
+    /// transformed) or a Winograd weight gradient, used alongside `buffer`. Contents unspecified; valid until
+    /// the next call.
     func weightBuffer(_ count: Int) -> UnsafeMutablePointer<Float> {
         if count > weightCapacity || weightStorage == nil {
             weightStorage?.deallocate()
