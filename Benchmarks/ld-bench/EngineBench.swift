@@ -171,6 +171,8 @@ func engineBench(_ args: [String]) throws {
         case "--winograd-tile": i += 1; Conv2d.winogradTile = Int(args[i]) == 2 ? 2 : 4
         case "--winograd-min-size": i += 1; Conv2d.winogradMinSize = Int(args[i]) ?? Conv2d.winogradMinSize
         case "--winograd-dw": i += 1; Conv2d.winogradWeightGradient = args[i] != "0"
+        case "--winograd-block": i += 1; Conv2d.winogradBlockFloats = Int(args[i]) ?? Conv2d.winogradBlockFloats
+        case "--winograd-min-tiles": i += 1; Conv2d.winogradMinTiles = Int(args[i]) ?? Conv2d.winogradMinTiles
         case "--steps": i += 1; steps = Int(args[i]) ?? 0   // exactly this many steps, no table (allocation counts)
         case "--columns": i += 1; Conv2d.columnBudget = Int(args[i]) ?? Conv2d.columnBudget
         default: throw LDError("ld-bench engine: unknown argument '\(args[i])'")
