@@ -92,10 +92,9 @@ func winogradConv(_ x: UnsafePointer<Float>, inC: Int, n: Int, h: Int, w: Int,
                         }
                         while j < half {
                             e[j] = 2 * j < w ? r[2 * j] : 0
-                            o[j + 1 < half ? j + 1 : 0] = j + 1 < half && 2 * j + 1 < w ? r[2 * j + 1] : 0
+                            if j + 1 < half { o[j + 1] = 2 * j + 1 < w ? r[2 * j + 1] : 0 }
                             j += 1
                         }
-                        o[0] = 0
                     }
                     for ty in 0..<th {
                         let y0 = 2 * ty - 1

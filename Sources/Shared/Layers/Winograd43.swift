@@ -79,13 +79,12 @@ func winograd43Conv(_ x: UnsafePointer<Float>, inC: Int, n: Int, h: Int, w: Int,
     let plan = WinogradBlocks(n: n, tilesPerImage: tilesPerImage, floatsPerTile: 36 * (inC + outC),
                               budget: budget, minTiles: minTiles)
     let tb = plan.imagesPerBlock * tilesPerImage
-    let len = tw + 1                               // phase length: j = 0 ... tw
     let perWorker = 36 * (inC * tb + planePad) + 36 * (outC * tb + planePad) + winograd43ScratchFloats(h: h, w: w)
     let ws = workspace.buffer(perWorker * plan.workers)
     WorkerPool.shared.run(plan.workers) { p in
         let v = ws + p * perWorker, m = v + 36 * (inC * tb + planePad)
         let phases = m + 36 * (outC * tb + planePad)   // the transforms' scratch
-        let outPh = phases                                  // (4 rows, 4 phases, tw) output before interleaving
+        let outPh = phases                             // (4 rows, 4 phases, tw) output before interleaving
         for blk in Swift.stride(from: p, to: plan.blocks, by: plan.workers) {
             let i0 = blk * plan.imagesPerBlock, i1 = min(n, i0 + plan.imagesPerBlock), tc = (i1 - i0) * tilesPerImage
             let vs = inC * tc + planePad, ms = outC * tc + planePad   // plane strides of V and M
@@ -182,7 +181,6 @@ func winograd43InputTiles(_ x: UnsafePointer<Float>, c: Int, n: Int, h: Int, w: 
                     p3[j] = 4 * j + 2 < w ? r[4 * j + 2] : 0
                     j += 1
                 }
-                if j == len && 4 * len - 1 < w { p0[len] = 0 }   // unreachable (len = tw + 1); kept explicit
             }
             for ty in 0..<th {
                 let y0 = 4 * ty - 1
