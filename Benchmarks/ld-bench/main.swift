@@ -5,7 +5,7 @@
 //                   [--winograd MINCHANNELS (0: off)] [--winograd-tile 2|4] [--winograd-min-size S] [--winograd-dw 0|1]
 //   ld-bench stream
 //   ld-bench recover [--secs S] [--threads T]   ld-recover's loop, images x iterations per second
-//   ld-bench conv [THREADS] | gemm      per-shape kernels (development)
+//   ld-bench conv [THREADS [WINOGRAD_MIN_TILES [WINOGRAD_BLOCK_FLOATS]]] | gemm   per-shape kernels (development)
 import Foundation
 import Shared
 
@@ -23,7 +23,10 @@ do {
     case "recover":
         try recoverBench(Array(benchArgs.dropFirst()))
     case "conv":
-        Engine.threads = Int(benchArgs.dropFirst().first ?? "1") ?? 1
+        let convArgs = Array(benchArgs.dropFirst()).map { Int($0) }
+        Engine.threads = (convArgs.first ?? 1) ?? 1
+        if convArgs.count > 1, let t = convArgs[1] { Conv2d.winogradMinTiles = t }
+        if convArgs.count > 2, let f = convArgs[2] { Conv2d.winogradBlockFloats = f }
         convShapesBench()
     case "gemm":
         gemmShapesBench()
