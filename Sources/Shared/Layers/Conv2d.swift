@@ -102,9 +102,10 @@ public final class Conv2d: Layer {
     nonisolated(unsafe) public static var winogradMinSize = 4
     /// Floats of transformed input and output tiles per worker at once (~2 MB: near the caches).
     nonisolated(unsafe) public static var winogradBlockFloats = 1 << 19
-    /// Fewest tiles per Winograd block (each of a block's GEMMs reads a Co×Ci slice of the weights; 64 measured
-    /// better than 32 and 128 on ResNet-18 and ConvNet with `ld-bench engine --winograd-min-tiles`).
-    nonisolated(unsafe) public static var winogradMinTiles = 64
+    /// Fewest tiles per Winograd block (each of a block's GEMMs reads a Co×Ci slice of the weights). 64 and 128
+    /// could not be told apart on this shared machine (`ld-bench engine --winograd-min-tiles`, `ld-bench conv
+    /// 2 TILES`): 64 keeps 256-channel 8×8 blocks inside L2, 128 makes fewer, fatter GEMMs.
+    nonisolated(unsafe) public static var winogradMinTiles = 128
 
     /// Whether this layer takes the Winograd path for (h, w) planes.
     public func usesWinograd(height h: Int, width w: Int) -> Bool {
