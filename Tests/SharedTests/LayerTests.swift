@@ -22,12 +22,33 @@ func naiveConv(_ x: Tensor, _ w: Tensor, _ b: Tensor?, stride s: Int, pad: Int) 
 final class LayerTests: XCTestCase {
     override func setUp() { Engine.threads = 2 }
 
-    let convCases: [(c: Int, k: Int, kernel: Int, stride: Int, pad: Int, bias: Bool, h: Int)] = [
+    typealias ConvCase = (c: Int, k: Int, kernel: Int, stride: Int, pad: Int, bias: Bool, h: Int)
+    let convCases: [ConvCase] = [
         (1, 4, 3, 1, 1, true, 7), (3, 5, 3, 2, 1, false, 9), (4, 6, 1, 1, 0, false, 5),
         (8, 9, 3, 1, 1, true, 7), (9, 8, 3, 1, 1, false, 4), (8, 8, 3, 1, 1, false, 1),
         (4, 6, 1, 2, 0, false, 7), (2, 3, 7, 2, 3, false, 11), (3, 4, 3, 1, 0, true, 6), (2, 3, 5, 1, 2, true, 6), (3, 2, 3, 1, 1, false, 2),
         (8, 9, 3, 1, 1, true, 13), (10, 8, 3, 1, 1, false, 10),   // Winograd's vector paths (rows of 8+)
     ]
+
+    /// Runs `body` on every conv case in five rounds: Winograd F(4×4, 3×3); F(2×2, 3×3); both again with
+    /// one-image im2col chunks and Winograd blocks; Winograd off. The engine's settings are restored after.
+    func forEachConvRound(_ body: (ConvCase) -> Void) {
+        let saved = (Conv2d.winograd, Conv2d.winogradTile, Conv2d.columnBudget, Conv2d.winogradBlockFloats,
+                     Conv2d.winogradMinTiles, Conv2d.winogradMinSize, Conv2d.winogradMinChannels)
+        defer {
+            (Conv2d.winograd, Conv2d.winogradTile, Conv2d.columnBudget, Conv2d.winogradBlockFloats,
+             Conv2d.winogradMinTiles, Conv2d.winogradMinSize, Conv2d.winogradMinChannels) = saved
+        }
+        Conv2d.winograd = true
+        Conv2d.winogradMinSize = 1; Conv2d.winogradMinChannels = 8
+        for (index, cs) in Array(repeating: convCases, count: 5).joined().enumerated() {
+            let round = index / convCases.count
+            Conv2d.winogradTile = round % 2 == 0 ? 4 : 2
+            if round == 2 { Conv2d.columnBudget = 1; Conv2d.winogradBlockFloats = 1; Conv2d.winogradMinTiles = 1 }
+            if round == 4 { Conv2d.columnBudget = saved.2; Conv2d.winograd = false }
+            body(cs)
+        }
+    }
 
     func testConvMatchesNaive() {
         var rng = SplitMix64(seed: 1)
@@ -37,24 +58,7 @@ final class LayerTests: XCTestCase {
         XCTAssertTrue(Conv2d(16, 16, kernel: 3, padding: 1).usesWinograd(height: 8, width: 9))
         XCTAssertFalse(Conv2d(16, 16, kernel: 3, padding: 1).usesWinograd(height: 3, width: 9))
         XCTAssertFalse(Conv2d(1, 16, kernel: 3, padding: 1).usesWinograd(height: 8, width: 8))
-        let budget = Conv2d.columnBudget, blockFloats = Conv2d.winogradBlockFloats, minTiles = Conv2d.winogradMinTiles
-        let minSize = Conv2d.winogradMinSize, minChannels = Conv2d.winogradMinChannels
-        defer {
-            Conv2d.columnBudget = budget; Conv2d.winogradBlockFloats = blockFloats; Conv2d.winogradMinTiles = minTiles
-            Conv2d.winogradMinSize = minSize; Conv2d.winogradMinChannels = minChannels
-        }
-        let winograd = Conv2d.winograd
-        defer { Conv2d.winograd = winograd }
-        Conv2d.winograd = true
-        Conv2d.winogradMinSize = 1; Conv2d.winogradMinChannels = 8
-        let tile = Conv2d.winogradTile
-        defer { Conv2d.winogradTile = tile }
-        // rounds: F(4×4, 3×3); F(2×2, 3×3); both again with one-image chunks and blocks; Winograd off
-        for (index, cs) in Array(repeating: convCases, count: 5).joined().enumerated() {
-            let round = index / convCases.count
-            Conv2d.winogradTile = round % 2 == 0 ? 4 : 2
-            if round == 2 { Conv2d.columnBudget = 1; Conv2d.winogradBlockFloats = 1; Conv2d.winogradMinTiles = 1 }
-            if round == 4 { Conv2d.columnBudget = budget; Conv2d.winograd = false }
+        forEachConvRound { cs in
             let conv = Conv2d(cs.c, cs.k, kernel: cs.kernel, stride: cs.stride, padding: cs.pad, bias: cs.bias)
             conv.initialize(&rng)
             if let b = conv.bias { rng.fillNormal(b.value, std: 1) }
@@ -146,24 +150,7 @@ final class LayerTests: XCTestCase {
 
     func testConvGradients() {
         var rng = SplitMix64(seed: 2)
-        let budget = Conv2d.columnBudget, blockFloats = Conv2d.winogradBlockFloats, minTiles = Conv2d.winogradMinTiles
-        let minSize = Conv2d.winogradMinSize, minChannels = Conv2d.winogradMinChannels
-        defer {
-            Conv2d.columnBudget = budget; Conv2d.winogradBlockFloats = blockFloats; Conv2d.winogradMinTiles = minTiles
-            Conv2d.winogradMinSize = minSize; Conv2d.winogradMinChannels = minChannels
-        }
-        let winograd = Conv2d.winograd
-        defer { Conv2d.winograd = winograd }
-        Conv2d.winograd = true
-        Conv2d.winogradMinSize = 1; Conv2d.winogradMinChannels = 8
-        let tile = Conv2d.winogradTile
-        defer { Conv2d.winogradTile = tile }
-        // rounds as in testConvMatchesNaive: F(4×4, 3×3); F(2×2, 3×3); both again with one-image chunks and blocks; Winograd off
-        for (index, cs) in Array(repeating: convCases, count: 5).joined().enumerated() {
-            let round = index / convCases.count
-            Conv2d.winogradTile = round % 2 == 0 ? 4 : 2
-            if round == 2 { Conv2d.columnBudget = 1; Conv2d.winogradBlockFloats = 1; Conv2d.winogradMinTiles = 1 }
-            if round == 4 { Conv2d.columnBudget = budget; Conv2d.winograd = false }
+        forEachConvRound { cs in
             let conv = Conv2d(cs.c, cs.k, kernel: cs.kernel, stride: cs.stride, padding: cs.pad, bias: cs.bias, name: "conv")
             conv.initialize(&rng)
             checkLayer("conv \(cs)", conv, input: randomTensor([cs.c, 2, cs.h, cs.h - 1], &rng))
