@@ -98,43 +98,31 @@ func winograd43Conv(_ x: UnsafePointer<Float>, inC: Int, n: Int, h: Int, w: Int,
             }
             // y = Aᵀ M A (+ bias): Aᵀ over the six rows of each column, then over the columns; the four output
             // columns of a tile are four phases of the output row, interleaved at the end.
-            let xs = ms
             for k in 0..<outC {
                 let bk = bias?[k] ?? 0
                 for img in i0..<i1 {
                     let dst = y + (k * n + img) * hw
                     for ty in 0..<th {
                         let q = m + k * tc + (img - i0) * tilesPerImage + ty * tw
-                        @inline(__always) func mp(_ i: Int, _ j: Int) -> UnsafeMutablePointer<Float> { q + (6 * i + j) * xs }
+                        // tiles tx... of this row (4 at a time with SIMD4 lanes, then one at a time)
+                        @inline(__always) func tiles<T: WinogradLane>(_ tx: Int, _ load: (UnsafeMutablePointer<Float>) -> T,
+                                                                      _ store: (T, UnsafeMutablePointer<Float>) -> Void) {
+                            @inline(__always) func col(_ j: Int) -> (T, T, T, T) {
+                                at4(load(q + j * ms + tx), load(q + (6 + j) * ms + tx), load(q + (12 + j) * ms + tx),
+                                    load(q + (18 + j) * ms + tx), load(q + (24 + j) * ms + tx), load(q + (30 + j) * ms + tx))
+                            }
+                            let c0 = col(0), c1 = col(1), c2 = col(2), c3 = col(3), c4 = col(4), c5 = col(5)
+                            let b: T = .splat(bk)
+                            @inline(__always) func emit(_ r: Int, _ e: (T, T, T, T)) {
+                                let o = outPh + r * 4 * tw + tx
+                                store(e.0 + b, o); store(e.1 + b, o + tw); store(e.2 + b, o + 2 * tw); store(e.3 + b, o + 3 * tw)
+                            }
+                            emit(0, at4(c0.0, c1.0, c2.0, c3.0, c4.0, c5.0)); emit(1, at4(c0.1, c1.1, c2.1, c3.1, c4.1, c5.1))
+                            emit(2, at4(c0.2, c1.2, c2.2, c3.2, c4.2, c5.2)); emit(3, at4(c0.3, c1.3, c2.3, c3.3, c4.3, c5.3))
+                        }
                         var tx = 0
-                        while tx + 4 <= tw {
-                            @inline(__always) func col(_ j: Int) -> (SIMD4<Float>, SIMD4<Float>, SIMD4<Float>, SIMD4<Float>) {
-                                at4(load4(mp(0, j) + tx), load4(mp(1, j) + tx), load4(mp(2, j) + tx),
-                                    load4(mp(3, j) + tx), load4(mp(4, j) + tx), load4(mp(5, j) + tx))
-                            }
-                            let c0 = col(0), c1 = col(1), c2 = col(2), c3 = col(3), c4 = col(4), c5 = col(5)
-                            let b = SIMD4<Float>(repeating: bk)
-                            @inline(__always) func emit(_ r: Int, _ e: (SIMD4<Float>, SIMD4<Float>, SIMD4<Float>, SIMD4<Float>)) {
-                                let o = outPh + r * 4 * tw
-                                store4(e.0 + b, o + tx); store4(e.1 + b, o + tw + tx); store4(e.2 + b, o + 2 * tw + tx); store4(e.3 + b, o + 3 * tw + tx)
-                            }
-                            emit(0, at4(c0.0, c1.0, c2.0, c3.0, c4.0, c5.0)); emit(1, at4(c0.1, c1.1, c2.1, c3.1, c4.1, c5.1))
-                            emit(2, at4(c0.2, c1.2, c2.2, c3.2, c4.2, c5.2)); emit(3, at4(c0.3, c1.3, c2.3, c3.3, c4.3, c5.3))
-                            tx += 4
-                        }
-                        while tx < tw {
-                            @inline(__always) func col(_ j: Int) -> (Float, Float, Float, Float) {
-                                at4(mp(0, j)[tx], mp(1, j)[tx], mp(2, j)[tx], mp(3, j)[tx], mp(4, j)[tx], mp(5, j)[tx])
-                            }
-                            let c0 = col(0), c1 = col(1), c2 = col(2), c3 = col(3), c4 = col(4), c5 = col(5)
-                            @inline(__always) func emit(_ r: Int, _ e: (Float, Float, Float, Float)) {
-                                let o = outPh + r * 4 * tw
-                                o[tx] = e.0 + bk; o[tw + tx] = e.1 + bk; o[2 * tw + tx] = e.2 + bk; o[3 * tw + tx] = e.3 + bk
-                            }
-                            emit(0, at4(c0.0, c1.0, c2.0, c3.0, c4.0, c5.0)); emit(1, at4(c0.1, c1.1, c2.1, c3.1, c4.1, c5.1))
-                            emit(2, at4(c0.2, c1.2, c2.2, c3.2, c4.2, c5.2)); emit(3, at4(c0.3, c1.3, c2.3, c3.3, c4.3, c5.3))
-                            tx += 1
-                        }
+                        while tx + 4 <= tw { tiles(tx, { load4($0) }, { store4($0, $1) }); tx += 4 }
+                        while tx < tw { tiles(tx, { $0[0] }, { $1[0] = $0 }); tx += 1 }
                         for r in 0..<4 where 4 * ty + r < h {
                             let o = outPh + r * 4 * tw
                             interleave4(o, o + tw, o + 2 * tw, o + 3 * tw, into: dst + (4 * ty + r) * w, count: w)
