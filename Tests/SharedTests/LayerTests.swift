@@ -284,6 +284,8 @@ final class LayerTests: XCTestCase {
             let block = BasicBlock(cin, cout, stride: stride, name: "b", workspace: Workspace())
             block.initialize(&rng)
             checkLayer("block \(cin)->\(cout) s\(stride)", block, input: randomTensor([cin, 3, 5, 5], &rng), samples: 16, eps: 2e-3, atol: 1e-2)
+            block.gradientPool = GradientPool()   // as inside a model: the buffers come from a shared pool
+            checkLayer("block pooled \(cin)->\(cout) s\(stride)", block, input: randomTensor([cin, 3, 5, 5], &rng), samples: 16, eps: 2e-3, atol: 1e-2)
             block.training = false
             checkLayer("block eval \(cin)->\(cout) s\(stride)", block, input: randomTensor([cin, 3, 5, 5], &rng), samples: 16, eps: 2e-3, atol: 1e-2)
         }

@@ -118,6 +118,43 @@ final class ModelTests: XCTestCase {
         XCTAssertTrue(c.elementsEqual(d, by: { $0.bitPattern == $1.bitPattern }))
     }
 
+    /// Backward through the model's shared gradient buffers gives bit-identical gradients to per-layer
+    /// buffers, with a handful of buffers that stop growing after the first steps (a buffer may grow once
+    /// more on the second step, when the ping-pong meets buffers sized by the first).
+    func testSharedGradientBuffers() throws {
+        for config in [ModelConfig.resnet18(channels: 3, imageSize: 8, classes: 3),
+                       ModelConfig.convnet(width: 8, depth: 3, channels: 1, imageSize: 16, classes: 3)] {
+            func grads(shared: Bool) throws -> (grads: [Float], dx: [Float], model: Model) {
+                var rng = SplitMix64(seed: 27)
+                let m = try Model(config, rng: &rng)
+                if !shared {
+                    for l in m.layers {
+                        (l as? Conv2d)?.gradientPool = nil; (l as? BatchNorm2d)?.gradientPool = nil
+                        (l as? BasicBlock)?.gradientPool = nil
+                    }
+                }
+                let x = randomTensor([4, config.channels, config.imageSize, config.imageSize], &rng)
+                let d = Tensor(shape: [0])
+                var dx: [Float] = []
+                for step in 0..<4 {
+                    m.zeroGrad()
+                    try CrossEntropy.loss(logits: m.forward(x), labels: [0, 1, 2, 0], dLogits: d)
+                    dx = m.backward(d, inputGrad: true)!.array
+                    if step == 1 { held = m.gradients.floatsHeld }
+                }
+                return (m.parameters.flatMap { $0.grad.array }, dx, m)
+            }
+            var held = 0
+            let own = try grads(shared: false)
+            XCTAssertEqual(own.model.gradients.tensorCount, 0)
+            let pooled = try grads(shared: true)
+            XCTAssertTrue(own.grads.elementsEqual(pooled.grads, by: { $0.bitPattern == $1.bitPattern }), config.arch)
+            XCTAssertTrue(own.dx.elementsEqual(pooled.dx, by: { $0.bitPattern == $1.bitPattern }), config.arch)
+            XCTAssertLessThanOrEqual(pooled.model.gradients.tensorCount, 5, config.arch)
+            XCTAssertEqual(pooled.model.gradients.floatsHeld, held, "\(config.arch): the pool grew after the second step")
+        }
+    }
+
     /// Two threads give the same results as one (up to GEMM summation order).
     func testThreadCountAgreement() throws {
         var rng = SplitMix64(seed: 26)

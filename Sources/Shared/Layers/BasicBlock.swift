@@ -39,6 +39,11 @@ public final class BasicBlock: Layer {
             downsample?.conv.wantsInputGrad = newValue
         }
     }
+    /// Where backward takes its gradient buffers inside a model (see `GradientPool`), its convolutions
+    /// included; nil: the block's and the convolutions' own.
+    public var gradientPool: GradientPool? {
+        didSet { conv1.gradientPool = gradientPool; conv2.gradientPool = gradientPool; downsample?.conv.gradientPool = gradientPool }
+    }
     /// y (K,N,Ho,Wo); dsum is dL/d(pre-activation sum) (K,N,Ho,Wo).
     public let output = Tensor(shape: [0])
     private let dsum = Tensor(shape: [0])
@@ -90,8 +95,10 @@ public final class BasicBlock: Layer {
     public func backward(_ dy: Tensor) -> Tensor? {
         guard let x = input else { preconditionFailure("BasicBlock.backward before forward") }
         precondition(dy.count == output.count, "BasicBlock.backward: dy \(dy.shape), y \(output.shape)")
-        dsum.reshapeLike(output)
-        let yp = UnsafePointer(output.data), gp = dy.data, dp = dsum.data
+        let pool = gradientPool
+        let ds = pool?.acquire(output.count) ?? dsum
+        ds.reshapeLike(output)
+        let yp = UnsafePointer(output.data), gp = dy.data, dp = ds.data
         let inPlace = downsample != nil
         Engine.parallelRange(dy.count, grain: 1 << 15) { lo, hi in
             var i = lo
@@ -110,8 +117,11 @@ public final class BasicBlock: Layer {
         }
         var shortcut: Tensor? = nil
         if let d = downsample { shortcut = d.conv.backward(d.bn.backward(dy)!) }
-        let d1 = conv1.backward(bn1.backward(conv2.backward(bn2.backward(dsum)!)!)!)
-        guard flags.wantsInputGrad, let dx = d1 else { return nil }
+        let d2 = conv2.backward(bn2.backward(ds)!)!
+        pool?.release(ds)
+        let d1 = conv1.backward(bn1.backward(d2)!)
+        pool?.release(d2)
+        guard flags.wantsInputGrad, let dx = d1 else { pool?.release(shortcut); return nil }
         precondition(dx.count == x.count, "BasicBlock.backward: shapes")
         let xp = dx.data
         if let s = shortcut {
@@ -122,6 +132,7 @@ public final class BasicBlock: Layer {
                 while i + 16 <= hi { store16(load16(xp + i) + load16(sp + i), xp + i); i += 16 }
                 while i < hi { xp[i] += sp[i]; i += 1 }
             }
+            pool?.release(s)
         } else {
             let g = UnsafePointer(gp)
             Engine.parallelRange(dx.count, grain: 1 << 15) { lo, hi in

@@ -93,8 +93,10 @@ public final class BatchNorm2d: Layer {
     /// y (C,N,H,W), or (C,N,H/2,W/2) with the fused pool. The input gradient is written over dy (see
     /// `backward`), or into `pooledInputGrad` with the fused pool.
     public let output = Tensor(shape: [0])
-    /// dx (C,N,H,W) of the fused-pool variant.
+    /// dx (C,N,H,W) of the fused-pool variant when no `gradientPool` is set.
     public let pooledInputGrad = Tensor(shape: [0])
+    /// Where the fused-pool backward takes dx from inside a model (see `GradientPool`); nil: `pooledInputGrad`.
+    public var gradientPool: GradientPool?
     /// One (H,W) plane per channel: the un-pooled gradient of the fused-pool backward.
     private let scratchPlanes = Tensor(shape: [0])
     /// Cached for backward: the mean and 1/sqrt(var + eps) used by the last forward (C each), and its input.
@@ -234,7 +236,7 @@ public final class BatchNorm2d: Layer {
     }
 
     /// Accumulates dγ, dβ and returns dx, computed **in place in `dy`** (the same tensor is returned), or in
-    /// `pooledInputGrad` for the fused-pool variant.
+    /// `pooledInputGrad` (or a `gradientPool` tensor) for the fused-pool variant.
     public func backward(_ dy: Tensor) -> Tensor? {
         guard let x = input else { preconditionFailure("BatchNorm2d.backward before forward") }
         if fusedPool { return pooledBackward(dy, x) }
@@ -306,10 +308,11 @@ public final class BatchNorm2d: Layer {
         let n = x.shape[1], h = x.shape[2], w = x.shape[3], hw = h * w, m = n * hw, ho = h / 2, wo = w / 2
         precondition(dy.count == channels * n * ho * wo, "BatchNorm2d.backward: dy \(dy.shape), x \(x.shape)")
         let wantDx = flags.wantsInputGrad, wantDp = flags.wantsParamGrads
-        if wantDx { pooledInputGrad.ensureShape(channels, n, h, w) }
+        let dxT = wantDx ? gradientPool?.acquire(channels * m) ?? pooledInputGrad : pooledInputGrad
+        if wantDx { dxT.ensureShape(channels, n, h, w) }
         scratchPlanes.ensureShape(channels * hw)
         let scratch = scratchPlanes.data
-        let xp = UnsafePointer(x.data), gp = UnsafePointer(dy.data), dxp = pooledInputGrad.data
+        let xp = UnsafePointer(x.data), gp = UnsafePointer(dy.data), dxp = dxT.data
         let mean = usedMean.data, inv = usedInvStd.data, gamma = weight.value.data, beta = bias.value.data
         let dg = weight.grad.data, db = bias.grad.data
         let hook = captureBatchStatistics
@@ -384,6 +387,6 @@ public final class BatchNorm2d: Layer {
             }
         }
         if hook { dBatchMean.fill(0); dBatchVariance.fill(0) }
-        return wantDx ? pooledInputGrad : nil
+        return wantDx ? dxT : nil
     }
 }

@@ -31,8 +31,10 @@ public final class Conv2d: Layer {
 
     /// y (K,N,Ho,Wo)
     public let output = Tensor(shape: [0])
-    /// dx (C,N,H,W)
+    /// dx (C,N,H,W) when no `gradientPool` is set.
     public let inputGrad = Tensor(shape: [0])
+    /// Where backward takes dx from inside a model (see `GradientPool`); nil: `inputGrad`.
+    public var gradientPool: GradientPool?
     /// The input of the last forward, read by backward (not copied).
     private var input: Tensor?
 
@@ -205,12 +207,13 @@ public final class Conv2d: Layer {
             let db = b.grad.data
             for k in 0..<outChannels { db[k] += Float(sumAndSquares(g + k * p, p).0) }
         }
-        if wantDx { inputGrad.ensureShape(inChannels, n, h, w) }
+        let dx = wantDx ? gradientPool?.acquire(inChannels * n * h * w) ?? inputGrad : inputGrad
+        if wantDx { dx.ensureShape(inChannels, n, h, w) }
         if isPointwise {
             // dW (K, C) += dy (K, P) · xᵀ (P, C);  dx (C, P) = Wᵀ (C, K) · dy (K, P)
             if wantDp { sgemm(transB: true, outChannels, ckk, p, g, x.data, beta: 1, weight.grad.data) }
-            if wantDx { sgemm(transA: true, inChannels, p, outChannels, weight.value.data, g, beta: 0, inputGrad.data) }
-            return wantDx ? inputGrad : nil
+            if wantDx { sgemm(transA: true, inChannels, p, outChannels, weight.value.data, g, beta: 0, dx.data) }
+            return wantDx ? dx : nil
         }
         let winogradDx = usesWinograd(height: h, width: w)
         let winogradDw = wantDp && winogradDx && Conv2d.winogradTile == 4 && Conv2d.winogradWeightGradient
@@ -250,19 +253,19 @@ public final class Conv2d: Layer {
             if wantDx && sameDx {
                 // dx[:, chunk] (C, Pc) = W' (C, K·k·k) · im2col(dy) (K·k·k, Pc)
                 im2col(g, ws, channels: outChannels, n: n, n0: n0, n1: n1, h: ho, w: wo, ho: h, wo: w)
-                sgemm(inChannels, pc, kkk, wf, ws, beta: 0, inputGrad.data + n0 * howo, ldc: p)
+                sgemm(inChannels, pc, kkk, wf, ws, beta: 0, dx.data + n0 * howo, ldc: p)
             } else if wantDx && !winogradDx {
                 // dcolumns (C·k·k, Pc) = Wᵀ · dy[:, chunk], then scatter-add back into the images of the chunk.
                 sgemm(transA: true, ckk, pc, outChannels, weight.value.data, g + n0 * howo, ldb: p, beta: 0, ws)
-                col2im(UnsafePointer(ws), inputGrad.data, n: n, n0: n0, n1: n1, h: h, w: w, ho: ho, wo: wo)
+                col2im(UnsafePointer(ws), dx.data, n: n, n0: n0, n1: n1, h: h, w: w, ho: ho, wo: wo)
             }
         }
         if wantDx && winogradDx {
             // dx is the 3×3 pad-1 convolution of dy with the transposed, 180°-rotated weights.
             let u = winogradWeights(flipped: true)   // (α², C, K)
-            winograd(g, inC: outChannels, n: n, h: h, w: w, u, outC: inChannels, bias: nil, inputGrad.data)
+            winograd(g, inC: outChannels, n: n, h: h, w: w, u, outC: inChannels, bias: nil, dx.data)
         }
-        return wantDx ? inputGrad : nil
+        return wantDx ? dx : nil
     }
 
     // MARK: - im2col / col2im

@@ -8,9 +8,10 @@
 /// NCHW <-> folded transposes are needed between convolutions. `Model` converts its NCHW input on entry and
 /// `Flatten` / `GlobalAvgPool2d` produce row-major (N, F) features for `Linear`.
 ///
-/// Every layer owns its output and input-gradient tensors; they are sized on the first call for a batch
-/// shape and reused (`Tensor.ensureShape`), so a steady-state step allocates nothing. A returned tensor stays
-/// valid until the same layer's next forward (or backward) call.
+/// Every layer owns its output tensor, sized on the first call for a batch shape and reused
+/// (`Tensor.ensureShape`), so a steady-state step allocates nothing; it stays valid until the layer's next
+/// forward. Input gradients are the layer's own too, except inside a model, where the layers that make new
+/// ones take them from the model's `GradientPool` and the caller gives dy back once backward has read it.
 public protocol Layer: AnyObject {
     /// Trainable parameters in a stable order, with names relative to the layer.
     var parameters: [Parameter] { get }
@@ -23,7 +24,7 @@ public protocol Layer: AnyObject {
     /// y = layer(x). The result is owned by the layer.
     func forward(_ x: Tensor) -> Tensor
     /// Given dL/dy for the last forward, accumulates (`+=`) parameter gradients and returns dL/dx, or nil
-    /// when `wantsInputGrad` is false. dx is owned by the layer, except that a layer may compute it in place
+    /// when `wantsInputGrad` is false. dx is owned by the layer (or its pool), except that a layer may compute it in place
     /// in `dy` (BatchNorm2d does), so callers must treat dy's contents as consumed.
     func backward(_ dy: Tensor) -> Tensor?
 }

@@ -15,6 +15,8 @@ public final class Model {
     public let batchNorms: [BatchNorm2d]
     /// The shared im2col workspace of the convolutions.
     public let workspace: Workspace
+    /// The input-gradient buffers the layers share during backward.
+    public let gradients = GradientPool()
 
     /// Input in channel-major layout (C,N,H,W) and the input gradient in NCHW.
     private let inputCNHW = Tensor(shape: [0])
@@ -67,6 +69,14 @@ public final class Model {
             let fc = Linear(512, config.classes, name: "fc")
             fc.initialize(&rng)
             layers += [GlobalAvgPool2d(), fc]
+        }
+        for l in layers {
+            switch l {
+            case let c as Conv2d: c.gradientPool = gradients
+            case let b as BatchNorm2d: b.gradientPool = gradients
+            case let b as BasicBlock: b.gradientPool = gradients
+            default: break
+            }
         }
         self.layers = layers
         self.batchNorms = bns
@@ -135,11 +145,13 @@ public final class Model {
         for l in layers.reversed() {
             guard let d = g else { break }
             g = l.backward(d)
+            if g !== d { gradients.release(d) }   // consumed (layers working in place return dy itself)
         }
-        guard wantInput, let dx = g else { return nil }
+        guard wantInput, let dx = g else { gradients.release(g); return nil }
         let c = dx.shape[0], n = dx.shape[1], h = dx.shape[2], w = dx.shape[3]
         inputGrad.ensureShape(n, c, h, w)
         cnhwToNCHW(dx.data, inputGrad.data, n: n, c: c, hw: h * w)
+        gradients.release(dx)
         return inputGrad
     }
 

@@ -10,7 +10,7 @@ public final class Tensor {
     public private(set) var count: Int
     /// The elements; `capacity` floats are allocated, `count` are in use.
     public private(set) var data: UnsafeMutablePointer<Float>
-    private var capacity: Int
+    public private(set) var capacity: Int
 
     /// A zero-filled tensor of the given shape.
     public init(shape: [Int]) {
