@@ -274,3 +274,61 @@ func convShapesBench() {
         print(line)
     }
 }
+
+/// `ld-bench layers [--only NAME] [--steps S] [--threads T]`: where a workload's step goes, layer by layer
+/// (forward and backward milliseconds, medians over S steps), to see which layers are worth work.
+func layerBench(_ args: [String]) throws {
+    var only: String? = nil, steps = 20, threads = 2
+    var i = 0
+    while i < args.count {
+        switch args[i] {
+        case "--only": i += 1; only = args[i]
+        case "--steps": i += 1; steps = Int(args[i]) ?? steps
+        case "--threads": i += 1; threads = Int(args[i]) ?? threads
+        default: throw LDError("ld-bench layers: unknown argument '\(args[i])'")
+        }
+        i += 1
+    }
+    Engine.threads = threads
+    var rng = BenchRNG(state: 42)
+    for w in workloads where only.map({ w.name.contains($0) }) ?? true {
+        let model = try Model(w.config, rng: &rng)
+        let step = try makeStep(w, model, rng: &rng)
+        for _ in 0..<2 { try step() }
+        let layers = model.layers
+        var fwd = [[Double]](repeating: [], count: layers.count), bwd = fwd
+        let c = w.config
+        let x = Tensor(shape: [c.channels, w.batch, c.imageSize, c.imageSize])
+        rng.fillNormal(x, std: 1)
+        for _ in 0..<steps {
+            var t = x
+            for (j, l) in layers.enumerated() { let a = now(); t = l.forward(t); fwd[j].append(now() - a) }
+            guard w.kind != "relabel" else { continue }
+            for l in layers { l.wantsParamGrads = w.kind == "train" }
+            layers[0].wantsInputGrad = w.kind == "recover"
+            var g: Tensor? = Tensor(shape: t.shape)
+            for (j, l) in layers.enumerated().reversed() {
+                guard let d = g else { break }
+                let a = now(); g = l.backward(d); bwd[j].append(now() - a)
+                if g !== d { model.gradients.release(d) }
+            }
+            model.gradients.release(g)
+        }
+        func median(_ v: [Double]) -> Double { v.isEmpty ? 0 : v.sorted()[v.count / 2] * 1000 }
+        print("\(w.name): layer\tforward ms\tbackward ms")
+        var tf = 0.0, tb = 0.0
+        for (j, l) in layers.enumerated() {
+            let f = median(fwd[j]), b = median(bwd[j]); tf += f; tb += b
+            let name: String
+            switch l {
+            case let cv as Conv2d: name = "conv \(cv.weight.name)"
+            case let bn as BatchNorm2d: name = "bn \(bn.name)"
+            case let bb as BasicBlock: name = "block \(bb.conv1.weight.name.dropLast(13))"
+            default: name = "\(type(of: l))"
+            }
+            print(String(format: "  %@\t%.2f\t%.2f", name, f, b))
+        }
+        print(String(format: "  total\t%.2f\t%.2f", tf, tb))
+        fflush(stdout)
+    }
+}

@@ -5,6 +5,7 @@
 //                   [--winograd MINCHANNELS (0: off)] [--winograd-tile 2|4] [--winograd-min-size S] [--winograd-dw 0|1]
 //   ld-bench stream
 //   ld-bench recover [--secs S] [--threads T]   ld-recover's loop, images x iterations per second
+//   ld-bench layers [--only NAME] [--steps S] [--threads T]   per-layer forward/backward ms (development)
 //   ld-bench conv [THREADS [WINOGRAD_MIN_TILES [WINOGRAD_BLOCK_FLOATS]]] | gemm   per-shape kernels (development)
 import Foundation
 import Shared
@@ -30,6 +31,8 @@ do {
         convShapesBench()
     case "gemm":
         gemmShapesBench()
+    case "layers":
+        try layerBench(Array(benchArgs.dropFirst()))
     default:
         print("usage: ld-bench [engine [--secs S] [--threads T] [--only NAME] | recover [--secs S] [--threads T] | stream | conv [T] | gemm]")
         exit(2)
