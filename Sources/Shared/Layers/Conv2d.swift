@@ -177,7 +177,9 @@ public final class Conv2d: Layer {
         var beta: Float = 0
         if let b = bias {
             let bp = b.value.data
-            for k in 0..<outChannels { (y + k * p).update(repeating: bp[k], count: p) }
+            Engine.parallelRange(outChannels) { k0, k1 in
+                for k in k0..<k1 { (y + k * p).update(repeating: bp[k], count: p) }
+            }
             beta = 1
         }
         if isPointwise {
@@ -205,7 +207,9 @@ public final class Conv2d: Layer {
         let wantDp = flags.wantsParamGrads, wantDx = flags.wantsInputGrad
         if wantDp, let b = bias {
             let db = b.grad.data
-            for k in 0..<outChannels { db[k] += Float(sumAndSquares(g + k * p, p).0) }
+            Engine.parallelRange(outChannels) { k0, k1 in
+                for k in k0..<k1 { db[k] += Float(sumAndSquares(g + k * p, p).0) }
+            }
         }
         let dx = wantDx ? gradientPool?.acquire(inChannels * n * h * w) ?? inputGrad : inputGrad
         if wantDx { dx.ensureShape(inChannels, n, h, w) }
