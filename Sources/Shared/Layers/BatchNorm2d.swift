@@ -140,62 +140,28 @@ public final class BatchNorm2d: Layer {
         let n = x.shape[1], hw = x.shape[2] * x.shape[3], m = n * hw
         let h = x.shape[2], w = x.shape[3], ho = h / 2, wo = w / 2, pool = fusedPool
         if pool { output.ensureShape(channels, n, ho, wo) } else { output.ensureShape(channels, n, h, w) }
-        let needBatch = flags.training || captureBatchStatistics || classLabels != nil
-        usedBatchStats = flags.training
+        let needBatch = beginForward(n: n)
         let xp = UnsafePointer(x.data), yp = output.data
-        let mean = usedMean.data, inv = usedInvStd.data
-        let rm = runningMean.data, rv = runningVar.data, g = weight.value.data, b = bias.value.data
-        let bm = batchMean.data, bv = batchVariance.data
-        if needBatch && planeCapacity < channels * n {
-            planeSum.deallocate(); planeSq.deallocate()
-            planeCapacity = channels * n
-            planeSum = .allocate(capacity: planeCapacity); planeSq = .allocate(capacity: planeCapacity)
-        }
         let ps = planeSum, pq = planeSq
-        let train = flags.training, relu = fusedReLU, eps = self.eps, mom = momentum
+        let relu = fusedReLU
         Engine.parallelRange(channels) { c0, c1 in
             for c in c0..<c1 {
                 let src = xp + c * m, dst = yp + c * m
+                var s = 0.0, q = 0.0
                 if needBatch {
-                    var s = 0.0, q = 0.0
                     for i in 0..<n {
                         let (a, b2) = sumAndSquares(src + i * hw, hw)
                         ps[c * n + i] = a; pq[c * n + i] = b2
                         s += a; q += b2
                     }
-                    let mu = s / Double(m)
-                    let v = max(0, q / Double(m) - mu * mu)
-                    bm[c] = Float(mu); bv[c] = Float(v)
-                    if train {
-                        mean[c] = Float(mu)
-                        inv[c] = 1 / (Float(v) + eps).squareRoot()
-                        // NOTE: running variance takes the unbiased batch variance (PyTorch); the output uses the biased one.
-                        let unbiased = m > 1 ? v * Double(m) / Double(m - 1) : v
-                        rm[c] = (1 - mom) * rm[c] + mom * Float(mu)
-                        rv[c] = (1 - mom) * rv[c] + mom * Float(unbiased)
-                    }
                 }
-                if !train {
-                    mean[c] = rm[c]
-                    inv[c] = 1 / (rv[c] + eps).squareRoot()
-                }
-                let a = g[c] * inv[c], sh = b[c] - mean[c] * a
+                let (a, sh) = channelAffine(c, sum: s, squares: q, count: m, batch: needBatch)
                 let va = V16(repeating: a), vb = V16(repeating: sh)
                 var i = 0
                 if pool {
                     // y = avgpool2(relu(a·x + sh)) per plane; only the pooled values are written.
                     let out = yp + c * n * ho * wo
-                    for img in 0..<n {
-                        let pl = src + img * hw, op = out + img * ho * wo
-                        for r in 0..<ho {
-                            let r0 = pl + 2 * r * w, r1 = r0 + w, o = op + r * wo
-                            for q in 0..<wo {
-                                let v0 = max(r0[2 * q] * a + sh, 0), v1 = max(r0[2 * q + 1] * a + sh, 0)
-                                let v2 = max(r1[2 * q] * a + sh, 0), v3 = max(r1[2 * q + 1] * a + sh, 0)
-                                o[q] = 0.25 * ((v0 + v1) + (v2 + v3))
-                            }
-                        }
-                    }
+                    for img in 0..<n { poolPlane(src + img * hw, out + img * ho * wo, h: h, w: w, a: a, shift: sh) }
                 } else if relu {
                     while i + 16 <= m {
                         let y = load16(src + i) * va + vb
@@ -209,30 +175,112 @@ public final class BatchNorm2d: Layer {
                 }
             }
         }
-        if let labels = classLabels {
-            let stats: ClassStatistics
-            if let s = classStatistics { stats = s } else {
-                var k = 0
-                for i in 0..<n { k = max(k, Int(labels[i]) + 1) }
-                stats = ClassStatistics(classes: k, channels: channels)
-                classStatistics = stats
+        accumulateClassStatistics(n: n, hw: hw)
+        return output
+    }
+
+    // MARK: - Pieces shared with ConvBatchNorm, which feeds this layer's math from recomputed tiles
+
+    /// Starts a forward pass over n images: records the mode for backward, makes room for the per-(c, n)
+    /// plane sums and returns whether batch statistics are needed (train mode, the hook or class labels).
+    func beginForward(n: Int) -> Bool {
+        let needBatch = flags.training || captureBatchStatistics || classLabels != nil
+        usedBatchStats = flags.training
+        if needBatch && planeCapacity < channels * n {
+            planeSum.deallocate(); planeSq.deallocate()
+            planeCapacity = channels * n
+            planeSum = .allocate(capacity: planeCapacity); planeSq = .allocate(capacity: planeCapacity)
+        }
+        return needBatch
+    }
+
+    /// The per-(c, n) plane sums Σx and Σx² (C·N each, channel-major), sized by `beginForward`.
+    var planeSums: (sum: UnsafeMutablePointer<Double>, squares: UnsafeMutablePointer<Double>) { (planeSum, planeSq) }
+
+    /// Channel c's normalisation as y = a·x + shift, from Σx and Σx² over its `count` values when `batch`:
+    /// records the batch statistics (hook), and in train mode the statistics backward uses and the running
+    /// update; eval mode uses the running statistics.
+    @inline(__always)
+    func channelAffine(_ c: Int, sum s: Double, squares q: Double, count m: Int, batch: Bool) -> (a: Float, shift: Float) {
+        let mean = usedMean.data, inv = usedInvStd.data
+        if batch {
+            let mu = s / Double(m)
+            let v = max(0, q / Double(m) - mu * mu)
+            batchMean.data[c] = Float(mu); batchVariance.data[c] = Float(v)
+            if flags.training {
+                mean[c] = Float(mu)
+                inv[c] = 1 / (Float(v) + eps).squareRoot()
+                // NOTE: running variance takes the unbiased batch variance (PyTorch); the output uses the biased one.
+                let unbiased = m > 1 ? v * Double(m) / Double(m - 1) : v
+                let rm = runningMean.data, rv = runningVar.data
+                rm[c] = (1 - momentum) * rm[c] + momentum * Float(mu)
+                rv[c] = (1 - momentum) * rv[c] + momentum * Float(unbiased)
             }
-            precondition(stats.channels == channels, "class statistics for \(stats.channels) channels, layer has \(channels)")
-            let ch = channels
-            stats.count.withUnsafeMutableBufferPointer { cnt in
-                stats.sum.withUnsafeMutableBufferPointer { sm in
-                    stats.sumSquares.withUnsafeMutableBufferPointer { sq in
-                        for i in 0..<n {
-                            let k = Int(labels[i])
-                            precondition(k >= 0 && k < stats.classes, "class label \(k) outside 0..<\(stats.classes)")
-                            cnt[k] += Double(hw)
-                            for c in 0..<ch { sm[k * ch + c] += ps[c * n + i]; sq[k * ch + c] += pq[c * n + i] }
-                        }
+        }
+        if !flags.training {
+            mean[c] = runningMean.data[c]
+            inv[c] = 1 / (runningVar.data[c] + eps).squareRoot()
+        }
+        let a = weight.value.data[c] * inv[c]
+        return (a, bias.value.data[c] - mean[c] * a)
+    }
+
+    /// Adds the plane sums of the last forward to `classStatistics` while `classLabels` is set (LPLD).
+    func accumulateClassStatistics(n: Int, hw: Int) {
+        guard let labels = classLabels else { return }
+        let ps = planeSum, pq = planeSq
+        let stats: ClassStatistics
+        if let s = classStatistics { stats = s } else {
+            var k = 0
+            for i in 0..<n { k = max(k, Int(labels[i]) + 1) }
+            stats = ClassStatistics(classes: k, channels: channels)
+            classStatistics = stats
+        }
+        precondition(stats.channels == channels, "class statistics for \(stats.channels) channels, layer has \(channels)")
+        let ch = channels
+        stats.count.withUnsafeMutableBufferPointer { cnt in
+            stats.sum.withUnsafeMutableBufferPointer { sm in
+                stats.sumSquares.withUnsafeMutableBufferPointer { sq in
+                    for i in 0..<n {
+                        let k = Int(labels[i])
+                        precondition(k >= 0 && k < stats.classes, "class label \(k) outside 0..<\(stats.classes)")
+                        cnt[k] += Double(hw)
+                        for c in 0..<ch { sm[k * ch + c] += ps[c * n + i]; sq[k * ch + c] += pq[c * n + i] }
                     }
                 }
             }
         }
-        return output
+    }
+
+    /// Channel c's backward from Σg and Σg·x over its `count` values (g: the gradient at the BN output,
+    /// after the ReLU mask): adds dγ and dβ when parameter gradients are wanted and returns dx's affine form
+    /// dx = a·g + k1·(x − center) + k0 (every term is affine in g and x; centring first keeps Float
+    /// precision when the mean is large against the spread).
+    @inline(__always)
+    func channelGradient(_ c: Int, sumG sg: Double, sumGX sgx: Double, count m: Int) -> (a: Float, k1: Float, k0: Float, center: Float) {
+        let mu = Double(usedMean.data[c]), iv = Double(usedInvStd.data[c])
+        let sgxhat = (sgx - mu * sg) * iv            // Σ g·x̂
+        if flags.wantsParamGrads { weight.grad.data[c] += Float(sgxhat); bias.grad.data[c] += Float(sg) }
+        let a = weight.value.data[c] * usedInvStd.data[c]
+        var k1: Double = 0, k0: Double = 0
+        let hook = captureBatchStatistics
+        let center = hook ? batchMean.data[c] : usedMean.data[c]     // equal in train mode
+        if usedBatchStats {
+            // dx = γ·inv·(g − Σg/M − x̂·Σg·x̂/M)
+            k1 = -Double(a) * sgxhat * iv / Double(m)
+            k0 = -Double(a) * sg / Double(m)
+        }
+        if hook {
+            // d/dx of the batch mean: 1/M; of the biased batch variance: 2(x − μ_batch)/M.
+            k1 += 2 * Double(dBatchVariance.data[c]) / Double(m)
+            k0 += Double(dBatchMean.data[c]) / Double(m)
+        }
+        return (a, Float(k1), Float(k0), center)
+    }
+
+    /// Ends a backward pass: the hook's gradients are consumed.
+    func finishBackward() {
+        if captureBatchStatistics { dBatchMean.fill(0); dBatchVariance.fill(0) }
     }
 
     /// Accumulates dγ, dβ and returns dx, computed **in place in `dy`** (the same tensor is returned), or in
@@ -242,42 +290,20 @@ public final class BatchNorm2d: Layer {
         if fusedPool { return pooledBackward(dy, x) }
         let n = x.shape[1], hw = x.shape[2] * x.shape[3], m = n * hw
         precondition(dy.count == channels * m, "BatchNorm2d.backward: dy \(dy.shape), x \(x.shape)")
-        let wantDx = flags.wantsInputGrad, wantDp = flags.wantsParamGrads
+        let wantDx = flags.wantsInputGrad
         // NOTE: dx overwrites dy in place: per channel the sums over dy are taken first, then each dx[i]
         // depends only on dy[i] and x[i]. This saves one activation-sized buffer per BatchNorm layer.
         let xp = UnsafePointer(x.data), gp = UnsafePointer(dy.data), dxp = dy.data
         let mask: UnsafePointer<Float>? = fusedReLU ? UnsafePointer(output.data) : nil
-        let mean = usedMean.data, inv = usedInvStd.data, g = weight.value.data
-        let dg = weight.grad.data, db = bias.grad.data
-        let hook = captureBatchStatistics
-        let bm = UnsafePointer(batchMean.data), dbm = dBatchMean.data, dbv = dBatchVariance.data
-        let batch = usedBatchStats
         Engine.parallelRange(channels) { c0, c1 in
             for c in c0..<c1 {
                 let src = xp + c * m, gr = gp + c * m, dst = dxp + c * m
                 let mk = mask.map { $0 + c * m }
                 let (sg, sgx) = gradSums(gr, src, mk, m)
-                let mu = Double(mean[c]), iv = Double(inv[c])
-                let sgxhat = (sgx - mu * sg) * iv            // Σ g·x̂
-                if wantDp { dg[c] += Float(sgxhat); db[c] += Float(sg) }
+                let (a, k1, k0, center) = channelGradient(c, sumG: sg, sumGX: sgx, count: m)
                 guard wantDx else { continue }
-                // dx = a·g + k1·(x − center) + k0 with per-channel constants (every term is affine in g and x);
-                // centring first keeps Float precision when the mean is large against the spread.
-                let a = g[c] * inv[c]
-                var k1: Double = 0, k0: Double = 0
-                let center = hook ? bm[c] : mean[c]     // equal in train mode
-                if batch {
-                    // dx = γ·inv·(g − Σg/M − x̂·Σg·x̂/M)
-                    k1 = -Double(a) * sgxhat * iv / Double(m)
-                    k0 = -Double(a) * sg / Double(m)
-                }
-                if hook {
-                    // d/dx of the batch mean: 1/M; of the biased batch variance: 2(x − μ_batch)/M.
-                    k1 += 2 * Double(dbv[c]) / Double(m)
-                    k0 += Double(dbm[c]) / Double(m)
-                }
-                let vc = V16(repeating: center), cc = center
-                let va = V16(repeating: a), v1 = V16(repeating: Float(k1)), v0 = V16(repeating: Float(k0))
+                let vc = V16(repeating: center)
+                let va = V16(repeating: a), v1 = V16(repeating: k1), v0 = V16(repeating: k0)
                 var i = 0
                 if let mk = mk {
                     while i + 16 <= m {
@@ -287,106 +313,123 @@ public final class BatchNorm2d: Layer {
                     }
                     while i < m {
                         let gg = mk[i] > 0 ? gr[i] : 0
-                        dst[i] = a * gg + Float(k1) * (src[i] - cc) + Float(k0); i += 1
+                        dst[i] = a * gg + k1 * (src[i] - center) + k0; i += 1
                     }
                 } else {
                     while i + 16 <= m {
                         store16(v1 * (load16(src + i) - vc) + va * load16(gr + i) + v0, dst + i)
                         i += 16
                     }
-                    while i < m { dst[i] = a * gr[i] + Float(k1) * (src[i] - cc) + Float(k0); i += 1 }
+                    while i < m { dst[i] = a * gr[i] + k1 * (src[i] - center) + k0; i += 1 }
                 }
             }
         }
-        if hook { dBatchMean.fill(0); dBatchVariance.fill(0) }
+        finishBackward()
         return wantDx ? dy : nil
     }
 
     /// Backward of BN → ReLU → avg-pool 2: g = (dy_pooled / 4 where a·x + sh > 0, 0 elsewhere and on the
-    /// cropped edge), then the BatchNorm backward of g, written to `pooledInputGrad`.
+    /// cropped edge), then the BatchNorm backward of g, written to `pooledInputGrad` (or a pool tensor).
     private func pooledBackward(_ dy: Tensor, _ x: Tensor) -> Tensor? {
         let n = x.shape[1], h = x.shape[2], w = x.shape[3], hw = h * w, m = n * hw, ho = h / 2, wo = w / 2
         precondition(dy.count == channels * n * ho * wo, "BatchNorm2d.backward: dy \(dy.shape), x \(x.shape)")
-        let wantDx = flags.wantsInputGrad, wantDp = flags.wantsParamGrads
+        let wantDx = flags.wantsInputGrad
         let dxT = wantDx ? gradientPool?.acquire(channels * m) ?? pooledInputGrad : pooledInputGrad
         if wantDx { dxT.ensureShape(channels, n, h, w) }
         scratchPlanes.ensureShape(channels * hw)
         let scratch = scratchPlanes.data
         let xp = UnsafePointer(x.data), gp = UnsafePointer(dy.data), dxp = dxT.data
         let mean = usedMean.data, inv = usedInvStd.data, gamma = weight.value.data, beta = bias.value.data
-        let dg = weight.grad.data, db = bias.grad.data
-        let hook = captureBatchStatistics
-        let bm = UnsafePointer(batchMean.data), dbm = dBatchMean.data, dbv = dBatchVariance.data
-        let batch = usedBatchStats
         Engine.parallelRange(channels) { c0, c1 in
             for c in c0..<c1 {
                 let src = xp + c * m, gr = gp + c * n * ho * wo, dst = dxp + c * m
                 let a = gamma[c] * inv[c], sh = beta[c] - mean[c] * a
-                // g for one plane, un-pooled: up[i] = dy_pooled/4 at the 2×2 block of i (0 on a cropped edge).
-                // The ReLU mask is applied in the vector loops below. `up` is this channel's scratch plane.
-                let up = scratch + c * hw
-                @inline(__always) func upsample(_ img: Int) {
-                    let gq = gr + img * ho * wo
-                    if h != 2 * ho || w != 2 * wo { up.update(repeating: 0, count: hw) }
-                    for r in 0..<ho {
-                        let u0 = up + 2 * r * w, u1 = u0 + w, gg = gq + r * wo
-                        for q in 0..<wo { let v = 0.25 * gg[q]; u0[2 * q] = v; u0[2 * q + 1] = v; u1[2 * q] = v; u1[2 * q + 1] = v }
-                    }
-                }
-                let va = V16(repeating: a), vsh = V16(repeating: sh)
-                // pass 1: Σg and Σg·x over the masked pixels
+                let up = scratch + c * hw   // this channel's un-pooled gradient plane
                 var sg = 0.0, sgx = 0.0
                 for img in 0..<n {
-                    upsample(img)
-                    let pl = src + img * hw
-                    var vs = V16(), vq = V16()
-                    var i = 0
-                    while i + 16 <= hw {
-                        let xv = load16(pl + i)
-                        let gv = load16(up + i).replacing(with: 0, where: xv * va + vsh .<= 0)
-                        vs += gv; vq += gv * xv
-                        i += 16
-                    }
-                    var ts = Double(vs.sum()), tq = Double(vq.sum())
-                    while i < hw { if pl[i] * a + sh > 0 { ts += Double(up[i]); tq += Double(up[i]) * Double(pl[i]) }; i += 1 }
+                    let (ts, tq) = pooledGradSums(src + img * hw, gr + img * ho * wo, up, h: h, w: w, a: a, shift: sh)
                     sg += ts; sgx += tq
                 }
-                let mu = Double(mean[c]), iv = Double(inv[c])
-                let sgxhat = (sgx - mu * sg) * iv
-                if wantDp { dg[c] += Float(sgxhat); db[c] += Float(sg) }
+                let k = channelGradient(c, sumG: sg, sumGX: sgx, count: m)
                 guard wantDx else { continue }
-                var k1: Double = 0, k0: Double = 0
-                let center = hook ? bm[c] : mean[c]
-                if batch {
-                    k1 = -Double(a) * sgxhat * iv / Double(m)
-                    k0 = -Double(a) * sg / Double(m)
-                }
-                if hook {
-                    k1 += 2 * Double(dbv[c]) / Double(m)
-                    k0 += Double(dbm[c]) / Double(m)
-                }
-                let f1 = Float(k1), f0 = Float(k0)
-                let v1 = V16(repeating: f1), v0 = V16(repeating: f0), vc = V16(repeating: center)
-                // pass 2: dx = a·g + k1·(x − center) + k0
                 for img in 0..<n {
-                    upsample(img)
-                    let pl = src + img * hw, dl = dst + img * hw
-                    var i = 0
-                    while i + 16 <= hw {
-                        let xv = load16(pl + i)
-                        let gv = load16(up + i).replacing(with: 0, where: xv * va + vsh .<= 0)
-                        store16(va * gv + v1 * (xv - vc) + v0, dl + i)
-                        i += 16
-                    }
-                    while i < hw {
-                        let gv: Float = pl[i] * a + sh > 0 ? up[i] : 0
-                        dl[i] = a * gv + f1 * (pl[i] - center) + f0
-                        i += 1
-                    }
+                    pooledPlaneGradient(src + img * hw, gr + img * ho * wo, up, dst + img * hw, h: h, w: w,
+                                        a: a, shift: sh, k1: k.k1, k0: k.k0, center: k.center)
                 }
             }
         }
-        if hook { dBatchMean.fill(0); dBatchVariance.fill(0) }
+        finishBackward()
         return wantDx ? dxT : nil
+    }
+}
+
+// MARK: - Plane kernels of BN → ReLU → avg-pool 2 (BatchNorm2d's fused pool and ConvBatchNorm)
+
+/// y = avgpool2(relu(a·x + shift)) of one (h, w) plane into (h/2, w/2), floor on odd sizes.
+@inline(__always)
+func poolPlane(_ pl: UnsafePointer<Float>, _ op: UnsafeMutablePointer<Float>, h: Int, w: Int, a: Float, shift sh: Float) {
+    let ho = h / 2, wo = w / 2
+    for r in 0..<ho {
+        let r0 = pl + 2 * r * w, r1 = r0 + w, o = op + r * wo
+        for q in 0..<wo {
+            let v0 = max(r0[2 * q] * a + sh, 0), v1 = max(r0[2 * q + 1] * a + sh, 0)
+            let v2 = max(r1[2 * q] * a + sh, 0), v3 = max(r1[2 * q + 1] * a + sh, 0)
+            o[q] = 0.25 * ((v0 + v1) + (v2 + v3))
+        }
+    }
+}
+
+/// up = the pooled gradient gq (h/2, w/2) spread back over its 2×2 blocks, /4 (0 on a cropped edge).
+@inline(__always)
+private func unpool(_ gq: UnsafePointer<Float>, _ up: UnsafeMutablePointer<Float>, h: Int, w: Int) {
+    let ho = h / 2, wo = w / 2
+    if h != 2 * ho || w != 2 * wo { up.update(repeating: 0, count: h * w) }
+    for r in 0..<ho {
+        let u0 = up + 2 * r * w, u1 = u0 + w, gg = gq + r * wo
+        for q in 0..<wo { let v = 0.25 * gg[q]; u0[2 * q] = v; u0[2 * q + 1] = v; u1[2 * q] = v; u1[2 * q + 1] = v }
+    }
+}
+
+/// (Σg, Σg·x) over one plane x of BN → ReLU → avg-pool 2, g = the un-pooled gradient of gq where
+/// a·x + shift > 0; `up` is an (h, w) scratch plane (left holding the un-pooled gq).
+@inline(__always)
+func pooledGradSums(_ pl: UnsafePointer<Float>, _ gq: UnsafePointer<Float>, _ up: UnsafeMutablePointer<Float>,
+                    h: Int, w: Int, a: Float, shift sh: Float) -> (Double, Double) {
+    let hw = h * w
+    unpool(gq, up, h: h, w: w)
+    let va = V16(repeating: a), vsh = V16(repeating: sh)
+    var vs = V16(), vq = V16()
+    var i = 0
+    while i + 16 <= hw {
+        let xv = load16(pl + i)
+        let gv = load16(up + i).replacing(with: 0, where: xv * va + vsh .<= 0)
+        vs += gv; vq += gv * xv
+        i += 16
+    }
+    var ts = Double(vs.sum()), tq = Double(vq.sum())
+    while i < hw { if pl[i] * a + sh > 0 { ts += Double(up[i]); tq += Double(up[i]) * Double(pl[i]) }; i += 1 }
+    return (ts, tq)
+}
+
+/// dx = a·g + k1·(x − center) + k0 over one plane (g as in `pooledGradSums`); `dl` may be `pl` itself.
+@inline(__always)
+func pooledPlaneGradient(_ pl: UnsafePointer<Float>, _ gq: UnsafePointer<Float>, _ up: UnsafeMutablePointer<Float>,
+                         _ dl: UnsafeMutablePointer<Float>, h: Int, w: Int, a: Float, shift sh: Float,
+                         k1 f1: Float, k0 f0: Float, center: Float) {
+    let hw = h * w
+    unpool(gq, up, h: h, w: w)
+    let va = V16(repeating: a), vsh = V16(repeating: sh)
+    let v1 = V16(repeating: f1), v0 = V16(repeating: f0), vc = V16(repeating: center)
+    var i = 0
+    while i + 16 <= hw {
+        let xv = load16(pl + i)
+        let gv = load16(up + i).replacing(with: 0, where: xv * va + vsh .<= 0)
+        store16(va * gv + v1 * (xv - vc) + v0, dl + i)
+        i += 16
+    }
+    while i < hw {
+        let gv: Float = pl[i] * a + sh > 0 ? up[i] : 0
+        dl[i] = a * gv + f1 * (pl[i] - center) + f0
+        i += 1
     }
 }
