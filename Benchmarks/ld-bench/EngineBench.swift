@@ -76,6 +76,7 @@ private func activationBytes(_ model: Model) -> Int {
         switch l {
         case let c as Conv2d: n += c.output.count
         case let b as BatchNorm2d: n += b.output.count   // pooled size when the pool is fused
+        case let f as ConvBatchNorm: n += f.bn.output.count + f.columns.count   // pooled output and kept im2col
         case let p as AvgPool2d: n += p.output.count
         case let p as MaxPool2d: n += p.output.count
         case let b as BasicBlock:
@@ -175,6 +176,7 @@ func engineBench(_ args: [String]) throws {
         case "--winograd-min-tiles": i += 1; Conv2d.winogradMinTiles = Int(args[i]) ?? Conv2d.winogradMinTiles
         case "--steps": i += 1; steps = Int(args[i]) ?? 0   // exactly this many steps, no table (allocation counts)
         case "--columns": i += 1; Conv2d.columnBudget = Int(args[i]) ?? Conv2d.columnBudget
+        case "--fuse-stem": i += 1; ConvBatchNorm.enabled = args[i] != "0"
         default: throw LDError("ld-bench engine: unknown argument '\(args[i])'")
         }
         i += 1
@@ -285,6 +287,7 @@ func layerBench(_ args: [String]) throws {
         case "--only": i += 1; only = args[i]
         case "--steps": i += 1; steps = Int(args[i]) ?? steps
         case "--threads": i += 1; threads = Int(args[i]) ?? threads
+        case "--fuse-stem": i += 1; ConvBatchNorm.enabled = args[i] != "0"
         default: throw LDError("ld-bench layers: unknown argument '\(args[i])'")
         }
         i += 1
@@ -323,6 +326,7 @@ func layerBench(_ args: [String]) throws {
             switch l {
             case let cv as Conv2d: name = "conv \(cv.weight.name)"
             case let bn as BatchNorm2d: name = "bn \(bn.name)"
+            case let f as ConvBatchNorm: name = "conv+bn \(f.bn.name)"
             case let bb as BasicBlock: name = "block \(bb.conv1.weight.name.dropLast(13))"
             default: name = "\(type(of: l))"
             }

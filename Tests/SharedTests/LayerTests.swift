@@ -203,6 +203,61 @@ final class LayerTests: XCTestCase {
         }
     }
 
+    /// ConvBatchNorm (the recomputing first ConvNet block) against Conv2d then BatchNorm2d(relu, pool) with
+    /// the same parameters: train, eval and the BN-statistics hook; forward, statistics and dγ, dβ exact,
+    /// dW, db and dx to rounding; then finite differences through the fused layer itself.
+    func testConvBatchNormMatchesTheTwoLayers() {
+        var rng = SplitMix64(seed: 31)
+        for (cin, k, bias, h, mode) in [(1, 5, true, 8, "train"), (3, 4, false, 7, "train"), (1, 5, true, 6, "eval"),
+                                          (3, 4, true, 6, "hook")] {
+            let conv = Conv2d(cin, k, kernel: 3, padding: 1, bias: bias), bn = BatchNorm2d(k, relu: true, pool: true)
+            let conv2 = Conv2d(cin, k, kernel: 3, padding: 1, bias: bias), bn2 = BatchNorm2d(k, relu: true, pool: true)
+            conv.initialize(&rng, .pytorchDefault)
+            rng.fillNormal(bn.weight.value, mean: 1, std: 0.3); rng.fillNormal(bn.bias.value, std: 0.3)
+            rng.fillUniform(bn.runningMean, -0.5, 0.5); rng.fillUniform(bn.runningVar, 0.5, 2)
+            for (a, b) in zip(conv2.parameters + bn2.parameters, conv.parameters + bn.parameters) { a.value.copy(from: b.value) }
+            bn2.runningMean.copy(from: bn.runningMean); bn2.runningVar.copy(from: bn.runningVar)
+            let fused = ConvBatchNorm(conv2, bn2)
+            for l in [conv, bn] as [Layer] + [fused] { l.training = mode == "train" }
+            bn.captureBatchStatistics = mode == "hook"; bn2.captureBatchStatistics = mode == "hook"
+            let x = randomTensor([cin, 3, h, h], &rng)
+            let labels: [Int32] = [1, 0, 1]
+            let y = labels.withUnsafeBufferPointer { l -> [Float] in
+                bn.classLabels = l.baseAddress; bn2.classLabels = l.baseAddress
+                defer { bn.classLabels = nil; bn2.classLabels = nil }
+                let yf = fused.forward(x).array
+                XCTAssertEqual(yf, bn.forward(conv.forward(x)).array, "\(mode): forward")
+                return yf
+            }
+            XCTAssertEqual(y.count, k * 3 * (h / 2) * (h / 2))
+            XCTAssertEqual(bn2.runningMean.array, bn.runningMean.array)
+            XCTAssertEqual(bn2.runningVar.array, bn.runningVar.array)
+            XCTAssertEqual(bn2.classStatistics!.sum, bn.classStatistics!.sum)
+            if mode == "hook" {
+                XCTAssertEqual(bn2.batchVariance.array, bn.batchVariance.array)
+                rng.fillNormal(bn.dBatchMean, std: 1); rng.fillNormal(bn.dBatchVariance, std: 1)
+                bn2.dBatchMean.copy(from: bn.dBatchMean); bn2.dBatchVariance.copy(from: bn.dBatchVariance)
+            }
+            let r = randomTensor(bn.output.shape, &rng)
+            let dx = fused.backward(Tensor(shape: r.shape, values: r.array))!.array
+            let dx2 = conv.backward(bn.backward(Tensor(shape: r.shape, values: r.array))!)!.array
+            XCTAssertEqual(bn2.weight.grad.array, bn.weight.grad.array, "\(mode): dγ")
+            XCTAssertEqual(bn2.bias.grad.array, bn.bias.grad.array, "\(mode): dβ")
+            func close(_ a: [Float], _ b: [Float], _ what: String) {
+                let scale = b.map { abs($0) }.max() ?? 1
+                XCTAssertEqual(a.count, b.count)
+                for (u, v) in zip(a, b) { XCTAssertEqual(u, v, accuracy: 1e-5 * max(scale, 1), "\(mode): \(what)") }
+            }
+            close(dx, dx2, "dx")
+            close(conv2.weight.grad.array, conv.weight.grad.array, "dW")
+            if bias { close(conv2.bias!.grad.array, conv.bias!.grad.array, "db") }
+            XCTAssertTrue(bn2.dBatchMean.array.allSatisfy { $0 == 0 }, "the hook's gradients are consumed")
+            if mode != "hook" {
+                checkLayer("conv+bn \(mode) \(cin)->\(k) \(h)x\(h)", fused, input: x, samples: 24, eps: 2e-3, atol: 1e-2)
+            }
+        }
+    }
+
     /// The hook path alone: loss = Σ a·μ + Σ b·σ² of the input's batch statistics, in eval mode.
     func testBatchNormHookGradient() {
         var rng = SplitMix64(seed: 4)

@@ -48,10 +48,10 @@ final class ModelTests: XCTestCase {
         let x = randomTensor([5, 1, 6, 6], &rng)
         let labels: [Int32] = [2, 0, 2, 1, 2]
         labels.withUnsafeBufferPointer { _ = m.forward(x, classLabels: $0.baseAddress) }
-        // direct: BN input of layer 0 is conv0's output (C,N,H,W); compute class 2's stats from it
-        let conv = m.layers[0] as! Conv2d
-        _ = m.forward(x)
-        let y = conv.output, c = 3, hw = 36
+        // direct: BN input of layer 0 is conv0's output (C,N,H,W), which the fused first block does not keep:
+        // run its convolution alone (a one-channel NCHW batch is already channel-major)
+        let conv = (m.layers[0] as! ConvBatchNorm).conv
+        let y = conv.forward(Tensor(shape: [1, 5, 6, 6], values: x.array)), c = 3, hw = 36
         let stats = m.batchNorms[0].classStatistics!
         for k in 0..<3 {
             let imgs = labels.indices.filter { Int(labels[$0]) == k }
@@ -130,7 +130,7 @@ final class ModelTests: XCTestCase {
                 if !shared {
                     for l in m.layers {
                         (l as? Conv2d)?.gradientPool = nil; (l as? BatchNorm2d)?.gradientPool = nil
-                        (l as? BasicBlock)?.gradientPool = nil
+                        (l as? BasicBlock)?.gradientPool = nil; (l as? ConvBatchNorm)?.gradientPool = nil
                     }
                 }
                 let x = randomTensor([4, config.channels, config.imageSize, config.imageSize], &rng)

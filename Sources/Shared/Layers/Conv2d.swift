@@ -276,7 +276,7 @@ public final class Conv2d: Layer {
 
     /// columns[(c,i,j), (img−n0, oh, ow)] = x[c, img, oh·s − pad + i, ow·s − pad + j] (0 outside), for the
     /// images n0..<n1 of a batch of n. Parallel over rows.
-    private func im2col(_ x: UnsafePointer<Float>, _ cols: UnsafeMutablePointer<Float>, channels: Int,
+    func im2col(_ x: UnsafePointer<Float>, _ cols: UnsafeMutablePointer<Float>, channels: Int,
                         n: Int, n0: Int, n1: Int, h: Int, w: Int, ho: Int, wo: Int) {
         let k = kernel, s = stride, pad = padding, rows = channels * k * k
         let howo = ho * wo, pc = (n1 - n0) * howo, hw = h * w
@@ -335,12 +335,14 @@ public final class Conv2d: Layer {
     }
 
     /// dx[c, img, ih, iw] = Σ dcolumns[(c,i,j), (img−n0, oh, ow)] over the taps that read it, for the images
-    /// n0..<n1 (their planes are overwritten). Parallel over channels.
-    private func col2im(_ cols: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>,
-                        n: Int, n0: Int, n1: Int, h: Int, w: Int, ho: Int, wo: Int) {
+    /// n0..<n1 (their planes are overwritten). Parallel over channels unless `parallel` is false (a caller
+    /// that is itself one of the workers).
+    func col2im(_ cols: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>,
+                n: Int, n0: Int, n1: Int, h: Int, w: Int, ho: Int, wo: Int, parallel: Bool = true) {
         let k = kernel, s = stride, pad = padding
         let howo = ho * wo, pc = (n1 - n0) * howo, hw = h * w
-        Engine.parallelRange(inChannels) { c0, c1 in
+        Engine.parallelRange(parallel ? inChannels : 1) { r0, r1 in
+            let (c0, c1) = parallel ? (r0, r1) : (0, inChannels)
             for c in c0..<c1 {
                 (dx + (c * n + n0) * hw).update(repeating: 0, count: (n1 - n0) * hw)
                 for i in 0..<k {

@@ -38,7 +38,8 @@ public final class Model {
                 // BN → ReLU → avg-pool 2 as one fused layer (the un-pooled activation is never stored)
                 let bn = BatchNorm2d(config.width, relu: true, pool: true, name: "blocks.\(d).bn")
                 conv.initialize(&rng, .pytorchDefault)
-                layers += [conv, bn]
+                // the first block's small-input convolution is recomputed rather than stored (ConvBatchNorm)
+                if ConvBatchNorm.suits(conv, bn) { layers.append(ConvBatchNorm(conv, bn)) } else { layers += [conv, bn] }
                 bns.append(bn)
                 c = config.width; res /= 2
             }
@@ -75,6 +76,7 @@ public final class Model {
             case let c as Conv2d: c.gradientPool = gradients
             case let b as BatchNorm2d: b.gradientPool = gradients
             case let b as BasicBlock: b.gradientPool = gradients
+            case let f as ConvBatchNorm: f.gradientPool = gradients
             default: break
             }
         }
@@ -169,6 +171,10 @@ public final class Model {
                 let macs = cv.macs(n: 1, h: h, w: w)
                 (h, w) = cv.outputSize(h, w); c = cv.outChannels
                 line("conv\(cv.kernel)x\(cv.kernel)/\(cv.stride) \(cv.weight.name.dropLast(7))", params, macs)
+            case let f as ConvBatchNorm:
+                let macs = f.conv.macs(n: 1, h: h, w: w)
+                (h, w) = f.conv.outputSize(h, w); c = f.conv.outChannels; h /= 2; w /= 2
+                line("conv\(f.conv.kernel)x\(f.conv.kernel)/\(f.conv.stride)+batchnorm+relu+avgpool2 \(f.bn.name)", params, macs)
             case let bn as BatchNorm2d:
                 if bn.fusedPool { h /= 2; w /= 2 }
                 line("batchnorm\(bn.fusedReLU ? "+relu" : "")\(bn.fusedPool ? "+avgpool2" : "") \(bn.name)", params, 0)
@@ -197,6 +203,7 @@ public final class Model {
         for l in layers {
             switch l {
             case let c as Conv2d: total += c.macs(n: 1, h: h, w: w); (h, w) = c.outputSize(h, w)
+            case let f as ConvBatchNorm: total += f.conv.macs(n: 1, h: h, w: w); (h, w) = f.conv.outputSize(h, w); h /= 2; w /= 2
             case let b as BasicBlock:
                 total += b.conv1.macs(n: 1, h: h, w: w)
                 let (ho, wo) = b.conv1.outputSize(h, w)
