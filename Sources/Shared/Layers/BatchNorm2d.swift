@@ -386,7 +386,15 @@ private func unpool(_ gq: UnsafePointer<Float>, _ up: UnsafeMutablePointer<Float
     if h != 2 * ho || w != 2 * wo { up.update(repeating: 0, count: h * w) }
     for r in 0..<ho {
         let u0 = up + 2 * r * w, u1 = u0 + w, gg = gq + r * wo
-        for q in 0..<wo { let v = 0.25 * gg[q]; u0[2 * q] = v; u0[2 * q + 1] = v; u1[2 * q] = v; u1[2 * q + 1] = v }
+        var q = 0
+        while q + 4 <= wo {   // (g0, g0, g1, g1, ...) is two unpack instructions
+            let g = 0.25 * load4(gg + q)
+            let v = SIMD8(g[0], g[0], g[1], g[1], g[2], g[2], g[3], g[3])
+            UnsafeMutableRawPointer(u0 + 2 * q).storeBytes(of: v, as: SIMD8<Float>.self)
+            UnsafeMutableRawPointer(u1 + 2 * q).storeBytes(of: v, as: SIMD8<Float>.self)
+            q += 4
+        }
+        while q < wo { let v = 0.25 * gg[q]; u0[2 * q] = v; u0[2 * q + 1] = v; u1[2 * q] = v; u1[2 * q + 1] = v; q += 1 }
     }
 }
 
