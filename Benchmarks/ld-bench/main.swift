@@ -3,6 +3,7 @@
 //   ld-bench                 everything: engine workloads, the recover loop, then the stream benchmark
 //   ld-bench engine [--secs S] [--threads T] [--only NAME]
 //                   [--winograd MINCHANNELS (0: off)] [--winograd-tile 2|4] [--winograd-min-size S] [--winograd-dw 0|1]
+//                   [--fuse-stem 0|1 (ConvNet's first block as ConvBatchNorm)]
 //   ld-bench stream
 //   ld-bench recover [--secs S] [--threads T]   ld-recover's loop, images x iterations per second
 //   ld-bench layers [--only NAME] [--steps S] [--threads T]   per-layer forward/backward ms (development)
@@ -34,7 +35,7 @@ do {
     case "layers":
         try layerBench(Array(benchArgs.dropFirst()))
     default:
-        print("usage: ld-bench [engine [--secs S] [--threads T] [--only NAME] | recover [--secs S] [--threads T] | stream | conv [T] | gemm]")
+        print("usage: ld-bench [engine [--secs S] [--threads T] [--only NAME] | recover [--secs S] [--threads T] | stream | layers [--only NAME] | conv [T] | gemm]")
         exit(2)
     }
 } catch {
