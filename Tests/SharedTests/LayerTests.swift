@@ -204,12 +204,18 @@ final class LayerTests: XCTestCase {
     }
 
     /// ConvBatchNorm (the recomputing first ConvNet block) against Conv2d then BatchNorm2d(relu, pool) with
-    /// the same parameters: train, eval and the BN-statistics hook; forward, statistics and dγ, dβ exact,
-    /// dW, db and dx to rounding; then finite differences through the fused layer itself.
+    /// the same parameters: train, eval and the BN-statistics hook; outputs, statistics and gradients to
+    /// rounding (its per-image GEMMs may round differently from one over the batch, depending on OpenBLAS's
+    /// kernels); then finite differences through the fused layer itself.
     func testConvBatchNormMatchesTheTwoLayers() {
         var rng = SplitMix64(seed: 31)
         for (cin, k, bias, h, mode) in [(1, 5, true, 8, "train"), (3, 4, false, 7, "train"), (1, 5, true, 6, "eval"),
                                           (3, 4, true, 6, "hook")] {
+            func close(_ a: [Float], _ b: [Float], _ what: String) {
+                let scale = b.map { abs($0) }.max() ?? 1
+                XCTAssertEqual(a.count, b.count, "\(mode): \(what)")
+                for (u, v) in zip(a, b) { XCTAssertEqual(u, v, accuracy: 1e-5 * max(scale, 1), "\(mode): \(what)") }
+            }
             let conv = Conv2d(cin, k, kernel: 3, padding: 1, bias: bias), bn = BatchNorm2d(k, relu: true, pool: true)
             let conv2 = Conv2d(cin, k, kernel: 3, padding: 1, bias: bias), bn2 = BatchNorm2d(k, relu: true, pool: true)
             conv.initialize(&rng, .pytorchDefault)
@@ -226,28 +232,26 @@ final class LayerTests: XCTestCase {
                 bn.classLabels = l.baseAddress; bn2.classLabels = l.baseAddress
                 defer { bn.classLabels = nil; bn2.classLabels = nil }
                 let yf = fused.forward(x).array
-                XCTAssertEqual(yf, bn.forward(conv.forward(x)).array, "\(mode): forward")
+                close(yf, bn.forward(conv.forward(x)).array, "forward")
                 return yf
             }
             XCTAssertEqual(y.count, k * 3 * (h / 2) * (h / 2))
-            XCTAssertEqual(bn2.runningMean.array, bn.runningMean.array)
-            XCTAssertEqual(bn2.runningVar.array, bn.runningVar.array)
-            XCTAssertEqual(bn2.classStatistics!.sum, bn.classStatistics!.sum)
+            close(bn2.runningMean.array, bn.runningMean.array, "running mean")
+            close(bn2.runningVar.array, bn.runningVar.array, "running variance")
+            XCTAssertEqual(bn2.classStatistics!.count, bn.classStatistics!.count)
+            close(bn2.classStatistics!.sum.map { Float($0) }, bn.classStatistics!.sum.map { Float($0) }, "class sums")
+            close(bn2.classStatistics!.sumSquares.map { Float($0) }, bn.classStatistics!.sumSquares.map { Float($0) }, "class squares")
             if mode == "hook" {
-                XCTAssertEqual(bn2.batchVariance.array, bn.batchVariance.array)
+                close(bn2.batchMean.array, bn.batchMean.array, "batch mean")
+                close(bn2.batchVariance.array, bn.batchVariance.array, "batch variance")
                 rng.fillNormal(bn.dBatchMean, std: 1); rng.fillNormal(bn.dBatchVariance, std: 1)
                 bn2.dBatchMean.copy(from: bn.dBatchMean); bn2.dBatchVariance.copy(from: bn.dBatchVariance)
             }
             let r = randomTensor(bn.output.shape, &rng)
             let dx = fused.backward(Tensor(shape: r.shape, values: r.array))!.array
             let dx2 = conv.backward(bn.backward(Tensor(shape: r.shape, values: r.array))!)!.array
-            XCTAssertEqual(bn2.weight.grad.array, bn.weight.grad.array, "\(mode): dγ")
-            XCTAssertEqual(bn2.bias.grad.array, bn.bias.grad.array, "\(mode): dβ")
-            func close(_ a: [Float], _ b: [Float], _ what: String) {
-                let scale = b.map { abs($0) }.max() ?? 1
-                XCTAssertEqual(a.count, b.count)
-                for (u, v) in zip(a, b) { XCTAssertEqual(u, v, accuracy: 1e-5 * max(scale, 1), "\(mode): \(what)") }
-            }
+            close(bn2.weight.grad.array, bn.weight.grad.array, "dγ")
+            close(bn2.bias.grad.array, bn.bias.grad.array, "dβ")
             close(dx, dx2, "dx")
             close(conv2.weight.grad.array, conv.weight.grad.array, "dW")
             if bias { close(conv2.bias!.grad.array, conv.bias!.grad.array, "db") }

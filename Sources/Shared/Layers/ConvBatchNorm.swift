@@ -12,8 +12,9 @@ import COpenBLAS
 /// gradient. Only the im2col columns of the batch (C·k·k·N·H·W floats) are kept.
 ///
 /// The arithmetic is `Conv2d`'s and `BatchNorm2d`'s (the same parameter objects, names, running and class
-/// statistics, BN-statistics hook): the forward output, the statistics and dγ, dβ are bit-identical to the
-/// two layers run apart; dW, db and dx are equal up to summation order.
+/// statistics, BN-statistics hook), so results equal the two layers run apart up to rounding: a GEMM per
+/// image may round differently from one over the batch (with OpenBLAS's SkylakeX kernels the forward pass
+/// and the statistics come out bit-identical), and dW, db and dx are summed in another order.
 public final class ConvBatchNorm: Layer {
     public let conv: Conv2d, bn: BatchNorm2d
     public var parameters: [Parameter] { conv.parameters + bn.parameters }
