@@ -133,6 +133,7 @@ public final class ConvBatchNorm: Layer {
         precondition(dy.count == k * n * tq, "ConvBatchNorm.backward: dy \(dy.shape), expected (\(k),\(n),\(ho / 2),\(wo / 2))")
         let wantDx = flags.wantsInputGrad, wantDp = flags.wantsParamGrads
         let workers = max(1, min(Engine.threads, n)), per = scratchPerWorker(t)
+        scratch.ensureShape(workers * per)   // (the thread count may have changed since forward)
         ensureSums(max(2 * k * n, workers * k))
         let ws = scratch.data, gp = UnsafePointer(dy.data), af = UnsafePointer(affine.data), sg = sums, sgx = sums + k * n
         // pass 1: per (channel, image) Σg and Σg·x of the masked, un-pooled gradient
