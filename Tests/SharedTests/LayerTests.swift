@@ -262,6 +262,25 @@ final class LayerTests: XCTestCase {
         }
     }
 
+    /// ConvBatchNorm's backward with more worker threads than its forward had: the same gradients.
+    func testConvBatchNormThreadCountChangeBetweenPasses() {
+        defer { Engine.threads = 2 }
+        var grads: [[Float]] = []
+        for threads in [(2, 2), (1, 2)] {
+            var r = SplitMix64(seed: 33)
+            let conv = Conv2d(1, 6, kernel: 3, padding: 1), bn = BatchNorm2d(6, relu: true, pool: true)
+            conv.initialize(&r, .pytorchDefault)
+            let fused = ConvBatchNorm(conv, bn)
+            let x = randomTensor([1, 5, 10, 10], &r)
+            Engine.threads = threads.0
+            let y = fused.forward(x)
+            Engine.threads = threads.1
+            let dx = fused.backward(randomTensor(y.shape, &r))!
+            grads.append(conv.weight.grad.array + dx.array)
+        }
+        for (u, v) in zip(grads[0], grads[1]) { XCTAssertEqual(u, v, accuracy: 1e-4) }
+    }
+
     /// The hook path alone: loss = Σ a·μ + Σ b·σ² of the input's batch statistics, in eval mode.
     func testBatchNormHookGradient() {
         var rng = SplitMix64(seed: 4)
