@@ -140,6 +140,32 @@ func winograd43ScratchFloats(h: Int, w: Int) -> Int {
     return max(4 * h * len + len + 24 * len, 16 * tw)   // input tiles (the gradient tiles need less), output rows
 }
 
+/// The four phases of one row of w floats, p[k·count + j] = row[4j + k + offset] for j < count (0 outside
+/// the row), offset −1 when `shifted` (the input tiles: a tile's six columns start at x0 − 1) or 0 (the
+/// gradient tiles). Sixteen pixels at a time, then one tile column at a time.
+@inline(__always)
+private func splitPhases(_ r: UnsafePointer<Float>, w: Int, count: Int, shifted: Bool, _ p: UnsafeMutablePointer<Float>) {
+    let p0 = p, p1 = p + count, p2 = p + 2 * count, p3 = p + 3 * count
+    var j = 0
+    while 4 * j + 16 <= w {   // x = 4j ... 4j+15; shifted: P1, P2, P3 at j...j+3 and P0 at j+1...j+4
+        let d = load16(r + 4 * j)
+        let e = d.evenHalf, o = d.oddHalf
+        if shifted {
+            store4(e.evenHalf, p1 + j); store4(o.evenHalf, p2 + j); store4(e.oddHalf, p3 + j); store4(o.oddHalf, p0 + j + 1)
+        } else {
+            store4(e.evenHalf, p0 + j); store4(o.evenHalf, p1 + j); store4(e.oddHalf, p2 + j); store4(o.oddHalf, p3 + j)
+        }
+        j += 4
+    }
+    let off = shifted ? -1 : 0
+    if shifted { p0[0] = 0 }   // x = −1: padding (the vector loop starts P0 at j + 1)
+    while j < count {
+        @inline(__always) func at(_ x: Int) -> Float { x >= 0 && x < w ? r[x] : 0 }
+        p0[j] = at(4 * j + off); p1[j] = at(4 * j + 1 + off); p2[j] = at(4 * j + 2 + off); p3[j] = at(4 * j + 3 + off)
+        j += 1
+    }
+}
+
 /// V = Bᵀ d B for every tile of one channel plane `c` of the images i0..<i1 (tiles numbered from 0 at image
 /// i0, row by row): `v` points at this channel's row of plane ξ = 0, `vs` is the stride between ξ planes.
 func winograd43InputTiles(_ x: UnsafePointer<Float>, c: Int, n: Int, h: Int, w: Int, i0: Int, i1: Int,
@@ -150,26 +176,7 @@ func winograd43InputTiles(_ x: UnsafePointer<Float>, c: Int, n: Int, h: Int, w: 
     zeros.update(repeating: 0, count: len)
         for img in i0..<i1 {
             let src = x + (c * n + img) * hw
-            for yy in 0..<h {
-                let r = src + yy * w, ph = phases + yy * 4 * len
-                let p0 = ph, p1 = ph + len, p2 = ph + 2 * len, p3 = ph + 3 * len
-                var j = 0
-                while 4 * j + 16 <= w {   // x = 4j ... 4j+15 → P1, P2, P3 at j...j+3 and P0 at j+1...j+4
-                    let d = load16(r + 4 * j)
-                    let e = d.evenHalf, o = d.oddHalf
-                    store4(e.evenHalf, p1 + j); store4(o.evenHalf, p2 + j); store4(e.oddHalf, p3 + j)
-                    store4(o.oddHalf, p0 + j + 1)
-                    j += 4
-                }
-                p0[0] = 0
-                while j < len {
-                    if j > 0 { p0[j] = 4 * j - 1 < w ? r[4 * j - 1] : 0 }
-                    p1[j] = 4 * j < w ? r[4 * j] : 0
-                    p2[j] = 4 * j + 1 < w ? r[4 * j + 1] : 0
-                    p3[j] = 4 * j + 2 < w ? r[4 * j + 2] : 0
-                    j += 1
-                }
-            }
+            for yy in 0..<h { splitPhases(src + yy * w, w: w, count: len, shifted: true, phases + yy * 4 * len) }
             for ty in 0..<th {
                 let y0 = 4 * ty - 1
                 @inline(__always) func row(_ r: Int, _ k: Int) -> UnsafePointer<Float> {
@@ -229,24 +236,7 @@ func winograd43GradientTiles(_ g: UnsafePointer<Float>, k: Int, n: Int, h: Int, 
     zeros.update(repeating: 0, count: tw)
     for img in i0..<i1 {
         let src = g + (k * n + img) * hw
-        for yy in 0..<h {
-            let r = src + yy * w, ph = phases + yy * 4 * tw
-            let p0 = ph, p1 = ph + tw, p2 = ph + 2 * tw, p3 = ph + 3 * tw
-            var j = 0
-            while 4 * j + 16 <= w {
-                let d = load16(r + 4 * j)
-                let e = d.evenHalf, o = d.oddHalf
-                store4(e.evenHalf, p0 + j); store4(o.evenHalf, p1 + j); store4(e.oddHalf, p2 + j); store4(o.oddHalf, p3 + j)
-                j += 4
-            }
-            while j < tw {
-                p0[j] = r[4 * j]   // 4j < w always (j < tw)
-                p1[j] = 4 * j + 1 < w ? r[4 * j + 1] : 0
-                p2[j] = 4 * j + 2 < w ? r[4 * j + 2] : 0
-                p3[j] = 4 * j + 3 < w ? r[4 * j + 3] : 0
-                j += 1
-            }
-        }
+        for yy in 0..<h { splitPhases(src + yy * w, w: w, count: tw, shifted: false, phases + yy * 4 * tw) }
         for ty in 0..<th {
             @inline(__always) func row(_ r: Int, _ s: Int) -> UnsafePointer<Float> {
                 let yy = 4 * ty + r
