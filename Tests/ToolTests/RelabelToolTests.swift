@@ -88,7 +88,6 @@ final class RelabelToolTests: ToolTestCase {
                             XCTAssertEqual(Float(Float16(row[order[j]])), Float(vals[i * kk + j]))
                         }
                     }
-                default: XCTFail("unexpected logits")
                 }
                 count += 1
             }

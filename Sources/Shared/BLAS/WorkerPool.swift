@@ -15,7 +15,7 @@ import Dispatch
 final class WorkerPool: @unchecked Sendable {
     typealias Body = (Int) -> Void
 
-    nonisolated(unsafe) static let shared = WorkerPool()
+    static let shared = WorkerPool()
 
     /// The running job (set only while `run` waits for it).
     private let slot: UnsafeMutablePointer<Body?>

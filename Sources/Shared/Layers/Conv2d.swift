@@ -306,10 +306,7 @@ public final class Conv2d: Layer {
             for r in r0..<r1 {
                 let c = r / (k * k), i = (r / k) % k, j = r % k
                 var dst = cols + r * pc
-                // Valid output columns for this j: iw = ow·s − pad + j in [0, w).
-                let owLo = max(0, (pad - j + s - 1) / s)
-                let lastJ = w - 1 + pad - j
-                let owHi = lastJ < 0 ? 0 : min(wo, lastJ / s + 1)
+                let (owLo, owHi) = validColumns(tap: j, w: w, wo: wo)
                 for img in n0..<n1 {
                     let src = x + (c * n + img) * hw
                     for oh in 0..<ho {
@@ -334,6 +331,13 @@ public final class Conv2d: Layer {
         }
     }
 
+    /// The output columns owLo..<owHi whose input column iw = ow·stride − padding + tap lies in [0, w)
+    /// (empty when owHi <= owLo).
+    @inline(__always) private func validColumns(tap j: Int, w: Int, wo: Int) -> (Int, Int) {
+        let s = stride, lastJ = w - 1 + padding - j
+        return (max(0, (padding - j + s - 1) / s), lastJ < 0 ? 0 : min(wo, lastJ / s + 1))
+    }
+
     /// dx[c, img, ih, iw] = Σ dcolumns[(c,i,j), (img−n0, oh, ow)] over the taps that read it, for the images
     /// n0..<n1 (their planes are overwritten). Parallel over channels unless `parallel` is false (a caller
     /// that is itself one of the workers).
@@ -348,9 +352,7 @@ public final class Conv2d: Layer {
                 for i in 0..<k {
                     for j in 0..<k {
                         var src = cols + ((c * k + i) * k + j) * pc
-                        let owLo = max(0, (pad - j + s - 1) / s)
-                        let lastJ = w - 1 + pad - j
-                        let owHi = lastJ < 0 ? 0 : min(wo, lastJ / s + 1)
+                        let (owLo, owHi) = validColumns(tap: j, w: w, wo: wo)
                         for img in n0..<n1 {
                             let dst = dx + (c * n + img) * hw
                             for oh in 0..<ho {

@@ -216,26 +216,35 @@ fileprivate func powInt(_ x: Double, _ n: Int) -> Double {
 ///     v = b2 * v + (1 - b2) * g^2
 ///     w = w - lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
 ///
-/// Parameters outside `decayScope` get wd = 0.
-public final class Adam: Optimizer {
+/// Parameters outside `decayScope` get wd = 0. `AdamW` is the same update with the decay decoupled.
+public class Adam: Optimizer {
     public let parameters: [Parameter]
     public var learningRate: Float
     public let beta1: Float, beta2: Float, eps: Float
     public let weightDecay: Float
     public var stepCount: Int = 0
+    /// AdamW: the decay shrinks the weights before the update instead of entering the gradient.
+    private let decoupled: Bool
     private let wd: [Float]
     private let slab: StateSlab
 
-    public init(_ parameters: [Parameter], learningRate: Float = 1e-3, betas: (Float, Float) = (0.9, 0.999),
-                eps: Float = 1e-8, weightDecay: Float = 0, decayScope: WeightDecayScope = .flagged) {
+    init(_ parameters: [Parameter], learningRate: Float, betas: (Float, Float), eps: Float, weightDecay: Float,
+         decayScope: WeightDecayScope, decoupled: Bool) {
         checkShapes(parameters)
         self.parameters = parameters
         self.learningRate = learningRate
         (beta1, beta2) = betas
         self.eps = eps
         self.weightDecay = weightDecay
+        self.decoupled = decoupled
         self.wd = decayRates(parameters, weightDecay, decayScope)
         self.slab = StateSlab(parameters: parameters, slots: 2)
+    }
+
+    public convenience init(_ parameters: [Parameter], learningRate: Float = 1e-3, betas: (Float, Float) = (0.9, 0.999),
+                            eps: Float = 1e-8, weightDecay: Float = 0, decayScope: WeightDecayScope = .flagged) {
+        self.init(parameters, learningRate: learningRate, betas: betas, eps: eps, weightDecay: weightDecay,
+                  decayScope: decayScope, decoupled: false)
     }
 
     deinit { slab.free() }
@@ -250,8 +259,10 @@ public final class Adam: Optimizer {
             let p = parameters[k]
             let n = p.value.count
             let m = slab.base + 2 * slab.offsets[k]
+            // AdamW as PyTorch: param.mul_(1 - lr * weight_decay), the factor computed in Python floats.
+            let shrink = decoupled ? Float(1 - Double(learningRate) * Double(wd[k])) : 1
             adamUpdate(p.value.data, p.grad.data, m, m + n, n, stepSize: stepSize, bc2Sqrt: bc2Sqrt,
-                       beta1: beta1, beta2: beta2, eps: eps, l2: wd[k], shrink: 1)
+                       beta1: beta1, beta2: beta2, eps: eps, l2: decoupled ? 0 : wd[k], shrink: shrink)
         }
     }
 }
@@ -265,44 +276,11 @@ public final class Adam: Optimizer {
 ///
 /// The default scope `.flagged` is the two-group recipe (lr 1e-3, wd 0.01 on kernels only) of SRe2L/CDA/LPLD
 /// and RethinkDC students.
-public final class AdamW: Optimizer {
-    public let parameters: [Parameter]
-    public var learningRate: Float
-    public let beta1: Float, beta2: Float, eps: Float
-    public let weightDecay: Float
-    public var stepCount: Int = 0
-    private let wd: [Float]
-    private let slab: StateSlab
-
+public final class AdamW: Adam {
     public init(_ parameters: [Parameter], learningRate: Float = 1e-3, betas: (Float, Float) = (0.9, 0.999),
                 eps: Float = 1e-8, weightDecay: Float = 0.01, decayScope: WeightDecayScope = .flagged) {
-        checkShapes(parameters)
-        self.parameters = parameters
-        self.learningRate = learningRate
-        (beta1, beta2) = betas
-        self.eps = eps
-        self.weightDecay = weightDecay
-        self.wd = decayRates(parameters, weightDecay, decayScope)
-        self.slab = StateSlab(parameters: parameters, slots: 2)
-    }
-
-    deinit { slab.free() }
-
-    public var stateBuffer: UnsafeMutableBufferPointer<Float> { slab.buffer }
-    public func resetState() { slab.clear(); stepCount = 0 }
-
-    public func step() {
-        stepCount += 1
-        let (stepSize, bc2Sqrt) = adamScalars(lr: learningRate, beta1: beta1, beta2: beta2, step: stepCount)
-        for k in 0..<parameters.count {
-            let p = parameters[k]
-            let n = p.value.count
-            let m = slab.base + 2 * slab.offsets[k]
-            // PyTorch: param.mul_(1 - lr * weight_decay), the factor computed in Python floats.
-            let shrink = Float(1 - Double(learningRate) * Double(wd[k]))
-            adamUpdate(p.value.data, p.grad.data, m, m + n, n, stepSize: stepSize, bc2Sqrt: bc2Sqrt,
-                       beta1: beta1, beta2: beta2, eps: eps, l2: 0, shrink: shrink)
-        }
+        super.init(parameters, learningRate: learningRate, betas: betas, eps: eps, weightDecay: weightDecay,
+                   decayScope: decayScope, decoupled: true)
     }
 }
 
