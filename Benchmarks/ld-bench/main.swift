@@ -1,17 +1,25 @@
 // ld-bench: the project's benchmarks (`make bench`). Not part of the product; prints one line per figure.
-//
-//   ld-bench                 everything: engine workloads, the recover loop, then the stream benchmark
-//   ld-bench engine [--secs S] [--threads T] [--only NAME]
-//                   [--winograd MINCHANNELS (0: off)] [--winograd-tile 2|4] [--winograd-min-size S] [--winograd-dw 0|1]
-//                   [--fuse-stem 0|1 (ConvNet's first block as ConvBatchNorm)]
-//   ld-bench stream
-//   ld-bench recover [--secs S] [--threads T]   ld-recover's loop, images x iterations per second
-//   ld-bench layers [--only NAME] [--steps S] [--threads T]   per-layer forward/backward ms (development)
-//   ld-bench conv [THREADS [WINOGRAD_MIN_TILES [WINOGRAD_BLOCK_FLOATS]]] | gemm   per-shape kernels (development)
+// `ld-bench --help` lists the benchmarks and their options.
 import Foundation
 import Shared
 
+let usage = """
+usage: ld-bench                 everything: engine workloads, the recover loop, then the stream benchmark
+       ld-bench engine [--secs S] [--threads T] [--only NAME]
+                       [--winograd MINCHANNELS (0: off)] [--winograd-tile 2|4] [--winograd-min-size S]
+                       [--winograd-dw 0|1] [--fuse-stem 0|1 (ConvNet's first block as ConvBatchNorm)]
+       ld-bench recover [--secs S] [--threads T]    ld-recover's loop, images x iterations per second
+       ld-bench stream                              record streams: write, read, zstd, MB/s
+       ld-bench layers [--only NAME] [--steps S] [--threads T]   per-layer forward/backward ms
+       ld-bench conv [THREADS [WINOGRAD_MIN_TILES [WINOGRAD_BLOCK_FLOATS]]]   per-shape convolutions
+       ld-bench gemm                                OpenBLAS sgemm GFLOP/s on the engine's shapes
+"""
+
 let benchArgs = Array(CommandLine.arguments.dropFirst())
+if benchArgs.contains("--help") || benchArgs.contains("-h") {
+    print(usage)
+    exit(0)
+}
 do {
     switch benchArgs.first {
     case nil:
@@ -35,7 +43,7 @@ do {
     case "layers":
         try layerBench(Array(benchArgs.dropFirst()))
     default:
-        print("usage: ld-bench [engine [--secs S] [--threads T] [--only NAME] | recover [--secs S] [--threads T] | stream | layers [--only NAME] | conv [T] | gemm]")
+        FileHandle.standardError.write("ld-bench: unknown benchmark '\(benchArgs[0])'\n\(usage)\n".data(using: .utf8)!)
         exit(2)
     }
 } catch {
