@@ -137,7 +137,44 @@ func winograd43Conv(_ x: UnsafePointer<Float>, inC: Int, n: Int, h: Int, w: Int,
 /// Floats of scratch one worker needs for the F(4×4) tile transforms of (h, w) planes.
 func winograd43ScratchFloats(h: Int, w: Int) -> Int {
     let tw = (w + 3) / 4, len = tw + 1
-    return max(4 * h * len + len + 24 * len, 16 * tw)   // input tiles (the gradient tiles need less), output rows
+    return max(4 * h * len + 4 * len + 24 * len, 16 * tw)   // input tiles (the gradient tiles need less), output rows
+}
+
+/// Bᵀ over six rows of `count` floats: o + r·stride = (Bᵀ (d0 ... d5))[r] for r < 6, four floats at a time.
+@inline(__always)
+private func rowTransform(_ d0: UnsafePointer<Float>, _ d1: UnsafePointer<Float>, _ d2: UnsafePointer<Float>,
+                          _ d3: UnsafePointer<Float>, _ d4: UnsafePointer<Float>, _ d5: UnsafePointer<Float>,
+                          _ o: UnsafeMutablePointer<Float>, stride: Int, count: Int) {
+    let o0 = o, o1 = o + stride, o2 = o + 2 * stride, o3 = o + 3 * stride, o4 = o + 4 * stride, o5 = o + 5 * stride
+    var q = 0
+    while q + 4 <= count {
+        let b = bt6(load4(d0 + q), load4(d1 + q), load4(d2 + q), load4(d3 + q), load4(d4 + q), load4(d5 + q))
+        store4(b.0, o0 + q); store4(b.1, o1 + q); store4(b.2, o2 + q); store4(b.3, o3 + q); store4(b.4, o4 + q); store4(b.5, o5 + q)
+        q += 4
+    }
+    while q < count {
+        let b = bt6(d0[q], d1[q], d2[q], d3[q], d4[q], d5[q])
+        o0[q] = b.0; o1[q] = b.1; o2[q] = b.2; o3[q] = b.3; o4[q] = b.4; o5[q] = b.5
+        q += 1
+    }
+}
+
+/// A over four rows of `count` floats: o + r·stride = (A (d0 ... d3))[r] for r < 6, four floats at a time.
+@inline(__always)
+private func rowTransform(_ d0: UnsafePointer<Float>, _ d1: UnsafePointer<Float>, _ d2: UnsafePointer<Float>,
+                          _ d3: UnsafePointer<Float>, _ o: UnsafeMutablePointer<Float>, stride: Int, count: Int) {
+    let o0 = o, o1 = o + stride, o2 = o + 2 * stride, o3 = o + 3 * stride, o4 = o + 4 * stride, o5 = o + 5 * stride
+    var q = 0
+    while q + 4 <= count {
+        let a = a6(load4(d0 + q), load4(d1 + q), load4(d2 + q), load4(d3 + q))
+        store4(a.0, o0 + q); store4(a.1, o1 + q); store4(a.2, o2 + q); store4(a.3, o3 + q); store4(a.4, o4 + q); store4(a.5, o5 + q)
+        q += 4
+    }
+    while q < count {
+        let a = a6(d0[q], d1[q], d2[q], d3[q])
+        o0[q] = a.0; o1[q] = a.1; o2[q] = a.2; o3[q] = a.3; o4[q] = a.4; o5[q] = a.5
+        q += 1
+    }
 }
 
 /// The four phases of one row of w floats, p[k·count + j] = row[4j + k + offset] for j < count (0 outside
@@ -171,36 +208,21 @@ private func splitPhases(_ r: UnsafePointer<Float>, w: Int, count: Int, shifted:
 func winograd43InputTiles(_ x: UnsafePointer<Float>, c: Int, n: Int, h: Int, w: Int, i0: Int, i1: Int,
                           _ v: UnsafeMutablePointer<Float>, vs: Int, scratch: UnsafeMutablePointer<Float>) {
     let th = (h + 3) / 4, tw = (w + 3) / 4, tilesPerImage = th * tw, hw = h * w, len = tw + 1
+    let run = 4 * len                                    // a row's four phases, one after another
     let phases = scratch                                 // (h, 4, len): the plane split into its 4 phases
-    let zeros = phases + 4 * h * len, rt = zeros + len   // rt: (6 rows, 4 phases, len) after Bᵀ over rows
-    zeros.update(repeating: 0, count: len)
+    let zeros = phases + h * run, rt = zeros + run       // rt: (6 rows, 4 phases, len) after Bᵀ over rows
+    zeros.update(repeating: 0, count: run)
         for img in i0..<i1 {
             let src = x + (c * n + img) * hw
-            for yy in 0..<h { splitPhases(src + yy * w, w: w, count: len, shifted: true, phases + yy * 4 * len) }
+            for yy in 0..<h { splitPhases(src + yy * w, w: w, count: len, shifted: true, phases + yy * run) }
             for ty in 0..<th {
                 let y0 = 4 * ty - 1
-                @inline(__always) func row(_ r: Int, _ k: Int) -> UnsafePointer<Float> {
+                @inline(__always) func row(_ r: Int) -> UnsafePointer<Float> {
                     let yy = y0 + r
-                    return yy >= 0 && yy < h ? UnsafePointer(phases + (yy * 4 + k) * len) : UnsafePointer(zeros)
+                    return yy >= 0 && yy < h ? UnsafePointer(phases + yy * run) : UnsafePointer(zeros)
                 }
-                // Bᵀ over the six rows, for each phase
-                for k in 0..<4 {
-                    let d0 = row(0, k), d1 = row(1, k), d2 = row(2, k), d3 = row(3, k), d4 = row(4, k), d5 = row(5, k)
-                    let o0 = rt + (0 * 4 + k) * len, o1 = rt + (1 * 4 + k) * len, o2 = rt + (2 * 4 + k) * len
-                    let o3 = rt + (3 * 4 + k) * len, o4 = rt + (4 * 4 + k) * len, o5 = rt + (5 * 4 + k) * len
-                    var q = 0
-                    while q + 4 <= len {
-                        let b = bt6(load4(d0 + q), load4(d1 + q), load4(d2 + q), load4(d3 + q), load4(d4 + q), load4(d5 + q))
-                        store4(b.0, o0 + q); store4(b.1, o1 + q); store4(b.2, o2 + q)
-                        store4(b.3, o3 + q); store4(b.4, o4 + q); store4(b.5, o5 + q)
-                        q += 4
-                    }
-                    while q < len {
-                        let b = bt6(d0[q], d1[q], d2[q], d3[q], d4[q], d5[q])
-                        o0[q] = b.0; o1[q] = b.1; o2[q] = b.2; o3[q] = b.3; o4[q] = b.4; o5[q] = b.5
-                        q += 1
-                    }
-                }
+                // Bᵀ over the six rows, all four phases in one run (narrow planes get whole vectors too)
+                rowTransform(row(0), row(1), row(2), row(3), row(4), row(5), rt, stride: run, count: run)
                 // Bᵀ over the six columns of every tile of the row
                 let t = (img - i0) * tilesPerImage + ty * tw
                 for i in 0..<6 {
@@ -231,34 +253,20 @@ func winograd43InputTiles(_ x: UnsafePointer<Float>, c: Int, n: Int, h: Int, w: 
 func winograd43GradientTiles(_ g: UnsafePointer<Float>, k: Int, n: Int, h: Int, w: Int, i0: Int, i1: Int,
                              _ z: UnsafeMutablePointer<Float>, zs: Int, scratch: UnsafeMutablePointer<Float>) {
     let th = (h + 3) / 4, tw = (w + 3) / 4, tilesPerImage = th * tw, hw = h * w
+    let run = 4 * tw                                   // a row's four phases, one after another
     let phases = scratch                               // (h, 4, tw): phase s holds columns 4j + s
-    let zeros = phases + 4 * h * tw, rt = zeros + tw   // rt: (6 rows, 4 phases, tw) after A over rows
-    zeros.update(repeating: 0, count: tw)
+    let zeros = phases + h * run, rt = zeros + run     // rt: (6 rows, 4 phases, tw) after A over rows
+    zeros.update(repeating: 0, count: run)
     for img in i0..<i1 {
         let src = g + (k * n + img) * hw
-        for yy in 0..<h { splitPhases(src + yy * w, w: w, count: tw, shifted: false, phases + yy * 4 * tw) }
+        for yy in 0..<h { splitPhases(src + yy * w, w: w, count: tw, shifted: false, phases + yy * run) }
         for ty in 0..<th {
-            @inline(__always) func row(_ r: Int, _ s: Int) -> UnsafePointer<Float> {
+            @inline(__always) func row(_ r: Int) -> UnsafePointer<Float> {
                 let yy = 4 * ty + r
-                return yy < h ? UnsafePointer(phases + (yy * 4 + s) * tw) : UnsafePointer(zeros)
+                return yy < h ? UnsafePointer(phases + yy * run) : UnsafePointer(zeros)
             }
-            for s in 0..<4 {
-                let d0 = row(0, s), d1 = row(1, s), d2 = row(2, s), d3 = row(3, s)
-                var q = 0
-                while q + 4 <= tw {
-                    let a = a6(load4(d0 + q), load4(d1 + q), load4(d2 + q), load4(d3 + q))
-                    store4(a.0, rt + (0 * 4 + s) * tw + q); store4(a.1, rt + (1 * 4 + s) * tw + q)
-                    store4(a.2, rt + (2 * 4 + s) * tw + q); store4(a.3, rt + (3 * 4 + s) * tw + q)
-                    store4(a.4, rt + (4 * 4 + s) * tw + q); store4(a.5, rt + (5 * 4 + s) * tw + q)
-                    q += 4
-                }
-                while q < tw {
-                    let a = a6(d0[q], d1[q], d2[q], d3[q])
-                    rt[(0 * 4 + s) * tw + q] = a.0; rt[(1 * 4 + s) * tw + q] = a.1; rt[(2 * 4 + s) * tw + q] = a.2
-                    rt[(3 * 4 + s) * tw + q] = a.3; rt[(4 * 4 + s) * tw + q] = a.4; rt[(5 * 4 + s) * tw + q] = a.5
-                    q += 1
-                }
-            }
+            // A over the four rows, all four phases in one run
+            rowTransform(row(0), row(1), row(2), row(3), rt, stride: run, count: run)
             let t = (img - i0) * tilesPerImage + ty * tw
             for i in 0..<6 {
                 let a = rt + i * 4 * tw, c0 = a, c1 = a + tw, c2 = a + 2 * tw, c3 = a + 3 * tw
