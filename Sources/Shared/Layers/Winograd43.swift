@@ -97,7 +97,15 @@ func winograd43Conv(_ x: UnsafePointer<Float>, inC: Int, n: Int, h: Int, w: Int,
                             u + xi * outC * inC, Int32(inC), v + xi * vs, Int32(tc), 0, m + xi * ms, Int32(tc))
             }
             // y = Aᵀ M A (+ bias): Aᵀ over the six rows of each column, then over the columns; the four output
-            // columns of a tile are four phases of the output row, interleaved at the end.
+            // columns of a tile are four phases of the output row, interleaved at the end. Planes narrower than
+            // four tiles take their vector lanes from consecutive tiles instead.
+            if tw < 4 {
+                for k in 0..<outC {
+                    winograd43NarrowOutput(m + k * tc, ms: ms, count: tc, bias: bias?[k] ?? 0,
+                                           y + (k * n + i0) * hw, h: h, w: w)
+                }
+                continue
+            }
             for k in 0..<outC {
                 let bk = bias?[k] ?? 0
                 for img in i0..<i1 {
@@ -131,6 +139,50 @@ func winograd43Conv(_ x: UnsafePointer<Float>, inC: Int, n: Int, h: Int, w: Int,
                 }
             }
         }
+    }
+}
+
+/// y = Aᵀ M A + bias for `count` consecutive tiles of one output channel (tiles numbered from 0 at the image
+/// `y` points at, row by row) on planes less than four tiles wide, where a row of tiles would leave most of a
+/// vector empty: the four lanes take four consecutive tiles (of one row, the next row or the next image),
+/// and each lane's 4×4 block is written where its tile lies, clipped at the plane's edge. `q` points at the
+/// channel's tiles in plane ξ = 0 of M, `ms` is the stride between ξ planes; the last vector may read up to
+/// three floats past the channel's tiles (M's planes are padded) and drops those lanes.
+private func winograd43NarrowOutput(_ q: UnsafePointer<Float>, ms: Int, count: Int, bias: Float,
+                                    _ y: UnsafeMutablePointer<Float>, h: Int, w: Int) {
+    let tw = (w + 3) / 4, th = (h + 3) / 4, hw = h * w
+    let b = SIMD4<Float>(repeating: bias)
+    var img = 0, ty = 0, tx = 0   // where the next tile lies
+    var t = 0
+    while t < count {
+        @inline(__always) func col(_ j: Int) -> (SIMD4<Float>, SIMD4<Float>, SIMD4<Float>, SIMD4<Float>) {
+            at4(load4(q + j * ms + t), load4(q + (6 + j) * ms + t), load4(q + (12 + j) * ms + t),
+                load4(q + (18 + j) * ms + t), load4(q + (24 + j) * ms + t), load4(q + (30 + j) * ms + t))
+        }
+        let c0 = col(0), c1 = col(1), c2 = col(2), c3 = col(3), c4 = col(4), c5 = col(5)
+        @inline(__always) func row(_ e: (SIMD4<Float>, SIMD4<Float>, SIMD4<Float>, SIMD4<Float>))
+            -> (SIMD4<Float>, SIMD4<Float>, SIMD4<Float>, SIMD4<Float>) { (e.0 + b, e.1 + b, e.2 + b, e.3 + b) }
+        let r0 = row(at4(c0.0, c1.0, c2.0, c3.0, c4.0, c5.0)), r1 = row(at4(c0.1, c1.1, c2.1, c3.1, c4.1, c5.1))
+        let r2 = row(at4(c0.2, c1.2, c2.2, c3.2, c4.2, c5.2)), r3 = row(at4(c0.3, c1.3, c2.3, c3.3, c4.3, c5.3))
+        for l in 0..<min(4, count - t) {
+            let dst = y + img * hw + 4 * ty * w + 4 * tx
+            let rows = min(4, h - 4 * ty), cols = min(4, w - 4 * tx)
+            @inline(__always) func put(_ r: Int, _ e: (SIMD4<Float>, SIMD4<Float>, SIMD4<Float>, SIMD4<Float>)) {
+                guard r < rows else { return }
+                let o = dst + r * w
+                if cols == 4 {
+                    store4(SIMD4(e.0[l], e.1[l], e.2[l], e.3[l]), o)
+                } else {
+                    o[0] = e.0[l]
+                    if cols > 1 { o[1] = e.1[l] }
+                    if cols > 2 { o[2] = e.2[l] }
+                }
+            }
+            put(0, r0); put(1, r1); put(2, r2); put(3, r3)
+            tx += 1
+            if tx == tw { tx = 0; ty += 1; if ty == th { ty = 0; img += 1 } }
+        }
+        t += 4
     }
 }
 
