@@ -134,7 +134,7 @@ private func makeStep(_ w: Workload, _ model: Model, rng: inout BenchRNG) throws
         }
     case "relabel":
         model.training = false
-        return { _ = model.forward(x) }
+        return { _ = model.predict(x) }   // what ld-relabel runs: BatchNorm inside the convolutions
     default: // recover
         model.training = false
         model.captureBatchStatistics = true
@@ -274,6 +274,21 @@ func convShapesBench() {
         }
         conv.wantsParamGrads = false
         print(line)
+    }
+    // ResNet-18's stride-2 3x3 convolutions (first block of layers 2-4): im2col + GEMM only
+    for (c, hw, n) in [(64, 32, 64), (128, 16, 64), (256, 8, 64)] {
+        let conv = Conv2d(c, 2 * c, kernel: 3, stride: 2, padding: 1, bias: false)
+        conv.initialize(&rng)
+        let x = Tensor(shape: [c, n, hw, hw]); rng.fillNormal(x, std: 1)
+        let dy = Tensor(shape: [2 * c, n, hw / 2, hw / 2]); rng.fillNormal(dy, std: 1)
+        conv.wantsParamGrads = false
+        let f = timeit(secs: 0.4) { _ = conv.forward(x) }
+        let b = timeit(secs: 0.4) { _ = conv.backward(dy) }
+        conv.wantsParamGrads = true
+        _ = conv.forward(x)
+        let t = timeit(secs: 0.4) { _ = conv.backward(dy) }
+        print(String(format: "%dch->%dch %dx%d stride 2 n%d\tim2col fwd %.1f ms dx %.1f ms\ttrain: dx+dW %.1f ms",
+                     c, 2 * c, hw, hw, n, f * 1000, b * 1000, t * 1000))
     }
 }
 

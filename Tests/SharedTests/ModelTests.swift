@@ -155,6 +155,28 @@ final class ModelTests: XCTestCase {
         }
     }
 
+    /// `predict` (BatchNorm, residual addition and ReLU applied inside the Winograd convolutions) gives the same
+    /// logits as eval-mode `forward`, bit for bit, with BN statistics and affine parameters away from the
+    /// identity; on 16×16 inputs ResNet-18's last stage (2×2 planes) takes the unfused path, so both run.
+    func testPredictMatchesEvalForward() throws {
+        for config in [ModelConfig.resnet18(channels: 3, imageSize: 16, classes: 5),
+                       ModelConfig.convnet(width: 32, depth: 3, channels: 1, imageSize: 28, classes: 4)] {
+            var rng = SplitMix64(seed: 31)
+            let m = try Model(config, rng: &rng)
+            for b in m.batchNorms {
+                rng.fillUniform(b.runningMean, -0.5, 0.5); rng.fillUniform(b.runningVar, 0.5, 1.5)
+                rng.fillUniform(b.weight.value, 0.5, 1.5); rng.fillUniform(b.bias.value, -0.5, 0.5)
+            }
+            m.training = false
+            let x = randomTensor([3, config.channels, config.imageSize, config.imageSize], &rng)
+            let a = m.forward(x).array
+            let b = m.predict(x).array
+            XCTAssertEqual(a.count, b.count)
+            XCTAssertTrue(a.elementsEqual(b, by: { $0.bitPattern == $1.bitPattern }), config.arch)
+            XCTAssertTrue(a.elementsEqual(m.forward(x).array, by: { $0.bitPattern == $1.bitPattern }), "forward after predict")
+        }
+    }
+
     /// Two threads give the same results as one (up to GEMM summation order).
     func testThreadCountAgreement() throws {
         var rng = SplitMix64(seed: 26)

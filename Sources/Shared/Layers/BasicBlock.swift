@@ -75,6 +75,22 @@ public final class BasicBlock: Layer {
         input = x
         let b = bn2.forward(conv2.forward(bn1.forward(conv1.forward(x))))
         let s = downsample.map { $0.bn.forward($0.conv.forward(x)) } ?? x
+        return addReLU(b, s)
+    }
+
+    /// Eval-mode forward for inference (`Model.predict`): each BatchNorm, and the final addition and ReLU, are
+    /// applied by the convolution before it where it can (`Conv2d.forward(_:then:)`). The same values as
+    /// `forward`; the result may be conv2's output rather than the block's. No backward may follow.
+    public func predict(_ x: Tensor) -> Tensor {
+        input = nil
+        let s = downsample.map { d in d.conv.forward(x, then: d.bn) ?? d.bn.forward(d.conv.forward(x)) } ?? x
+        let a = conv1.forward(x, then: bn1) ?? bn1.forward(conv1.forward(x))
+        if let y = conv2.forward(a, then: bn2, residual: s, relu: true) { return y }
+        return addReLU(bn2.forward(conv2.forward(a)), s)
+    }
+
+    /// output = relu(b + s).
+    private func addReLU(_ b: Tensor, _ s: Tensor) -> Tensor {
         precondition(b.count == s.count, "BasicBlock: branch \(b.shape) vs shortcut \(s.shape)")
         output.reshapeLike(b)
         let bp = UnsafePointer(b.data), sp = UnsafePointer(s.data), yp = output.data

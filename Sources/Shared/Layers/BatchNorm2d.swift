@@ -101,6 +101,8 @@ public final class BatchNorm2d: Layer {
     private let scratchPlanes = Tensor(shape: [0])
     /// Cached for backward: the mean and 1/sqrt(var + eps) used by the last forward (C each), and its input.
     private let usedMean = Tensor(shape: [0]), usedInvStd = Tensor(shape: [0])
+    /// `inferenceAffine`'s scale and shift (C each).
+    private let inferenceScale = Tensor(shape: [0]), inferenceShift = Tensor(shape: [0])
     /// Per-(c, n) plane sums of the input (C·N), Double, for batch and class statistics.
     private var planeSum: UnsafeMutablePointer<Double>, planeSq: UnsafeMutablePointer<Double>
     private var planeCapacity = 0
@@ -123,7 +125,7 @@ public final class BatchNorm2d: Layer {
         runningVar = Tensor(shape: [channels])
         runningVar.fill(1)
         planeSum = .allocate(capacity: 1); planeSq = .allocate(capacity: 1)
-        for t in [batchMean, batchVariance, dBatchMean, dBatchVariance, usedMean, usedInvStd] { t.reshape([channels]) }
+        for t in [batchMean, batchVariance, dBatchMean, dBatchVariance, usedMean, usedInvStd, inferenceScale, inferenceShift] { t.reshape([channels]) }
     }
 
     deinit { planeSum.deallocate(); planeSq.deallocate() }
@@ -177,6 +179,16 @@ public final class BatchNorm2d: Layer {
         }
         accumulateClassStatistics(n: n, hw: hw)
         return output
+    }
+
+    /// Eval mode's per-channel map y = x·scale + shift (C each, owned by the layer) for a convolution to apply
+    /// in place of this layer's forward (`Conv2d.forward(_:then:)`); nil when forward does more than that (train
+    /// mode, the statistics hook, class statistics, fused pooling). ReLU is left to the caller (`fusedReLU`).
+    func inferenceAffine() -> (scale: UnsafePointer<Float>, shift: UnsafePointer<Float>)? {
+        guard !flags.training, !captureBatchStatistics, classLabels == nil, !fusedPool else { return nil }
+        let a = inferenceScale.data, b = inferenceShift.data
+        for c in 0..<channels { (a[c], b[c]) = channelAffine(c, sum: 0, squares: 0, count: 1, batch: false) }
+        return (UnsafePointer(a), UnsafePointer(b))
     }
 
     // MARK: - Pieces shared with ConvBatchNorm, which feeds this layer's math from recomputed tiles

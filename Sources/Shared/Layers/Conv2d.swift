@@ -145,11 +145,13 @@ public final class Conv2d: Layer {
 
     /// y (outC, n, h, w) = the 3×3 pad-1 convolution of x (inC, n, h, w) with transformed weights u.
     private func winograd(_ x: UnsafePointer<Float>, inC: Int, n: Int, h: Int, w: Int, _ u: UnsafePointer<Float>,
-                          outC: Int, bias: UnsafePointer<Float>?, _ y: UnsafeMutablePointer<Float>) {
+                          outC: Int, bias: UnsafePointer<Float>?, _ y: UnsafeMutablePointer<Float>,
+                          epilogue: ConvEpilogue? = nil) {
         if Conv2d.winogradTile == 4 {
             winograd43Conv(x, inC: inC, n: n, h: h, w: w, u, outC: outC, bias: bias, y, workspace: workspace,
-                           budget: Conv2d.winogradBlockFloats, minTiles: Conv2d.winogradMinTiles)
+                           budget: Conv2d.winogradBlockFloats, minTiles: Conv2d.winogradMinTiles, epilogue: epilogue)
         } else {
+            precondition(epilogue == nil, "Conv2d: an output epilogue needs the F(4x4) path")
             winogradConv(x, inC: inC, n: n, h: h, w: w, u, outC: outC, bias: bias, y, workspace: workspace,
                          budget: Conv2d.winogradBlockFloats, minTiles: Conv2d.winogradMinTiles)
         }
@@ -194,6 +196,27 @@ public final class Conv2d: Layer {
             // y[:, chunk] (K, Pc) = W (K, C·k·k) · columns (C·k·k, Pc)
             sgemm(outChannels, pc, ckk, weight.value.data, ws, beta: beta, y + n0 * howo, ldc: p)
         }
+        return output
+    }
+
+    /// Inference forward with the eval-mode BatchNorm `bn` that follows this layer (and then `residual` added
+    /// and ReLU, as a residual block ends) applied to each output channel while it is in cache (see
+    /// `ConvEpilogue`): the same values as `bn.forward(forward(x))` without BN's pass over the output. nil,
+    /// having done nothing, unless this is the F(4×4) Winograd path and `bn` has a plain affine map (eval mode,
+    /// no statistics hook or class statistics, no fused pooling); then call the layers one by one.
+    /// No backward may follow.
+    public func forward(_ x: Tensor, then bn: BatchNorm2d, residual: Tensor? = nil, relu: Bool = false) -> Tensor? {
+        guard x.shape.count == 4, bn.channels == outChannels, Conv2d.winogradTile == 4,
+              usesWinograd(height: x.shape[2], width: x.shape[3]), let affine = bn.inferenceAffine() else { return nil }
+        precondition(x.shape[0] == inChannels, "Conv2d: input \(x.shape), expected (\(inChannels),N,H,W)")
+        input = x
+        let n = x.shape[1], h = x.shape[2], w = x.shape[3]
+        output.ensureShape(outChannels, n, h, w)
+        if let r = residual { precondition(r.shape == output.shape, "Conv2d: residual \(r.shape), output \(output.shape)") }
+        let epilogue = ConvEpilogue(scale: affine.scale, shift: affine.shift, residual: residual.map { UnsafePointer($0.data) },
+                                    relu: relu || bn.fusedReLU)
+        winograd(x.data, inC: inChannels, n: n, h: h, w: w, winogradWeights(flipped: false), outC: outChannels,
+                 bias: bias.map { UnsafePointer($0.value.data) }, output.data, epilogue: epilogue)
         return output
     }
 

@@ -74,7 +74,8 @@ func winograd43Weights(_ g: UnsafePointer<Float>, co: Int, ci: Int, flipped: Boo
 /// bias when given; blocks as in `winogradConv`.
 func winograd43Conv(_ x: UnsafePointer<Float>, inC: Int, n: Int, h: Int, w: Int,
                     _ u: UnsafePointer<Float>, outC: Int, bias: UnsafePointer<Float>?,
-                    _ y: UnsafeMutablePointer<Float>, workspace: Workspace, budget: Int, minTiles: Int) {
+                    _ y: UnsafeMutablePointer<Float>, workspace: Workspace, budget: Int, minTiles: Int,
+                    epilogue: ConvEpilogue? = nil) {
     let th = (h + 3) / 4, tw = (w + 3) / 4, tilesPerImage = th * tw, hw = h * w
     let plan = WinogradBlocks(n: n, tilesPerImage: tilesPerImage, floatsPerTile: 36 * (inC + outC),
                               budget: budget, minTiles: minTiles)
@@ -103,6 +104,7 @@ func winograd43Conv(_ x: UnsafePointer<Float>, inC: Int, n: Int, h: Int, w: Int,
                 for k in 0..<outC {
                     winograd43NarrowOutput(m + k * tc, ms: ms, count: tc, bias: bias?[k] ?? 0,
                                            y + (k * n + i0) * hw, h: h, w: w)
+                    epilogue?.apply(channel: k, y, from: (k * n + i0) * hw, count: (i1 - i0) * hw)
                 }
                 continue
             }
@@ -137,7 +139,39 @@ func winograd43Conv(_ x: UnsafePointer<Float>, inC: Int, n: Int, h: Int, w: Int,
                         }
                     }
                 }
+                epilogue?.apply(channel: k, y, from: (k * n + i0) * hw, count: (i1 - i0) * hw)
             }
+        }
+    }
+}
+
+/// What an inference convolution does to each output channel's planes right after writing them, while they
+/// are still in cache, instead of a BatchNorm layer (and a residual block's addition) making a pass of their
+/// own over the whole output: y = y·scale[k] + shift[k], plus `residual` (y's layout), then ReLU. The same
+/// operations in the same order as those layers, so the values are the same (up to the sign of a zero).
+struct ConvEpilogue {
+    let scale: UnsafePointer<Float>, shift: UnsafePointer<Float>
+    let residual: UnsafePointer<Float>?
+    let relu: Bool
+
+    /// Applies channel k's affine map (and the residual, and ReLU) to y[from ..< from + count].
+    @inline(__always)
+    func apply(channel k: Int, _ y: UnsafeMutablePointer<Float>, from: Int, count: Int) {
+        let a = scale[k], b = shift[k], va = V16(repeating: a), vb = V16(repeating: b)
+        let p = y + from, r = residual.map { $0 + from }
+        var i = 0
+        while i + 16 <= count {
+            var v = load16(p + i) * va + vb
+            if let r { v += load16(r + i) }
+            if relu { v = v.replacing(with: 0, where: v .< 0) }
+            store16(v, p + i)
+            i += 16
+        }
+        while i < count {
+            var v = p[i] * a + b
+            if let r { v += r[i] }
+            p[i] = relu ? (v > 0 ? v : 0) : v
+            i += 1
         }
     }
 }

@@ -21,6 +21,8 @@ public final class Model {
     /// Input in channel-major layout (C,N,H,W) and the input gradient in NCHW.
     private let inputCNHW = Tensor(shape: [0])
     public let inputGrad = Tensor(shape: [0])
+    /// Whether the last pass was `predict` (no backward may follow it).
+    private var predicted = false
 
     /// Builds the model and draws its initial weights from `rng` (parameters in registration order).
     public init<G: RandomNumberGenerator>(_ config: ModelConfig, rng: inout G) throws {
@@ -120,20 +122,48 @@ public final class Model {
     /// x (N,C,H,W) → logits (N,K). When `classLabels` (N labels) is given, every BatchNorm layer also adds
     /// its input's per-class statistics to `classStatistics` (LPLD), in train or eval mode.
     public func forward(_ x: Tensor, classLabels: UnsafePointer<Int32>? = nil) -> Tensor {
-        precondition(x.shape.count == 4 && x.shape[1] == config.channels, "Model.forward: input \(x.shape), expected (N,\(config.channels),H,W)")
-        let n = x.shape[0], c = x.shape[1], h = x.shape[2], w = x.shape[3]
-        inputCNHW.ensureShape(c, n, h, w)
-        nchwToCNHW(x.data, inputCNHW.data, n: n, c: c, hw: h * w)
+        predicted = false
+        var t = toCNHW(x)
         if let labels = classLabels {
             for b in batchNorms {
                 if b.classStatistics == nil { b.classStatistics = ClassStatistics(classes: config.classes, channels: b.channels) }
                 b.classLabels = labels
             }
         }
-        var t = inputCNHW
         for l in layers { t = l.forward(t) }
         if classLabels != nil { for b in batchNorms { b.classLabels = nil } }
         return t
+    }
+
+    /// Eval-mode logits (N,K) of x (N,C,H,W) for inference (relabelling, online soft labels, accuracy): the
+    /// same values as `forward` in eval mode, but a convolution followed by a BatchNorm applies it (and a
+    /// residual block's addition and ReLU) while its output is still in cache, where the convolution can
+    /// (`Conv2d.forward(_:then:)`). No backward may follow.
+    public func predict(_ x: Tensor) -> Tensor {
+        precondition(!training, "Model.predict in train mode")
+        predicted = true
+        var t = toCNHW(x)
+        var i = 0
+        while i < layers.count {
+            if let c = layers[i] as? Conv2d, i + 1 < layers.count, let b = layers[i + 1] as? BatchNorm2d,
+               let y = c.forward(t, then: b) {
+                t = y; i += 2
+                continue
+            }
+            t = (layers[i] as? BasicBlock)?.predict(t) ?? layers[i].forward(t)
+            i += 1
+        }
+        return t
+    }
+
+    /// The batch x (N,C,H,W) in the engine's channel-major layout (C,N,H,W), in `inputCNHW`.
+    @discardableResult
+    private func toCNHW(_ x: Tensor) -> Tensor {
+        precondition(x.shape.count == 4 && x.shape[1] == config.channels, "Model: input \(x.shape), expected (N,\(config.channels),H,W)")
+        let n = x.shape[0], c = x.shape[1], h = x.shape[2], w = x.shape[3]
+        inputCNHW.ensureShape(c, n, h, w)
+        nchwToCNHW(x.data, inputCNHW.data, n: n, c: c, hw: h * w)
+        return inputCNHW
     }
 
     /// Given dL/dlogits (N,K) for the last forward: accumulates parameter gradients when `paramGrads`
@@ -141,6 +171,7 @@ public final class Model {
     /// (N,C,H,W, owned by the model) when `inputGrad`, else nil.
     @discardableResult
     public func backward(_ dLogits: Tensor, inputGrad wantInput: Bool = false, paramGrads: Bool = true) -> Tensor? {
+        precondition(!predicted, "Model.backward after predict (use forward)")
         for l in layers { l.wantsParamGrads = paramGrads }
         layers[0].wantsInputGrad = wantInput
         var g: Tensor? = dLogits

@@ -218,7 +218,7 @@ public final class RecoverSynthesizer {
         while start < n {
             let m = min(chunk, n - start)
             normalize(pixels[(start * imageSize)..<((start + m) * imageSize)], count: m, into: evalInput)
-            let logits = model.forward(evalInput)
+            let logits = model.predict(evalInput)
             let k = logits.shape[1]
             for b in 0..<m {
                 let row = logits.data + b * k

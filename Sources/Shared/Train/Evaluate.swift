@@ -34,7 +34,7 @@ extension Model {
         while start < data.count {
             let end = min(start + batchSize, data.count)
             let x = loader.load(Array(start..<end))
-            let logits = forward(x)
+            let logits = predict(x)
             let n = end - start
             let p = logits.data
             for i in 0..<n {

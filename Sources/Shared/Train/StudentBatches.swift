@@ -250,7 +250,7 @@ public final class StudentBatchMaker {
     public func online(_ draw: StudentBatchDraw, teacher: Model) -> (input: Tensor, target: StudentTarget) {
         let x = input(draw)
         teacher.training = false
-        let t = teacher.forward(x)
+        let t = teacher.predict(x)
         targetLogits.ensureShape(t.shape[0], t.shape[1])
         targetLogits.copy(from: t)
         return (x, .logits(targetLogits))
