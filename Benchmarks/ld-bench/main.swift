@@ -7,7 +7,9 @@ let usage = """
 usage: ld-bench                 everything: engine workloads, the recover loop, then the stream benchmark
        ld-bench engine [--secs S] [--threads T] [--only NAME]
                        [--winograd MINCHANNELS (0: off)] [--winograd-tile 2|4] [--winograd-min-size S]
-                       [--winograd-dw 0|1] [--fuse-stem 0|1 (ConvNet's first block as ConvBatchNorm)]
+                       [--winograd-dw 0|1] [--winograd-block FLOATS] [--winograd-min-tiles N]
+                       [--columns FLOATS (im2col chunk)] [--fuse-stem 0|1 (ConvNet's first block as ConvBatchNorm)]
+                       [--steps N (exactly N steps, no table: allocation counts)]
        ld-bench recover [--secs S] [--threads T]    ld-recover's loop, images x iterations per second
        ld-bench stream                              record streams: write, read, zstd, MB/s
        ld-bench layers [--only NAME] [--steps S] [--threads T]   per-layer forward/backward ms
