@@ -157,7 +157,6 @@ public final class Model {
     }
 
     /// The batch x (N,C,H,W) in the engine's channel-major layout (C,N,H,W), in `inputCNHW`.
-    @discardableResult
     private func toCNHW(_ x: Tensor) -> Tensor {
         precondition(x.shape.count == 4 && x.shape[1] == config.channels, "Model: input \(x.shape), expected (N,\(config.channels),H,W)")
         let n = x.shape[0], c = x.shape[1], h = x.shape[2], w = x.shape[3]
