@@ -1,8 +1,29 @@
 // swift-tools-version:6.0
 // ld: dataset distillation (SRe2L, CDA, LPLD, RethinkDC) as small Unix tools on one tensor engine.
+//
+// The shared code is five layers, lowest first; each module imports only the ones below it, so the
+// compiler enforces the layering (ARCHITECTURE.md draws it):
+//
+//   LDKernels   tensors, sgemm and the worker pool, counter-based random numbers, files, errors, hashes
+//   LDRecords   the framed record-stream format: header, records, reader, writer, the record payloads
+//   LDData      data sets, image codecs, normalisation, image grids, crop boxes on images
+//   LDNetworks  layers, models (one file per architecture), losses, optimisers, augmentations
+//   LDJobs      the distillation jobs: squeeze, recover, relabel, prune, train, scores
+//   LDCommand   the command-line vocabulary the five tools share (option groups, exit codes, progress)
+//
+// Each tool (Sources/ld-*) is its command line plus the call of one job.
 import PackageDescription
 
 let tools = ["ld-squeeze", "ld-recover", "ld-relabel", "ld-prune", "ld-train"]
+
+// Hot loops share raw buffers across worker threads (disjoint slices) and are written against pointers,
+// so exclusivity checks only cost; cross-module optimisation keeps small accessors of the lower layers
+// inlinable in the layers above.
+let engineFlags: [SwiftSetting] = [.unsafeFlags(["-enforce-exclusivity=unchecked", "-cross-module-optimization"])]
+
+func layer(_ name: String, _ dependencies: [Target.Dependency]) -> Target {
+    .target(name: name, dependencies: dependencies, swiftSettings: engineFlags)
+}
 
 let package = Package(
     name: "ld",
@@ -17,23 +38,24 @@ let package = Package(
         .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
         .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
-        .target(
-            name: "Shared",
-            dependencies: [
-                "COpenBLAS", "CPNG", "CZstd", "CZlib",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            ],
-            swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked"])]
-        ),
+
+        layer("LDKernels", ["COpenBLAS"]),
+        layer("LDRecords", ["LDKernels", "CZstd"]),
+        layer("LDData", ["LDKernels", "LDRecords", "CPNG", "CZlib"]),
+        layer("LDNetworks", ["LDKernels", "LDRecords", "LDData", "COpenBLAS"]),
+        layer("LDJobs", ["LDKernels", "LDRecords", "LDData", "LDNetworks"]),
+        layer("LDCommand", ["LDKernels", "LDRecords", "LDData", "LDNetworks", "LDJobs",
+                            .product(name: "ArgumentParser", package: "swift-argument-parser")]),
     ] + tools.map { tool in
         .executableTarget(
             name: tool,
-            dependencies: ["Shared", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["LDCommand", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         )
     } + [
-        .executableTarget(name: "ld-bench", dependencies: ["Shared"], path: "Benchmarks/ld-bench"),
-        .testTarget(name: "SharedTests", dependencies: ["Shared"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "ToolTests", dependencies: ["Shared"]),
+        .executableTarget(name: "ld-bench", dependencies: ["LDJobs"], path: "Benchmarks/ld-bench",
+                          swiftSettings: engineFlags),
+        .testTarget(name: "UnitTests", dependencies: ["LDJobs"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "ToolTests", dependencies: ["LDJobs"]),
     ],
     // Swift 6 tools, Swift 5 language mode: the engine shares raw buffers across worker threads on purpose
     // (disjoint slices), which strict concurrency checking cannot express without noise.

@@ -1,5 +1,5 @@
 // libFuzzer target for the record-stream reader (built by fuzz/run.sh with swiftc -sanitize=fuzzer, together
-// with Sources/Shared/Records and Sources/Shared/Internal as one module; no ArgumentParser, no other Shared code).
+// with Sources/LDRecords and the file and error helpers of Sources/LDKernels as one module; nothing else).
 //
 // Every input must either read cleanly or fail with an LDError; any other error, a trap, a sanitizer report,
 // or memory growth beyond -rss_limit_mb is a bug.
@@ -42,7 +42,7 @@ public func fuzzInitialize(_ argc: UnsafeMutablePointer<Int32>, _ argv: UnsafeMu
                 for i in 0..<3 { try w.write(ImageRecord(index: UInt64(i), label: UInt32(i), pixels: [1, 2, 3, UInt8(i)])) }
             }
             let labels = try stream(StreamHeader(kind: .labels, producer: "fuzz", version: "0", classes: 3, meta: ["ipc": .int(1)])) { w in
-                let crops = [LabelBox(top: 1, left: 2, height: 3, width: 4), .zero]
+                let crops = [CropBox(top: 1, left: 2, height: 3, width: 4), .zero]
                 try w.write(LabelBatchRecord(batch: 0, epoch: 0, classes: 3, indices: [0, 1], crops: crops, flips: [true, false],
                                              logits: .half([1, 2, 3, 4, 5, 6])))
                 try w.write(LabelBatchRecord(batch: 1, epoch: 0, classes: 3, indices: [1, 0], crops: crops, flips: [false, true],

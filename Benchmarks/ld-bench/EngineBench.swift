@@ -2,7 +2,11 @@
 // second, next to the OpenBLAS sgemm rate measured in the same run.
 import Foundation
 import COpenBLAS
-import Shared
+import LDKernels
+import LDRecords
+import LDData
+import LDNetworks
+import LDJobs
 
 /// SplitMix64 for benchmark inputs (bench-local).
 private struct BenchRNG: RandomNumberGenerator {

@@ -4,7 +4,11 @@
 // workload), so the cost of the loop's own work (crop, flip, roll and their backwards, clamp, draws) shows as
 // a ratio measured in one run.
 import Foundation
-import Shared
+import LDKernels
+import LDRecords
+import LDData
+import LDNetworks
+import LDJobs
 
 /// `ld-bench recover [--secs S] [--threads T]`.
 func recoverBench(_ args: [String]) throws {

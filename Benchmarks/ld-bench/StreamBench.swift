@@ -1,7 +1,11 @@
 // Record-stream throughput through a pipe: a writer thread produces label-batch records into pipe(2), the main
 // thread reads and CRC-checks them, as `ld-relabel | ld-prune` would. Reported: payload MB/s, plain and zstd.
 import Foundation
-import Shared
+import LDKernels
+import LDRecords
+import LDData
+import LDNetworks
+import LDJobs
 
 /// Measures stream write+read throughput through an in-process pipe, with and without zstd.
 func streamBench(megabytes: Int = 192) {
@@ -17,9 +21,9 @@ func streamBench(megabytes: Int = 192) {
         }
         return LabelBatchRecord(
             batch: UInt64(i), epoch: 0, classes: k, indices: (0..<b).map { _ in UInt32(next() % 50_000) },
-            crops: (0..<b).map { _ in LabelBox(top: UInt16(next() % 8), left: UInt16(next() % 8), height: 24, width: 24) },
+            crops: (0..<b).map { _ in CropBox(top: Int(next() % 8), left: Int(next() % 8), height: 24, width: 24) },
             flips: (0..<b).map { _ in next() & 1 == 1 }, mix: .cutmix, permutation: (0..<b).map { UInt32(($0 + 1) % b) },
-            lambda: 0.4, box: LabelBox(top: 3, left: 4, height: 10, width: 12), logits: .half(logits)).encode()
+            lambda: 0.4, box: CropBox(top: 3, left: 4, height: 10, width: 12), logits: .half(logits)).encode()
     }
     let perRecord = payloads[0].count
     let records = megabytes * 1_000_000 / perRecord

@@ -1,7 +1,11 @@
 // ld-bench: the project's benchmarks (`make bench`). Not part of the product; prints one line per figure.
 // `ld-bench --help` lists the benchmarks and their options.
 import Foundation
-import Shared
+import LDKernels
+import LDRecords
+import LDData
+import LDNetworks
+import LDJobs
 
 let usage = """
 usage: ld-bench                 everything: engine workloads, the recover loop, then the stream benchmark

@@ -1,6 +1,11 @@
 import ArgumentParser
 import Foundation
-import Shared
+import LDKernels
+import LDRecords
+import LDData
+import LDNetworks
+import LDJobs
+import LDCommand
 
 extension LabelPruneRule: ExpressibleByArgument {}
 extension PruneKeep: ExpressibleByArgument {}

@@ -1,5 +1,10 @@
 import ArgumentParser
-import Shared
+import LDKernels
+import LDRecords
+import LDData
+import LDNetworks
+import LDJobs
+import LDCommand
 
 struct Relabel: ParsableCommand {
     static let configuration = CommandConfiguration(

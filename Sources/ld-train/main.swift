@@ -1,5 +1,10 @@
 import ArgumentParser
-import Shared
+import LDKernels
+import LDRecords
+import LDData
+import LDNetworks
+import LDJobs
+import LDCommand
 #if canImport(Glibc)
 import Glibc
 #endif

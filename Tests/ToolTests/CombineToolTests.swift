@@ -1,5 +1,9 @@
 import Foundation
-import Shared
+import LDKernels
+import LDRecords
+import LDData
+import LDNetworks
+import LDJobs
 import XCTest
 
 /// Prune-Combine-Augment end to end: `ld-prune --combine F` then `ld-train --hard --grid-aware-crop`.

@@ -1,5 +1,9 @@
 import Foundation
-import Shared
+import LDKernels
+import LDRecords
+import LDData
+import LDNetworks
+import LDJobs
 import XCTest
 
 /// Runs the built `ld-prune --dump` binary: good input, corrupt input, stdin, and real zstd(1) output.

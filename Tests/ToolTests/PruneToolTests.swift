@@ -1,5 +1,9 @@
 import Foundation
-import Shared
+import LDKernels
+import LDRecords
+import LDData
+import LDNetworks
+import LDJobs
 import XCTest
 
 /// ld-prune end to end: golden files per rule, pipes, storage report, image-subset selection, bad input.
@@ -11,17 +15,17 @@ final class PruneToolTests: ToolTestCase {
     static func record(_ g: Int, batch b: Int = 4, classes k: Int = 5, logits: Int = 0) -> LabelBatchRecord {
         var rng = LDRandom(seed: 21, stage: .test, major: g)
         let indices = (0..<b).map { _ in UInt32(rng.int(in: 0..<images.count)) }
-        let crops = (0..<b).map { _ in LabelBox(top: UInt16(rng.int(in: 0..<3)), left: 0, height: 5, width: 6) }
+        let crops = (0..<b).map { _ in CropBox(top: rng.int(in: 0..<3), left: 0, height: 5, width: 6) }
         let flips = (0..<b).map { _ in rng.int(in: 0..<2) == 1 }
         let values = (0..<b * k).map { i -> Float16 in
             // Lean towards the true class so `correct` and the margins vary.
             let cls = Int(images.labels[Int(indices[i / k])])
             return Float16(Float(rng.normal()) + (i % k == cls ? Float(g % 4) : 0))
         }
-        var mix = MixKind.none, perm: [UInt32] = [], lambda: Float = 1, box = LabelBox.zero
+        var mix = MixKind.none, perm: [UInt32] = [], lambda: Float = 1, box = CropBox.zero
         if g % 3 == 1 {
             mix = .cutmix; perm = (0..<b).reversed().map { UInt32($0) }; lambda = 0.5
-            box = LabelBox(top: 0, left: 0, height: UInt16(1 + g % 7), width: 5)
+            box = CropBox(top: 0, left: 0, height: 1 + g % 7, width: 5)
         } else if g % 5 == 2 {
             mix = .mixup; perm = (0..<b).map { UInt32(($0 + 1) % b) }; lambda = Float(g % 9) / 9
         }
@@ -286,7 +290,7 @@ final class PruneToolTests: ToolTestCase {
         let logits = Logits.half([Float16](repeating: 0.5, count: 50 * 100))
         for g in 0..<2000 {
             try w.write(LabelBatchRecord(batch: UInt64(g), epoch: 0, classes: 100,
-                                         indices: (0..<50).map { UInt32($0) }, crops: [LabelBox](repeating: .zero, count: 50),
+                                         indices: (0..<50).map { UInt32($0) }, crops: [CropBox](repeating: .zero, count: 50),
                                          flips: [Bool](repeating: false, count: 50), logits: logits))
         }
         try w.finish()
@@ -329,7 +333,7 @@ final class PruneToolTests: ToolTestCase {
         for g in 0..<count {
             for i in stride(from: 0, to: values.count, by: 97) { values[i] = Float16(Float(rng.uniformFloat())) }
             try writer.write(LabelBatchRecord(batch: UInt64(g), epoch: UInt32(g / 100), classes: 1000,
-                                              indices: (0..<50).map { UInt32($0) }, crops: [LabelBox](repeating: .zero, count: 50),
+                                              indices: (0..<50).map { UInt32($0) }, crops: [CropBox](repeating: .zero, count: 50),
                                               flips: [Bool](repeating: false, count: 50), logits: .half(values)))
         }
         try writer.finish()

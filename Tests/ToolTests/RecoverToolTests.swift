@@ -1,5 +1,9 @@
 import Foundation
-import Shared
+import LDKernels
+import LDRecords
+import LDData
+import LDNetworks
+import LDJobs
 import XCTest
 
 /// ld-recover end to end on the tiny teacher: golden PNGs per method, shards that add up to the whole run,

@@ -1,5 +1,9 @@
 import Foundation
-import Shared
+import LDKernels
+import LDRecords
+import LDData
+import LDNetworks
+import LDJobs
 import XCTest
 
 /// ld-relabel end to end: golden stream and dump, replay of the stored parameters, shards, pipes, bad input.

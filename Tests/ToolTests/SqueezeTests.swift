@@ -1,5 +1,9 @@
 import Foundation
-import Shared
+import LDKernels
+import LDRecords
+import LDData
+import LDNetworks
+import LDJobs
 import XCTest
 
 /// Fashion-MNIST must be installed for the golden and fmnist-based tests (Debian's dataset-fashion-mnist).

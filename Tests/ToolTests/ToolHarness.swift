@@ -1,5 +1,9 @@
 import Foundation
-import Shared
+import LDKernels
+import LDRecords
+import LDData
+import LDNetworks
+import LDJobs
 import XCTest
 
 /// Base class of the tool tests: runs the built executables in a scratch folder and compares outputs with

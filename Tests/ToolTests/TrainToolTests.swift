@@ -1,5 +1,9 @@
 import Foundation
-import Shared
+import LDKernels
+import LDRecords
+import LDData
+import LDNetworks
+import LDJobs
 import XCTest
 
 /// Tiny label streams for ld-train's tests, made in-process the way ld-relabel makes them: per epoch a

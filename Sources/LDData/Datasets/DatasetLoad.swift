@@ -1,0 +1,36 @@
+import LDKernels
+import LDRecords
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+extension Dataset {
+    /// Loads a data set from its name (see `DatasetSpec`).
+    public static func load(_ name: String) throws -> Dataset {
+        try load(DatasetSpec(parsing: name))
+    }
+
+    /// Loads a data set. Every failure is an `LDError` naming the file and the problem.
+    public static func load(_ spec: DatasetSpec) throws -> Dataset {
+        switch spec {
+        case let .fashionMNIST(split, dir):
+            return try loadFashionMNIST(split: split, directory: dir, source: spec.description)
+        case let .cifar10(split, dir):
+            return try loadCIFAR(hundred: false, split: split, directory: dir, source: spec.description)
+        case let .cifar100(split, dir):
+            return try loadCIFAR(hundred: true, split: split, directory: dir, source: spec.description)
+        case let .folder(dir):
+            return try loadImageFolder(directory: dir, source: spec.description)
+        case let .recordStream(path):
+            // A plain path naming a folder (`--images syn/`, what ld-recover writes) is an ImageFolder.
+            if path != "-", Files.isDirectory(path) {
+                return try loadImageFolder(directory: path, source: "folder:\(path)")
+            }
+            return try loadRecordStream(path: path)
+        }
+    }
+
+}
+

@@ -1,0 +1,188 @@
+import LDKernels
+import LDRecords
+import Dispatch
+import Foundation
+
+extension Dataset {
+    /// Loads an ImageFolder: one sub-folder per class (class ids follow the folder names sorted by their
+    /// UTF-8 bytes, so name them with zero padding: `000`, `001`, ...), PNG files in each sorted by name.
+    ///
+    /// - Hidden entries (`.name`) and files not ending in `.png` are ignored; a class folder may be empty,
+    ///   but the whole set may not.
+    /// - Every image must have the size and channel count of the first one (gray or RGB; palette images
+    ///   are expanded and opaque alpha dropped, see `PNG`).
+    /// - `DIR/manifest.json`, if present, may give `"mean"` and `"std"` (one per channel, together) and
+    ///   `"classNames"` (one per class folder). Without mean and std they are computed from the images
+    ///   (population statistics of pixel/255 per channel).
+    static func loadImageFolder(directory: String, source: String) throws -> Dataset {
+        try Files.requireDirectory(directory, what: "image")
+        let folders = try Files.list(directory).filter {
+            !$0.hasPrefix(".") && Files.isDirectory("\(directory)/\($0)")
+        }
+        guard !folders.isEmpty else { throw LDError("\(directory): no class sub-folders in the image folder") }
+        var paths: [String] = []
+        var labels: [Int32] = []
+        for (c, folder) in folders.enumerated() {
+            let dir = "\(directory)/\(folder)"
+            for name in try Files.list(dir) where !name.hasPrefix(".") && name.lowercased().hasSuffix(".png") {
+                let path = "\(dir)/\(name)"
+                guard Files.isFile(path) else { continue }
+                paths.append(path)
+                labels.append(Int32(c))
+            }
+        }
+        guard !paths.isEmpty else { throw LDError("\(directory): no PNG files in the class sub-folders") }
+
+        // The first image fixes the shape.
+        let first = try PNG.read(path: paths[0])
+        let (channels, height, width) = (first.channels, first.height, first.width)
+        let imageSize = channels * height * width
+        let n = paths.count
+        var pixels = [UInt8](repeating: 0, count: n * imageSize)
+        pixels.withUnsafeMutableBufferPointer { $0.baseAddress!.update(from: first.pixels, count: imageSize) }
+
+        // Decode the rest on all cores, each image straight into its slot; report the first failure by index.
+        let failures = FolderFailures(count: n)
+        pixels.withUnsafeMutableBufferPointer { buf in
+            let base = buf.baseAddress!
+            let workers = max(1, min(ProcessInfo.processInfo.activeProcessorCount, 16, n - 1))
+            if n > 1 {
+                DispatchQueue.concurrentPerform(iterations: workers) { w in
+                    var i = 1 + w
+                    while i < n {
+                        do {
+                            let bytes = try Files.readFile(paths[i])
+                            try bytes.withUnsafeBytes { raw in
+                                let d = try PNG.Decoder(raw, name: paths[i])
+                                guard d.channels == channels, d.height == height, d.width == width else {
+                                    throw LDError("\(paths[i]): image is \(d.channels)x\(d.height)x\(d.width) "
+                                        + "(channels x height x width) but \(paths[0]) is \(channels)x\(height)x\(width)")
+                                }
+                                try d.finish(into: base + i * imageSize)
+                            }
+                        } catch {
+                            failures.set(i, error)
+                        }
+                        i += workers
+                    }
+                }
+            }
+        }
+        if let error = failures.first() { throw error }
+
+        var classNames = folders
+        var mean: [Float]? = nil
+        var std: [Float]? = nil
+        var grid: Int? = nil
+        let manifestPath = "\(directory)/manifest.json"
+        if Files.isFile(manifestPath) {
+            let m = try FolderManifest(path: manifestPath, channels: channels, classes: folders.count)
+            if let names = m.classNames { classNames = names }
+            mean = m.mean
+            std = m.std
+            grid = m.grid
+        }
+        if mean == nil {
+            let stats = pixels.withUnsafeBufferPointer {
+                channelStatistics($0.baseAddress!, count: n, channels: channels, plane: height * width)
+            }
+            mean = stats.mean
+            std = stats.std
+        }
+        var set = Dataset(pixels: pixels, labels: labels, classes: folders.count, channels: channels, height: height,
+                          width: width, mean: mean!, std: std!, classNames: classNames, source: source)
+        set.grid = grid
+        return set
+    }
+
+    /// Per-channel mean and population standard deviation of pixel/255 over `count` planar images, exact
+    /// (from a 256-bin histogram per channel). A constant channel gets std 1 so normalising stays finite.
+    static func channelStatistics(_ pixels: UnsafePointer<UInt8>, count: Int, channels: Int, plane: Int)
+        -> (mean: [Float], std: [Float])
+    {
+        var mean: [Float] = []
+        var std: [Float] = []
+        let histogram = UnsafeMutablePointer<Int>.allocate(capacity: 256)
+        defer { histogram.deallocate() }
+        for c in 0..<channels {
+            histogram.initialize(repeating: 0, count: 256)
+            for i in 0..<count {
+                let p = pixels + (i * channels + c) * plane
+                for j in 0..<plane { histogram[Int(p[j])] += 1 }
+            }
+            var s = 0.0, s2 = 0.0
+            for v in 0..<256 {
+                let x = Double(v) / 255
+                s += Double(histogram[v]) * x
+                s2 += Double(histogram[v]) * x * x
+            }
+            let n = Double(count * plane)
+            let m = s / n
+            let variance = max(s2 / n - m * m, 0)
+            mean.append(Float(m))
+            std.append(variance > 1e-12 ? Float(variance.squareRoot()) : 1)
+        }
+        return (mean, std)
+    }
+}
+
+/// Errors of parallel decoding, one slot per image.
+private final class FolderFailures {
+    private var errors: [Error?]
+    private let lock = NSLock()
+    init(count: Int) { errors = [Error?](repeating: nil, count: count) }
+    func set(_ i: Int, _ e: Error) {
+        lock.lock()
+        errors[i] = e
+        lock.unlock()
+    }
+    func first() -> Error? { errors.lazy.compactMap { $0 }.first }
+}
+
+/// The optional `manifest.json` of an ImageFolder.
+private struct FolderManifest {
+    var mean: [Float]?
+    var std: [Float]?
+    var classNames: [String]?
+    var grid: Int?
+
+    init(path: String, channels: Int, classes: Int) throws {
+        let bytes = try Files.readFile(path)
+        let object: Any
+        do {
+            object = try JSONSerialization.jsonObject(with: Data(bytes))
+        } catch {
+            throw LDError("\(path): not valid JSON")
+        }
+        guard let dict = object as? [String: Any] else { throw LDError("\(path): expected a JSON object") }
+        func floats(_ key: String) throws -> [Float]? {
+            guard let value = dict[key] else { return nil }
+            guard let array = value as? [Any] else { throw LDError("\(path): \"\(key)\" must be an array of numbers") }
+            var out: [Float] = []
+            for v in array {
+                guard let num = v as? NSNumber, num.doubleValue.isFinite else {
+                    throw LDError("\(path): \"\(key)\" must be an array of numbers")
+                }
+                out.append(num.floatValue)
+            }
+            guard out.count == channels else {
+                throw LDError("\(path): \"\(key)\" has \(out.count) values for \(channels)-channel images")
+            }
+            return out
+        }
+        mean = try floats("mean")
+        std = try floats("std")
+        if let g = dict[ImageGridMeta.key], !(g is NSNull) {
+            grid = try ImageGridMeta.factor((g as? NSNumber)?.doubleValue ?? .nan, source: path)
+        }
+        guard (mean == nil) == (std == nil) else { throw LDError("\(path): \"mean\" and \"std\" go together") }
+        if let std, std.contains(where: { !($0 > 0) }) { throw LDError("\(path): \"std\" values must be positive") }
+        if let value = dict["classNames"] {
+            guard let names = value as? [String] else { throw LDError("\(path): \"classNames\" must be an array of strings") }
+            guard names.count == classes else {
+                throw LDError("\(path): \(names.count) class names for \(classes) class folders")
+            }
+            classNames = names
+        }
+    }
+}

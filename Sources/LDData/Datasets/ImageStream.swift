@@ -1,0 +1,105 @@
+import LDKernels
+import LDRecords
+/// Image sets as record streams (kind `images`): the header carries the shape [C, H, W], the class count and,
+/// in `meta`, the normalisation (`mean`, `std`), `class_names` and the `source`; one `ImageRecord` per image.
+///
+/// The image-set identity (`Dataset.contentHash`) depends only on shape, classes, labels and pixels, so the
+/// same images have the same identity as a PNG folder and as a stream.
+extension Dataset {
+    /// A 64-bit identity of the images and labels (XXH64 over C, H, W, classes, the labels and the pixels),
+    /// as 16 hex digits. Label streams record it so consumers can refuse a different image set.
+    public var contentHash: String {
+        var h = ContentHash()
+        for v in [channels, height, width, classes] { h.update(integer: UInt32(v)) }
+        labels.withUnsafeBytes { h.update($0) }
+        pixels.withUnsafeBytes { h.update($0) }
+        return ContentHash.hex(h.finalize())
+    }
+
+    /// The header of this set's image stream. It carries no image-set hash: shards of one set (ld-recover
+    /// `--classes`) must concatenate, and the identity is computed from the content on loading.
+    public func streamHeader(producer: String, seed: UInt64 = 0, teacherHash: String? = nil,
+                             meta extra: [String: JSONValue] = [:]) -> StreamHeader {
+        var meta = extra
+        meta["mean"] = .array(mean.map { JSONValue.number($0) })
+        meta["std"] = .array(std.map { JSONValue.number($0) })
+        meta["class_names"] = .array(classNames.map { .string($0) })
+        meta["source"] = .string(source)
+        return StreamHeader(kind: .images, producer: producer, version: LD.version, seed: seed, classes: classes,
+                            shape: [channels, height, width], teacherHash: teacherHash, meta: meta)
+    }
+
+    /// Writes the set as an image stream to `path` (`-` for stdout), atomically.
+    public func writeStream(path: String, producer: String, seed: UInt64 = 0, teacherHash: String? = nil,
+                            compression: StreamCompression = .none, meta: [String: JSONValue] = [:]) throws {
+        let writer = try StreamWriter(path: path, header: streamHeader(producer: producer, seed: seed,
+                                                                       teacherHash: teacherHash, meta: meta),
+                                      compression: compression)
+        do {
+            let size = imageSize
+            for i in 0..<count {
+                let record = ImageRecord(index: UInt64(i), label: UInt32(labels[i]),
+                                         pixels: Array(pixels[i * size..<(i + 1) * size]))
+                try writer.write(record)
+            }
+            try writer.finish()
+        } catch {
+            writer.abort()
+            throw error
+        }
+    }
+
+    /// Loads an image stream (`-` for stdin). Concatenated streams must agree on shape and classes; the image
+    /// indices, over all of them, must be exactly 0..<n in any order (shards by class concatenate).
+    static func loadRecordStream(path: String) throws -> Dataset {
+        let reader = try StreamReader(path: path)
+        try reader.expect(kind: .images)
+        reader.requireMatchingHeaders()
+        let header = reader.header
+        guard header.shape.count == 3, header.shape.allSatisfy({ $0 > 0 }), header.classes > 0 else {
+            throw LDError("\(reader.name): image stream header needs shape [C, H, W] and classes, got shape \(header.shape), classes \(header.classes)")
+        }
+        let (c, h, w) = (header.shape[0], header.shape[1], header.shape[2])
+        var records: [ImageRecord] = []
+        while let r = try reader.next() {
+            guard r.kind == .image else { continue }
+            records.append(try ImageRecord(r, header: reader.header))
+        }
+        guard !records.isEmpty else { throw LDError("\(reader.name): image stream holds no images") }
+        let n = records.count
+        var slot = [Int](repeating: -1, count: n)
+        for (i, r) in records.enumerated() {
+            guard r.index < UInt64(n) else {
+                throw LDError("\(reader.name): image index \(r.index) out of range for \(n) images")
+            }
+            guard slot[Int(r.index)] < 0 else {
+                throw LDError("\(reader.name): image index \(r.index) appears twice")
+            }
+            slot[Int(r.index)] = i
+        }
+        let size = c * h * w
+        var pixels = [UInt8](repeating: 0, count: n * size)
+        var labels = [Int32](repeating: 0, count: n)
+        pixels.withUnsafeMutableBufferPointer { dst in
+            for (position, i) in slot.enumerated() {
+                records[i].pixels.withUnsafeBufferPointer { src in
+                    (dst.baseAddress! + position * size).update(from: src.baseAddress!, count: size)
+                }
+                labels[position] = Int32(records[i].label)
+            }
+        }
+        func floats(_ key: String, default value: Float) -> [Float] {
+            let v = header.meta[key]?.arrayValue?.compactMap { $0.doubleValue.map(Float.init) } ?? []
+            return v.count == c ? v : [Float](repeating: value, count: c)
+        }
+        var names = header.meta["class_names"]?.arrayValue?.compactMap { $0.stringValue } ?? []
+        if names.count != header.classes { names = (0..<header.classes).map(String.init) }
+        var set = Dataset(pixels: pixels, labels: labels, classes: header.classes, channels: c, height: h, width: w,
+                          mean: floats("mean", default: 0.5), std: floats("std", default: 0.5),
+                          classNames: names, source: path)
+        if let g = header.meta[ImageGridMeta.key], g != .null {
+            set.grid = try ImageGridMeta.factor(g.doubleValue ?? .nan, source: path)
+        }
+        return set
+    }
+}

@@ -1,0 +1,299 @@
+import LDKernels
+import LDRecords
+import LDData
+import LDNetworks
+// Label streams made by ld-relabel: how logits are stored (`LogitStorage`), the run's settings and the header
+// meta they become (`RelabelSettings`, whose doc comment lists every meta key), and the same read back by
+// consumers (`LabelStreamInfo`).
+
+/// How a label stream stores the teacher's logits.
+public enum LogitStorage: Equatable, CustomStringConvertible {
+    /// All K classes as fp16 (the seeds' format).
+    case fp16
+    /// All K classes as fp32.
+    case fp32
+    /// The k best classes per image: class ids (u16) and fp16 values, best first.
+    case topK(Int)
+
+    /// `fp16`, `fp32` or `topk` (the `logits` meta value).
+    public var name: String {
+        switch self {
+        case .fp16: return "fp16"
+        case .fp32: return "fp32"
+        case .topK: return "topk"
+        }
+    }
+
+    /// k for top-k, 0 for the dense formats (the `top_k` meta value).
+    public var k: Int { if case .topK(let k) = self { return k }; return 0 }
+
+    public var description: String { k > 0 ? "top-\(k)" : name }
+
+    /// The storage named by `name` and `topK` (the meta values), or nil.
+    public init?(name: String, topK: Int) {
+        switch (name, topK) {
+        case ("fp16", 0): self = .fp16
+        case ("fp32", 0): self = .fp32
+        case ("topk", let k) where k > 0: self = .topK(k)
+        default: return nil
+        }
+    }
+
+    /// Record form of a batch of logits `x` (B x K, image-major). Top-k keeps the k largest values per image,
+    /// largest first; equal values keep the lower class id first.
+    public func logits(_ x: UnsafePointer<Float>, batch: Int, classes: Int) -> Logits {
+        let n = batch * classes
+        switch self {
+        case .fp32: return .single(Array(UnsafeBufferPointer(start: x, count: n)))
+        case .fp16: return .half((0..<n).map { Float16(x[$0]) })
+        case .topK(let k):
+            precondition(k >= 1 && k <= classes, "LogitStorage: top-\(k) of \(classes) classes")
+            var ids = [UInt16](repeating: 0, count: batch * k)
+            var vals = [Float16](repeating: 0, count: batch * k)
+            var best = [Int](repeating: 0, count: k)
+            for b in 0..<batch {
+                let row = x + b * classes
+                // Insertion into a sorted list of k: K is small (10 to 1000) and k smaller.
+                var filled = 0
+                for c in 0..<classes {
+                    let v = row[c]
+                    if filled == k && !(v > row[best[k - 1]]) { continue }
+                    var j = min(filled, k - 1)
+                    while j > 0 && v > row[best[j - 1]] {
+                        best[j] = best[j - 1]
+                        j -= 1
+                    }
+                    best[j] = c
+                    if filled < k { filled += 1 }
+                }
+                for j in 0..<k {
+                    ids[b * k + j] = UInt16(best[j])
+                    vals[b * k + j] = Float16(row[best[j]])
+                }
+            }
+            return .topK(k: k, classes: ids, values: vals)
+        }
+    }
+}
+
+/// The settings of one ld-relabel run, and what a label stream written by ld-relabel says about itself.
+///
+/// ## The header of a label stream
+///
+/// - `kind` `labels`, `producer` `ld-relabel`, `seed` the run's seed;
+/// - `classes`: the teacher's class count K (every record's logits have K classes);
+/// - `shape`: the image shape [C, H, W] the crop boxes refer to;
+/// - `teacher_hash`: the teacher file's `ModelFile.hash`; `image_set_hash`: the image set's
+///   `Dataset.contentHash`. Consumers (ld-train, ld-prune) refuse a stream whose hashes do not match their
+///   images or teacher;
+/// - `meta`, with these keys (all always present):
+///
+/// | key | value |
+/// |---|---|
+/// | `epochs` | E, the epochs of the whole run (not only this shard) |
+/// | `epoch_start`, `epoch_end` | the epochs this stream holds: epoch_start ..< epoch_end |
+/// | `images` | N, the size of the image set |
+/// | `batch_size` | B |
+/// | `drop_last` | whether a partial last batch of an epoch was dropped |
+/// | `batches_per_epoch` | ceil(N/B), or floor(N/B) with `drop_last` |
+/// | `mix` | `cutmix`, `mixup` or `none` |
+/// | `cutmix_alpha`, `mixup_alpha` | Beta parameters of the mix draws (only the one of `mix` is used) |
+/// | `crop_scale`, `crop_ratio` | RandomResizedCrop's [min, max] area scale and aspect-ratio range |
+/// | `flip` | probability of a horizontal flip |
+/// | `logits` | `fp16`, `fp32` or `topk` (class ids u16 and fp16 values, best first) |
+/// | `top_k` | k for `topk`, 0 for the dense formats |
+///
+/// Shards of one run (`--epochs 0:150`, `--epochs 150:300`) differ only in `epoch_start` and
+/// `epoch_end`, which `StreamHeader.mismatch` ignores (it compares kind, classes, shape and the hashes), so
+/// `cat shard-*.ldl` reads as one stream. Concatenated in epoch order, the shards' label records are
+/// byte-identical to the records of one run over all epochs; the headers and end records of course are not
+/// (each shard has its own), so "the same stream" means the same sequence of label records.
+///
+/// ## Records
+///
+/// One `LabelBatchRecord` per batch, in global batch order: batch id `epoch * batches_per_epoch + b` for
+/// batch b of an epoch. Every random draw is keyed by what it is about, so neither shards nor the thread
+/// count change it:
+/// - the order of epoch e: a permutation of 0..<N from `LDRandom(seed, .relabel, major: e)`, cut into
+///   consecutive batches of B (the last one partial unless `drop_last`);
+/// - the crop box and flip of the image at position i of batch b: `LDRandom(seed, .augment, major: e,
+///   minor: b, item: i)` (RandomResizedCrop's box, then the flip), with b local to the epoch;
+/// - the mix of batch b: `LDRandom(seed, .mix, major: e, minor: b)` (`CutMix.sample` / `Mixup.sample`).
+/// The logits are the teacher's raw outputs (no softmax, no temperature) in eval mode on the batch that
+/// `LabelBatchBuilder` builds from these parameters, normalised with the teacher's own normalisation.
+public struct RelabelSettings: Equatable {
+    /// The run's seed (every draw is keyed by it).
+    public var seed: UInt64
+    /// E, the epochs of the whole run.
+    public var epochs: Int
+    /// The epochs this run produces: a sub-range of 0..<epochs.
+    public var epochRange: Range<Int>
+    /// B.
+    public var batchSize: Int
+    /// Drop the partial last batch of each epoch.
+    public var dropLast: Bool
+    /// How batches are mixed.
+    public var mix: MixKind
+    /// Beta(alpha, alpha) of CutMix's lambda (the seeds': 1.0).
+    public var cutmixAlpha: Double
+    /// Beta(alpha, alpha) of Mixup's lambda (the seeds': 0.8).
+    public var mixupAlpha: Double
+    /// Per-image crop rule (the seeds': scale 0.08...1, ratio 3/4...4/3).
+    public var crop: RandomResizedCrop
+    /// Probability of a horizontal flip after the crop (the seeds': 0.5).
+    public var flipProbability: Float
+    /// How logits are stored.
+    public var logits: LogitStorage
+
+    public init(seed: UInt64 = 42, epochs: Int, epochRange: Range<Int>? = nil, batchSize: Int, dropLast: Bool = false,
+                mix: MixKind = .cutmix, cutmixAlpha: Double = 1.0, mixupAlpha: Double = 0.8,
+                crop: RandomResizedCrop = RandomResizedCrop(), flipProbability: Float = 0.5,
+                logits: LogitStorage = .fp16) {
+        self.seed = seed
+        self.epochs = epochs
+        self.epochRange = epochRange ?? 0..<max(epochs, 0)
+        self.batchSize = batchSize
+        self.dropLast = dropLast
+        self.mix = mix
+        self.cutmixAlpha = cutmixAlpha
+        self.mixupAlpha = mixupAlpha
+        self.crop = crop
+        self.flipProbability = flipProbability
+        self.logits = logits
+    }
+
+    /// Batches per epoch over `images` images: ceil(N/B), or floor(N/B) with `dropLast`.
+    public func batchesPerEpoch(images n: Int) -> Int {
+        guard batchSize > 0 else { return 0 }
+        return dropLast ? n / batchSize : (n + batchSize - 1) / batchSize
+    }
+
+    /// The mix's alpha.
+    public var mixAlpha: Double { mix == .mixup ? mixupAlpha : cutmixAlpha }
+
+    /// Checks the settings against an image set of `images` images and a teacher of `classes` classes.
+    public func validate(images n: Int, classes: Int) throws {
+        guard epochs >= 1 else { throw LDError("epochs: \(epochs), expected at least 1") }
+        guard epochRange.lowerBound >= 0, epochRange.upperBound <= epochs, !epochRange.isEmpty else {
+            throw LDError("epoch range \(epochRange.lowerBound):\(epochRange.upperBound) is not a non-empty part of 0:\(epochs)")
+        }
+        guard batchSize >= 1 else { throw LDError("batch size \(batchSize), expected at least 1") }
+        guard n >= 1 else { throw LDError("the image set is empty") }
+        guard batchesPerEpoch(images: n) >= 1 else {
+            throw LDError("batch size \(batchSize) with --drop-last leaves no batch of \(n) images")
+        }
+        guard n <= Int(UInt32.max) else { throw LDError("\(n) images: at most \(UInt32.max) can be indexed") }
+        guard cutmixAlpha > 0, mixupAlpha > 0 else {
+            throw LDError("mix alphas must be positive, got cutmix \(cutmixAlpha), mixup \(mixupAlpha)")
+        }
+        if case .topK(let k) = logits, k < 1 || k > classes {
+            throw LDError("--top-k \(k): expected 1...\(classes) (the teacher has \(classes) classes)")
+        }
+        guard classes <= Int(UInt16.max) + 1 else { throw LDError("\(classes) classes: top-k ids are u16") }
+    }
+
+    /// The header meta of a stream over `images` images (keys documented at the top of this file).
+    public func meta(images n: Int) -> [String: JSONValue] {
+        [
+            "epochs": .int(Int64(epochs)),
+            "epoch_start": .int(Int64(epochRange.lowerBound)),
+            "epoch_end": .int(Int64(epochRange.upperBound)),
+            "images": .int(Int64(n)),
+            "batch_size": .int(Int64(batchSize)),
+            "drop_last": .bool(dropLast),
+            "batches_per_epoch": .int(Int64(batchesPerEpoch(images: n))),
+            "mix": .string(mix.name),
+            "cutmix_alpha": JSONValue.number(Float(cutmixAlpha)),
+            "mixup_alpha": JSONValue.number(Float(mixupAlpha)),
+            "crop_scale": .array([JSONValue.number(crop.scaleMin), JSONValue.number(crop.scaleMax)]),
+            "crop_ratio": .array([JSONValue.number(crop.ratioMin), JSONValue.number(crop.ratioMax)]),
+            "flip": JSONValue.number(flipProbability),
+            "logits": .string(logits.name),
+            "top_k": .int(Int64(logits.k)),
+        ]
+    }
+
+    /// The header of a label stream made by `producer` with `teacher` over `images`.
+    public func header(teacher: ModelFile, images: Dataset, producer: String = "ld-relabel") -> StreamHeader {
+        StreamHeader(kind: .labels, producer: producer, version: LD.version, seed: seed, classes: teacher.model.config.classes,
+                     shape: [images.channels, images.height, images.width], teacherHash: teacher.hash,
+                     imageSetHash: images.contentHash, meta: meta(images: images.count))
+    }
+}
+
+/// The settings of a label stream read back from its header (for consumers: ld-train, ld-prune).
+public struct LabelStreamInfo: Equatable {
+    /// The producer's settings (crop ratio and flip probability included).
+    public var settings: RelabelSettings
+    /// N, the image count the indices refer to.
+    public var images: Int
+    /// Batches per epoch of the whole run.
+    public var batchesPerEpoch: Int
+
+    /// Parses the meta of a label stream's header; `source` names the stream in errors.
+    public init(header: StreamHeader, source: String) throws {
+        guard header.kind == .labels else { throw LDError("\(source): a '\(header.kind)' stream, expected labels") }
+        let m = header.meta
+        func int(_ key: String) throws -> Int {
+            guard let v = m[key], case .int(let i) = v else {
+                throw LDError("\(source): header meta '\(key)' is missing or not an integer")
+            }
+            return Int(i)
+        }
+        func double(_ key: String) throws -> Double {
+            guard let d = m[key]?.doubleValue else { throw LDError("\(source): header meta '\(key)' is missing or not a number") }
+            return d
+        }
+        func pair(_ key: String) throws -> (Float, Float) {
+            guard let a = m[key]?.arrayValue, a.count == 2, let x = a[0].doubleValue, let y = a[1].doubleValue else {
+                throw LDError("\(source): header meta '\(key)' is missing or not a pair of numbers")
+            }
+            return (Float(x), Float(y))
+        }
+        let mixName = m["mix"]?.stringValue ?? ""
+        guard let mix = [MixKind.none, .cutmix, .mixup].first(where: { $0.name == mixName }) else {
+            throw LDError("\(source): header meta 'mix' is '\(mixName)', expected cutmix, mixup or none")
+        }
+        let logitName = m["logits"]?.stringValue ?? ""
+        guard let logits = LogitStorage(name: logitName, topK: try int("top_k")) else {
+            throw LDError("\(source): header meta 'logits' '\(logitName)' with top_k \(try int("top_k")) is not a logit format")
+        }
+        guard case .bool(let dropLast)? = m["drop_last"] else {
+            throw LDError("\(source): header meta 'drop_last' is missing or not a boolean")
+        }
+        let start = try int("epoch_start"), end = try int("epoch_end")
+        guard start <= end else { throw LDError("\(source): header meta epoch range \(start):\(end) is empty") }
+        let scale = try pair("crop_scale"), ratio = try pair("crop_ratio")
+        guard scale.0 <= scale.1, ratio.0 > 0, ratio.0 <= ratio.1 else {
+            throw LDError("\(source): header meta crop_scale or crop_ratio is not a range")
+        }
+        settings = RelabelSettings(seed: header.seed, epochs: try int("epochs"), epochRange: start..<end,
+                                   batchSize: try int("batch_size"), dropLast: dropLast, mix: mix,
+                                   cutmixAlpha: try double("cutmix_alpha"), mixupAlpha: try double("mixup_alpha"),
+                                   crop: RandomResizedCrop(scale: scale, ratio: ratio),
+                                   flipProbability: Float(try double("flip")), logits: logits)
+        images = try int("images")
+        batchesPerEpoch = try int("batches_per_epoch")
+        guard images >= 0, settings.batchSize >= 1, batchesPerEpoch == settings.batchesPerEpoch(images: images) else {
+            throw LDError("\(source): header meta batches_per_epoch \(batchesPerEpoch) does not match \(images) images in batches of \(settings.batchSize)")
+        }
+    }
+
+    /// Throws unless a label stream's header refers to `images`: same image-set hash (so the same images,
+    /// labels and order), same image shape, and, when `classes` is given, that many classes (a student or
+    /// teacher of another class count cannot use the logits). `source` names the stream in errors.
+    public static func check(_ header: StreamHeader, images: Dataset, classes: Int? = nil, source: String) throws {
+        guard header.kind == .labels else { throw LDError("\(source): a '\(header.kind)' stream, expected labels") }
+        let hash = images.contentHash
+        guard header.imageSetHash == hash else {
+            throw LDError("\(source): labels made for image set \(header.imageSetHash ?? "none"), but \(images.source) is \(hash)")
+        }
+        let shape = [images.channels, images.height, images.width]
+        guard header.shape == shape else {
+            throw LDError("\(source): labels for \(header.shape) images, \(images.source) has \(shape)")
+        }
+        if let k = classes, header.classes != k {
+            throw LDError("\(source): logits for \(header.classes) classes, expected \(k)")
+        }
+    }
+}

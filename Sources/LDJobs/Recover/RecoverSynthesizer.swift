@@ -1,0 +1,237 @@
+import LDKernels
+import LDRecords
+import LDData
+import LDNetworks
+// The recover loop (sre2l_cda.md 4.1-4.2, lpld.md 3.1) for one batch of synthetic images:
+//
+//     x ~ N(0, 1) per image (normalised space); fresh Adam (betas 0.5, 0.9)
+//     for t in 0..<T:
+//         lr = cosine(t)
+//         draw ONE crop box (RandomResizedCrop, CDA: curriculum lower bound), ONE flip, ONE roll for the batch
+//         xa = roll(flip(cropResize(x)))
+//         L = CE(teacher(xa), labels) + r_bn * (m_0 R_0 + sum_{l>0} R_l)      (BN hook on every BN input)
+//         backprop to x through roll, flip and crop; Adam step; clamp x to valid pixels per channel
+//     save floor(clamp(x * std + mean, 0, 1) * 255)
+//
+// The teacher stays in eval mode (its BN normalises with running statistics) with frozen weights; the
+// BN-statistics hook uses the batch's biased mean and variance. Every tensor is allocated once and reused,
+// so a step allocates nothing.
+
+/// What one batch produced.
+public struct RecoverBatchResult {
+    /// The saved images, uint8 planar (C, H, W) per image, in batch order.
+    public var pixels: [UInt8]
+    /// Cross-entropy and BN loss (sum of m_l R_l, before the r_bn weight) at the first and last iteration.
+    public var ceFirst: Float
+    public var ceLast: Float
+    public var bnFirst: Float
+    public var bnLast: Float
+    /// The BN loss of the saved (uint8) images without augmentation: how well the set itself matches the
+    /// target statistics, apart from the random crop of the last step.
+    public var bnSaved: Float
+}
+
+/// Runs the recover optimisation for batches of one teacher. Not thread-safe (one per process).
+public final class RecoverSynthesizer {
+    public let model: Model
+    public let settings: RecoverSettings
+    public let normalization: Normalization
+    public let channels: Int
+    public let size: Int
+
+    private let x = Tensor(shape: [0])          // the images being optimised (N, C, H, W)
+    private let cropped = Tensor(shape: [0])    // crop-resize + flip of x
+    private let input = Tensor(shape: [0])      // rolled: the teacher's input
+    private let gradCropped = Tensor(shape: [0])
+    private let gradX = Tensor(shape: [0])
+    private let dLogits = Tensor(shape: [0])
+    private let evalInput = Tensor(shape: [0])
+    private let adam: ImageAdam
+    private var labels: [Int32] = []
+
+    /// - Throws: when LPLD is asked of a teacher without class statistics.
+    public init(teacher: ModelFile, settings: RecoverSettings) throws {
+        try settings.validate()
+        if settings.method == .lpld && !teacher.hasClassStatistics {
+            throw LDError("the teacher has no per-class BN statistics, which --method lpld matches; make it with `ld-squeeze --class-stats`")
+        }
+        model = teacher.model
+        self.settings = settings
+        normalization = Normalization(of: teacher)
+        channels = model.config.channels
+        size = model.config.imageSize
+        adam = ImageAdam(count: 0, learningRate: settings.learningRate)
+        model.training = false
+    }
+
+    /// Checks that the BN target exists for `classIndex` (LPLD needs that class's statistics in every layer).
+    public func checkTarget(classIndex: Int) throws {
+        guard settings.method == .lpld else { return }
+        for bn in model.batchNorms {
+            guard let cs = bn.classStatistics, classIndex < cs.classes, cs.count[classIndex] > 0 else {
+                throw LDError("the teacher has no BN statistics for class \(classIndex) (layer \(bn.name)); make it with `ld-squeeze --class-stats` on data holding that class")
+            }
+        }
+    }
+
+    /// Optimises one batch. `step(t, ce, bn)` is called after every iteration (progress).
+    public func run(_ batch: RecoverBatch, step: (Int, Float, Float) -> Void = { _, _, _ in }) throws -> RecoverBatchResult {
+        let s = settings
+        let n = batch.images.count
+        precondition(n > 0, "RecoverSynthesizer.run: empty batch")
+        let (c, h, w) = (channels, size, size)
+        let plane = h * w, imageSize = c * plane
+        for t in [x, cropped, input, gradCropped, gradX] { t.ensureShape(n, c, h, w) }
+        labels = batch.images.map { Int32($0.classIndex) }
+
+        // Initial noise, one keyed stream per image.
+        for (b, image) in batch.images.enumerated() {
+            var rng = RecoverPlan.noiseRandom(seed: s.seed, image)
+            rng.fillNormal(x.data + b * imageSize, count: imageSize)
+        }
+        let target: BNStatisticsLoss.Target = s.method == .lpld ? .classStatistics(batch.images[0].classIndex) : .running
+        if s.method == .lpld { try checkTarget(classIndex: batch.images[0].classIndex) }
+        let (low, high) = normalization.bounds
+        let schedule = LRSchedule.cosine(base: s.learningRate, total: s.iterations)
+        let jitter = Jitter(lower: 0, upper: s.jitter)
+        let bnScale = s.bnWeight > 0 ? s.bnWeight : 1
+        adam.reset(count: n * imageSize)
+        model.training = false
+        model.captureBatchStatistics = true
+        defer { model.captureBatchStatistics = false }
+
+        var result = RecoverBatchResult(pixels: [], ceFirst: 0, ceLast: 0, bnFirst: 0, bnLast: 0, bnSaved: 0)
+        try labels.withUnsafeBufferPointer { labelBuffer in
+            for t in 0..<s.iterations {
+                adam.learningRate = schedule.lr(at: t)
+                // One crop box, one flip, one roll for the whole batch, in that order.
+                var rng = RecoverPlan.stepRandom(seed: s.seed, batch, iteration: t)
+                let (scaleLow, scaleHigh) = s.cropScale(at: t)
+                let crop = RandomResizedCrop(scale: (scaleLow, scaleHigh))
+                let box = crop.sampleBox(height: h, width: w, using: &rng)
+                let flip = s.flip ? drawFlip(using: &rng) : false
+                let (dy, dx) = jitter.sample(using: &rng)
+
+                bilinearCropResize(x, box: box, flip: flip, into: cropped)
+                roll(cropped, dy: dy, dx: dx, into: input)
+                let logits = model.forward(input)
+                let ce = try CrossEntropy.loss(logits: logits, labels: labelBuffer, dLogits: dLogits)
+                var bn = try BNStatisticsLoss.loss(model.batchNorms, target: target, firstWeight: s.firstBNMultiplier,
+                                                   otherWeight: 1, scale: bnScale)
+                if s.bnWeight > 0 {
+                    bn /= s.bnWeight
+                } else {
+                    for layer in model.batchNorms { layer.dBatchMean.fill(0); layer.dBatchVariance.fill(0) }
+                }
+                guard let gradInput = model.backward(dLogits, inputGrad: true, paramGrads: false) else {
+                    throw LDError("recover: the teacher returned no input gradient")
+                }
+                gradCropped.fill(0)
+                rollBackward(gradInput, dy: dy, dx: dx, into: gradCropped)
+                gradX.fill(0)
+                bilinearCropResizeBackward(gradCropped, box: box, flip: flip, into: gradX)
+                adam.step(x, grad: gradX)
+                RecoverSynthesizer.clamp(x, n: n, channels: c, plane: plane, low: low, high: high)
+
+                if t == 0 { result.ceFirst = ce; result.bnFirst = bn }
+                if t == s.iterations - 1 { result.ceLast = ce; result.bnLast = bn }
+                step(t, ce, bn)
+            }
+        }
+        result.pixels = RecoverSynthesizer.toPixels(x, n: n, channels: c, plane: plane,
+                                                    mean: normalization.mean, std: normalization.std)
+        normalize(result.pixels, count: n, into: input)
+        _ = model.forward(input)
+        result.bnSaved = try BNStatisticsLoss.loss(model.batchNorms, target: target, firstWeight: s.firstBNMultiplier,
+                                                   otherWeight: 1, scale: 1)
+        for layer in model.batchNorms { layer.dBatchMean.fill(0); layer.dBatchVariance.fill(0) }
+        return result
+    }
+
+    /// Clamps every channel plane to [low[c], high[c]] (the normalised image of pixel values 0 and 1).
+    static func clamp(_ x: Tensor, n: Int, channels: Int, plane: Int, low: [Float], high: [Float]) {
+        let p = x.data
+        for b in 0..<n {
+            for ch in 0..<channels {
+                let lo = low[ch], hi = high[ch]
+                let q = p + (b * channels + ch) * plane
+                for i in 0..<plane {
+                    let v = q[i]
+                    q[i] = v < lo ? lo : (v > hi ? hi : v)
+                }
+            }
+        }
+    }
+
+    /// floor(clamp(x * std + mean, 0, 1) * 255) per pixel: the reference's truncating save (sre2l_cda.md 4.5).
+    public static func toPixels(_ x: Tensor, n: Int, channels: Int, plane: Int, mean: [Float], std: [Float]) -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: n * channels * plane)
+        let p = UnsafePointer(x.data)
+        out.withUnsafeMutableBufferPointer { buf in
+            let o = buf.baseAddress!
+            for b in 0..<n {
+                for ch in 0..<channels {
+                    let m = mean[ch], sd = std[ch]
+                    let base = (b * channels + ch) * plane
+                    for i in 0..<plane {
+                        var v = p[base + i] * sd + m
+                        v = v < 0 ? 0 : (v > 1 ? 1 : v)
+                        o[base + i] = UInt8(v * 255)   // truncation toward zero = floor for v >= 0
+                    }
+                }
+            }
+        }
+        return out
+    }
+
+    /// Writes `count` uint8 images as the teacher's normalised input (as BatchLoader: p / (255 std) - mean / std).
+    private func normalize(_ pixels: ArraySlice<UInt8>, count: Int, into t: Tensor) {
+        let plane = size * size, imageSize = channels * plane
+        t.ensureShape(count, channels, size, size)
+        let d = t.data
+        pixels.withUnsafeBufferPointer { px in
+            for b in 0..<count {
+                for ch in 0..<channels {
+                    let scale = 1 / (255 * normalization.std[ch]), bias = -normalization.mean[ch] / normalization.std[ch]
+                    let src = px.baseAddress! + b * imageSize + ch * plane
+                    let dst = d + b * imageSize + ch * plane
+                    for i in 0..<plane { dst[i] = Float(src[i]) * scale + bias }
+                }
+            }
+        }
+    }
+
+    private func normalize(_ pixels: [UInt8], count: Int, into t: Tensor) {
+        normalize(pixels[...], count: count, into: t)
+    }
+
+    /// The teacher's top-1 hits on saved images (uint8 planar, `labels.count` images), normalised as the
+    /// teacher expects, in eval mode without augmentation.
+    public func correct(pixels: [UInt8], labels: [Int32]) -> Int {
+        let n = labels.count
+        guard n > 0 else { return 0 }
+        let plane = size * size, imageSize = channels * plane
+        precondition(pixels.count == n * imageSize, "RecoverSynthesizer.correct: \(pixels.count) bytes for \(n) images")
+        let wasCapturing = model.captureBatchStatistics
+        model.captureBatchStatistics = false
+        defer { model.captureBatchStatistics = wasCapturing }
+        model.training = false
+        var hits = 0
+        let chunk = 256
+        var start = 0
+        while start < n {
+            let m = min(chunk, n - start)
+            normalize(pixels[(start * imageSize)..<((start + m) * imageSize)], count: m, into: evalInput)
+            let logits = model.predict(evalInput)
+            let k = logits.shape[1]
+            for b in 0..<m {
+                let row = logits.data + b * k
+                var best = 0
+                for j in 1..<k where row[j] > row[best] { best = j }
+                if best == Int(labels[start + b]) { hits += 1 }
+            }
+            start += m
+        }
+        return hits
+    }
+}

@@ -1,0 +1,71 @@
+import LDKernels
+import LDRecords
+import LDData
+import LDNetworks
+/// Accuracy of a model on a labelled data set.
+public struct Evaluation: Equatable {
+    public var top1: Double
+    public var top5: Double
+    /// Mean cross-entropy.
+    public var loss: Double
+    public var images: Int
+
+    /// `{"top1": .., "top5": .., "loss": .., "images": ..}` (accuracies in percent).
+    public var json: [String: JSONValue] {
+        ["top1": .double(Evaluation.round(top1)), "top5": .double(Evaluation.round(top5)),
+         "loss": .double(Evaluation.round(loss, digits: 5)), "images": .int(Int64(images))]
+    }
+
+    static func round(_ x: Double, digits: Int = 2) -> Double {
+        var p = 1.0
+        for _ in 0..<digits { p *= 10 }
+        return (x * p).rounded() / p
+    }
+}
+
+extension Model {
+    /// Evaluates in eval mode (running BN statistics) over the whole set in batches; restores the mode.
+    /// Top-5 is top-min(5, K).
+    public func evaluate(_ data: Dataset, normalization: Normalization, batchSize: Int = 500) throws -> Evaluation {
+        guard data.count > 0 else { throw LDError("\(data.source): no images to evaluate on") }
+        let wasTraining = training
+        training = false
+        defer { training = wasTraining }
+        let loader = try BatchLoader(data: data, normalization: normalization)
+        var correct1 = 0, correct5 = 0, lossSum = 0.0
+        let k = config.classes, top = min(5, k)
+        var start = 0
+        while start < data.count {
+            let end = min(start + batchSize, data.count)
+            let x = loader.load(Array(start..<end))
+            let logits = predict(x)
+            let n = end - start
+            let p = logits.data
+            for i in 0..<n {
+                let row = p + i * k
+                let y = Int(loader.labels[i])
+                // Rank of the true class: how many logits beat it (ties count against it only if earlier).
+                let target = row[y]
+                var better = 0
+                var maxv = row[0]
+                for j in 0..<k {
+                    if row[j] > target || (row[j] == target && j < y) { better += 1 }
+                    if row[j] > maxv { maxv = row[j] }
+                }
+                if better == 0 { correct1 += 1 }
+                if better < top { correct5 += 1 }
+                var sum = 0.0
+                for j in 0..<k { sum += Double(expf(row[j] - maxv)) }
+                lossSum += log(sum) - Double(target - maxv)
+            }
+            start = end
+        }
+        let n = Double(data.count)
+        return Evaluation(top1: 100 * Double(correct1) / n, top5: 100 * Double(correct5) / n,
+                          loss: lossSum / n, images: data.count)
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#endif

@@ -1,0 +1,271 @@
+import LDKernels
+import LDRecords
+import LDData
+import LDNetworks
+// Where a student's batches come from: freshly drawn (online teacher, hard labels), or replayed from label
+// records (one by one as a stream arrives, or drawn from a pool of kept records).
+
+/// The parameters of one batch: which images, each one's crop and flip, and the batch's mix. A label record
+/// stores exactly these; the online modes draw them.
+public struct StudentBatchDraw: Equatable {
+    public var indices: [Int]
+    public var augmentations: [SampleAugmentation]
+    public var mix: MixKind
+    /// nil when `mix` is `.none`.
+    public var params: MixParams?
+
+    public init(indices: [Int], augmentations: [SampleAugmentation], mix: MixKind, params: MixParams?) {
+        self.indices = indices
+        self.augmentations = augmentations
+        self.mix = mix
+        self.params = params
+    }
+
+    /// The draw a label record stores.
+    public init(record: LabelBatchRecord) {
+        self.init(indices: record.indices.map { Int($0) }, augmentations: record.sampleAugmentations,
+                  mix: record.mix, params: record.mixParams)
+    }
+}
+
+/// Draws the batches of the online and hard modes.
+///
+/// Epoch e visits the images in the order of a permutation drawn from `LDRandom(seed, .relabel, major: e)`,
+/// cut into batches of `batchSize` (the last one partial, as PyTorch's `drop_last=False`). Image `item` of
+/// batch `b` gets its augmentation from `LDRandom(seed, .augment, major: e, minor: b, item: item)` and the
+/// batch its mix from `LDRandom(seed, .mix, major: e, minor: b)` (CutMix alpha 1, Mixup alpha 0.8, the
+/// seeds' values). Nothing depends on the thread count or on earlier batches. These are ld-relabel's keys:
+/// with the same seed, batch size and augmentation, the online teacher labels exactly the batches that
+/// ld-relabel stores.
+public struct OnlineBatchSampler {
+    public let count: Int
+    public let height: Int
+    public let width: Int
+    public let batchSize: Int
+    public let augment: SampleAugment
+    public let mix: MixKind
+    public let seed: UInt64
+
+    public init(images: Dataset, batchSize: Int, augment: SampleAugment, mix: MixKind, seed: UInt64) {
+        count = images.count
+        height = images.height
+        width = images.width
+        self.batchSize = batchSize
+        self.augment = augment
+        self.mix = mix
+        self.seed = seed
+    }
+
+    /// Batches per epoch: ceil(images / batch size).
+    public var batchesPerEpoch: Int { (count + batchSize - 1) / batchSize }
+
+    /// The image order of an epoch.
+    public func order(epoch: Int) -> [Int] {
+        var rng = LDRandom(seed: seed, stage: .relabel, major: epoch)
+        return rng.permutation(count)
+    }
+
+    /// Batch `batch` of epoch `epoch`, given that epoch's `order`.
+    public func draw(epoch: Int, batch: Int, order: [Int]) -> StudentBatchDraw {
+        let start = batch * batchSize, end = min(start + batchSize, order.count)
+        let indices = Array(order[start..<end])
+        var augs: [SampleAugmentation] = []
+        augs.reserveCapacity(indices.count)
+        for item in 0..<indices.count {
+            var rng = LDRandom(seed: seed, stage: .augment, major: epoch, minor: batch, item: item)
+            augs.append(augment.sample(height: height, width: width, using: &rng))
+        }
+        var params: MixParams? = nil
+        if mix != .none {
+            var rng = LDRandom(seed: seed, stage: .mix, major: epoch, minor: batch)
+            var p = MixParams()
+            if mix == .cutmix {
+                CutMix.sample(batch: indices.count, height: height, width: width, alpha: 1.0, into: &p, using: &rng)
+            } else {
+                Mixup.sample(batch: indices.count, alpha: 0.8, into: &p, using: &rng)
+            }
+            params = p
+        }
+        return StudentBatchDraw(indices: indices, augmentations: augs, mix: mix, params: params)
+    }
+}
+
+/// How each training epoch draws its records from a pool of label records.
+public enum PoolSampling: String, CaseIterable, Sendable {
+    /// Uniformly with replacement (LPLD's released `batch_to_epoch` + random, and the reference pipeline).
+    case withReplacement = "with-replacement"
+    /// Without replacement (LPQLD's `random.sample`): an epoch uses distinct records; when the pool is
+    /// smaller than an epoch, the epoch runs through whole random orders of the pool one after the other.
+    case withoutReplacement = "without-replacement"
+}
+
+/// LPLD's label pool: the kept label records, from which each training epoch draws its batches.
+public enum LabelPool {
+    /// The pool positions epoch `epoch` replays, in order: `count` of them drawn from
+    /// `LDRandom(seed, .train, major: epoch)`.
+    /// - with replacement: `count` uniform draws from 0..<poolSize;
+    /// - without replacement: ceil(count / poolSize) permutations of 0..<poolSize drawn one after the
+    ///   other from that generator, concatenated, and cut to the first `count` (no record repeats within
+    ///   an epoch until every record has been used).
+    public static func draws(poolSize: Int, count: Int, epoch: Int, seed: UInt64, sampling: PoolSampling) -> [Int] {
+        precondition(poolSize > 0, "LabelPool.draws: empty pool")
+        var rng = LDRandom(seed: seed, stage: .train, major: epoch)
+        switch sampling {
+        case .withReplacement:
+            return (0..<count).map { _ in rng.int(in: 0..<poolSize) }
+        case .withoutReplacement:
+            var out: [Int] = []
+            out.reserveCapacity(count + poolSize)
+            while out.count < count { out += rng.permutation(poolSize) }
+            return Array(out.prefix(count))
+        }
+    }
+}
+
+/// The facts a label stream's first header gives about its run (`meta` of ld-relabel and ld-prune).
+public struct StudentStreamInfo: Equatable {
+    /// Total epochs of the relabel run (`epochs`), if stated.
+    public var epochs: Int?
+    /// First stored epoch (`epoch_start`, 0 when absent).
+    public var epochStart: Int
+    /// Batch size of the relabel run (`batch_size`).
+    public var batchSize: Int?
+    /// Batches per relabel epoch before any pruning (`batches_per_epoch`).
+    public var batchesPerEpoch: Int?
+    /// Whether ld-prune kept a subset (`pruned` present).
+    public var pruned: Bool
+    /// The input normalisation the teacher saw, when the stream states it (`mean`, `std`).
+    public var mean: [Float]?
+    public var std: [Float]?
+
+    public init(header: StreamHeader) {
+        func int(_ key: String) -> Int? { header.meta[key]?.doubleValue.map { Int($0) } }
+        func floats(_ key: String) -> [Float]? {
+            guard let a = header.meta[key]?.arrayValue else { return nil }
+            let v = a.compactMap { $0.doubleValue.map(Float.init) }
+            return v.count == a.count && !v.isEmpty ? v : nil
+        }
+        epochs = int("epochs")
+        epochStart = int("epoch_start") ?? 0
+        batchSize = int("batch_size")
+        batchesPerEpoch = int("batches_per_epoch")
+        if let p = header.meta["pruned"], p != .null { pruned = true } else { pruned = false }
+        mean = floats("mean")
+        std = floats("std")
+    }
+
+    /// Epochs the stream holds from `epochStart` on, if the header says (concatenated shards continue it).
+    public var storedEpochs: Int? { epochs.map { $0 - epochStart } }
+}
+
+/// A label stream opened for training: checks its kind and that it belongs to the image set, then yields
+/// its records, each validated against the images, counting records and bytes read.
+public final class LabelStreamInput {
+    public let name: String
+    /// The first stream's header.
+    public let header: StreamHeader
+    public let info: StudentStreamInfo
+    /// Records returned so far.
+    public private(set) var recordsRead = 0
+    private let reader: StreamReader
+    private let counter: CountingSource
+    private let images: Dataset
+
+    /// Opens `path` (`-` is stdin). Refuses a stream of another kind, another class count, or one made for
+    /// another image set (`image_set_hash` vs the images' `contentHash`).
+    public init(path: String, images: Dataset) throws {
+        counter = CountingSource(try InputFile(path: path, binary: true))
+        reader = try StreamReader(source: counter)
+        name = reader.name
+        try reader.expect(kind: .labels)
+        reader.requireMatchingHeaders()
+        header = reader.header
+        info = StudentStreamInfo(header: header)
+        self.images = images
+        if let h = header.imageSetHash {
+            let mine = images.contentHash
+            if h != mine {
+                throw LDError("\(name): label stream was made for image set \(h), but --images \(images.source) is \(mine)")
+            }
+        }
+        if !header.shape.isEmpty && header.shape != [images.channels, images.height, images.width] {
+            throw LDError("\(name): label stream is for \(header.shape) images, --images \(images.source) has [\(images.channels), \(images.height), \(images.width)]")
+        }
+        if header.classes != 0 && header.classes != images.classes {
+            throw LDError("\(name): label stream has \(header.classes) classes, --images \(images.source) has \(images.classes)")
+        }
+    }
+
+    /// Bytes read from the input so far (as stored: compressed if the stream is).
+    public var bytesRead: Int { counter.bytes }
+
+    /// The next record, validated against the images, or nil at the end of the input.
+    public func next() throws -> LabelBatchRecord? {
+        guard let r = try reader.next() else { return nil }
+        let record = try LabelBatchRecord(r, header: reader.header)
+        try record.validate(images: images, source: "\(r.context)")
+        recordsRead += 1
+        return record
+    }
+}
+
+/// A byte source that counts what passes through.
+final class CountingSource: ByteSource {
+    let base: ByteSource
+    private(set) var bytes = 0
+    init(_ base: ByteSource) { self.base = base }
+    var name: String { base.name }
+    func read(into buffer: UnsafeMutableRawPointer, count: Int) throws -> Int {
+        let n = try base.read(into: buffer, count: count)
+        bytes += n
+        return n
+    }
+}
+
+/// Builds student batches (input and target) from draws and records: the same `LabelBatchBuilder` that
+/// ld-relabel uses, so a replayed record gives the pixels its teacher saw.
+public final class StudentBatchMaker {
+    public let builder: LabelBatchBuilder
+    public let images: Dataset
+    private let targetLogits = Tensor(shape: [0])
+
+    public init(images: Dataset, normalization: Normalization) throws {
+        builder = try LabelBatchBuilder(data: images, normalization: normalization)
+        self.images = images
+    }
+
+    /// The input batch of a draw.
+    public func input(_ draw: StudentBatchDraw) -> Tensor {
+        builder.build(indices: draw.indices, augmentations: draw.augmentations, mix: draw.mix, params: draw.params)
+    }
+
+    /// Replay: the record's batch and its stored logits as targets (top-k logits leave the other classes
+    /// at -inf, i.e. the target distribution is the softmax over the stored classes).
+    public func replay(_ record: LabelBatchRecord) -> (input: Tensor, target: StudentTarget) {
+        let x = builder.build(record)
+        let n = record.count, k = record.classes
+        targetLogits.ensureShape(n, k)
+        let dense = record.logits.dense(batch: n, classes: k, fill: -Float.infinity)
+        dense.withUnsafeBufferPointer { targetLogits.data.update(from: $0.baseAddress!, count: n * k) }
+        return (x, .logits(targetLogits))
+    }
+
+    /// Online soft labels: the draw's batch and the teacher's logits on it (eval mode).
+    public func online(_ draw: StudentBatchDraw, teacher: Model) -> (input: Tensor, target: StudentTarget) {
+        let x = input(draw)
+        teacher.training = false
+        let t = teacher.predict(x)
+        targetLogits.ensureShape(t.shape[0], t.shape[1])
+        targetLogits.copy(from: t)
+        return (x, .logits(targetLogits))
+    }
+
+    /// Hard labels: the draw's batch and its images' classes (mixed as the pixels were).
+    public func hard(_ draw: StudentBatchDraw) -> (input: Tensor, target: StudentTarget) {
+        let x = input(draw)
+        let y = draw.indices.map { images.labels[$0] }
+        guard draw.mix != .none, let p = draw.params else { return (x, .labels(y)) }
+        let lambda = p.labelWeight(kind: draw.mix, height: images.height, width: images.width)
+        return (x, .mixedLabels(y, perm: p.perm, lambda: lambda))
+    }
+}

@@ -1,0 +1,53 @@
+import COpenBLAS
+import Dispatch
+
+/// The one choke point for OpenBLAS `cblas_sgemm` (row-major): C = alpha * op(A) * op(B) + beta * C,
+/// where op(A) is (M,K), op(B) is (K,N) and C is (M,N). Leading dimensions default to the packed ones.
+///
+/// Parallelism: OpenBLAS itself always runs single-threaded (its idle workers would spin against the engine's
+/// own loops on 2 cores); instead a large GEMM is cut into `Engine.threads` column (or row) blocks of C, each
+/// one single-threaded sgemm call on its own worker. Every element of C is still one dot product over the
+/// full K in OpenBLAS's order, so the split does not change which values are summed.
+public func sgemm(transA: Bool = false, transB: Bool = false, _ m: Int, _ n: Int, _ k: Int,
+           alpha: Float = 1, _ a: UnsafePointer<Float>, lda: Int? = nil,
+           _ b: UnsafePointer<Float>, ldb: Int? = nil,
+           beta: Float = 0, _ c: UnsafeMutablePointer<Float>, ldc: Int? = nil) {
+    if m == 0 || n == 0 { return }
+    let la = lda ?? (transA ? m : k)
+    let lb = ldb ?? (transB ? k : n)
+    let lc = ldc ?? n
+    let ta = transA ? CblasTrans : CblasNoTrans, tb = transB ? CblasTrans : CblasNoTrans
+    let threads = Engine.threads
+    if threads <= 1 || 2 * m * n * k < 8_000_000 || max(m, n) < 64 {
+        cblas_sgemm(CblasRowMajor, ta, tb, Int32(m), Int32(n), Int32(k), alpha, a, Int32(la), b, Int32(lb), beta, c, Int32(lc))
+        return
+    }
+    if n >= m {
+        // column blocks of C (and of op(B)), multiples of 16 columns
+        let blocks = (n + 15) / 16
+        WorkerPool.shared.run(threads) { t in
+            let j0 = min(n, blocks * t / threads * 16), j1 = min(n, blocks * (t + 1) / threads * 16)
+            if j0 >= j1 { return }
+            let bp = transB ? b + j0 * lb : b + j0
+            cblas_sgemm(CblasRowMajor, ta, tb, Int32(m), Int32(j1 - j0), Int32(k), alpha, a, Int32(la),
+                        bp, Int32(lb), beta, c + j0, Int32(lc))
+        }
+    } else {
+        let blocks = (m + 15) / 16
+        WorkerPool.shared.run(threads) { t in
+            let i0 = min(m, blocks * t / threads * 16), i1 = min(m, blocks * (t + 1) / threads * 16)
+            if i0 >= i1 { return }
+            let ap = transA ? a + i0 : a + i0 * la
+            cblas_sgemm(CblasRowMajor, ta, tb, Int32(i1 - i0), Int32(n), Int32(k), alpha, ap, Int32(la),
+                        b, Int32(lb), beta, c + i0 * lc, Int32(lc))
+        }
+    }
+}
+
+/// Public wrapper of the engine's sgemm for benchmarks and tools: row-major
+/// C (M,N) = alpha * op(A) * op(B) + beta * C.
+public func matmul(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int, alpha: Float = 1,
+                   a: UnsafePointer<Float>, b: UnsafePointer<Float>, beta: Float = 0,
+                   c: UnsafeMutablePointer<Float>) {
+    sgemm(transA: transA, transB: transB, m, n, k, alpha: alpha, a, b, beta: beta, c)
+}

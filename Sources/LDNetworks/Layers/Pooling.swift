@@ -1,0 +1,245 @@
+import LDKernels
+import LDRecords
+import LDData
+/// 2×2 stride-2 average pooling on channel-major activations, floor on odd sizes (as the ConvNet's
+/// `AvgPool2d(2)`): x (C,N,H,W) → y (C,N,H/2,W/2).
+public final class AvgPool2d: Layer {
+    public var parameters: [Parameter] { [] }
+    private var flags = LayerFlags()
+    public var training: Bool { get { flags.training } set { flags.training = newValue } }
+    public var wantsParamGrads: Bool { get { flags.wantsParamGrads } set { flags.wantsParamGrads = newValue } }
+    public var wantsInputGrad: Bool { get { flags.wantsInputGrad } set { flags.wantsInputGrad = newValue } }
+    /// y and dx, owned by the layer and reused.
+    public let output = Tensor(shape: [0]), inputGrad = Tensor(shape: [0])
+    private var inShape = (0, 0, 0, 0)
+
+    /// A layer without parameters.
+    public init() {}
+
+    public func forward(_ x: Tensor) -> Tensor {
+        precondition(x.shape.count == 4, "AvgPool2d: input \(x.shape), expected (C,N,H,W)")
+        let c = x.shape[0], n = x.shape[1], h = x.shape[2], w = x.shape[3], ho = h / 2, wo = w / 2
+        inShape = (c, n, h, w)
+        output.ensureShape(c, n, ho, wo)
+        let xp = UnsafePointer(x.data), yp = output.data
+        Engine.parallelRange(c * n, grain: 64) { p0, p1 in
+            for pl in p0..<p1 {
+                let src = xp + pl * h * w, dst = yp + pl * ho * wo
+                for i in 0..<ho {
+                    let r0 = src + 2 * i * w, r1 = r0 + w, d = dst + i * wo
+                    for j in 0..<wo { d[j] = 0.25 * ((r0[2 * j] + r0[2 * j + 1]) + (r1[2 * j] + r1[2 * j + 1])) }
+                }
+            }
+        }
+        return output
+    }
+
+    public func backward(_ dy: Tensor) -> Tensor? {
+        guard flags.wantsInputGrad else { return nil }
+        let (c, n, h, w) = inShape, ho = h / 2, wo = w / 2
+        precondition(dy.count == c * n * ho * wo, "AvgPool2d.backward: dy \(dy.shape)")
+        inputGrad.ensureShape(c, n, h, w)
+        let gp = UnsafePointer(dy.data), dxp = inputGrad.data
+        Engine.parallelRange(c * n, grain: 64) { p0, p1 in
+            for pl in p0..<p1 {
+                let src = gp + pl * ho * wo, dst = dxp + pl * h * w
+                if h != 2 * ho || w != 2 * wo { dst.update(repeating: 0, count: h * w) }
+                for i in 0..<ho {
+                    let r0 = dst + 2 * i * w, r1 = r0 + w, g = src + i * wo
+                    for j in 0..<wo {
+                        let v = 0.25 * g[j]
+                        r0[2 * j] = v; r0[2 * j + 1] = v; r1[2 * j] = v; r1[2 * j + 1] = v
+                    }
+                }
+            }
+        }
+        return inputGrad
+    }
+}
+
+/// Max pooling with a square window, stride and implicit −∞ padding, as the ImageNet stem's
+/// `MaxPool2d(3, 2, 1)`: x (C,N,H,W) → y (C,N,Ho,Wo), Ho = (H + 2·pad − k)/stride + 1.
+/// Forward caches the arg-max index within each plane for backward.
+public final class MaxPool2d: Layer {
+    /// Window size, stride and padding.
+    public let kernel: Int, stride: Int, padding: Int
+    public var parameters: [Parameter] { [] }
+    private var flags = LayerFlags()
+    public var training: Bool { get { flags.training } set { flags.training = newValue } }
+    public var wantsParamGrads: Bool { get { flags.wantsParamGrads } set { flags.wantsParamGrads = newValue } }
+    public var wantsInputGrad: Bool { get { flags.wantsInputGrad } set { flags.wantsInputGrad = newValue } }
+    /// y and dx, owned by the layer and reused.
+    public let output = Tensor(shape: [0]), inputGrad = Tensor(shape: [0])
+    private var argmax = UnsafeMutablePointer<Int32>.allocate(capacity: 1)
+    private var argmaxCapacity = 0
+    private var inShape = (0, 0, 0, 0)
+
+    /// Defaults: the ImageNet ResNet stem's 3×3 stride-2 pad-1 pool.
+    public init(kernel: Int = 3, stride: Int = 2, padding: Int = 1) {
+        self.kernel = kernel; self.stride = stride; self.padding = padding
+    }
+    deinit { argmax.deallocate() }
+
+    public func forward(_ x: Tensor) -> Tensor {
+        precondition(x.shape.count == 4, "MaxPool2d: input \(x.shape), expected (C,N,H,W)")
+        let c = x.shape[0], n = x.shape[1], h = x.shape[2], w = x.shape[3]
+        let k = kernel, s = stride, pad = padding
+        let ho = (h + 2 * pad - k) / s + 1, wo = (w + 2 * pad - k) / s + 1
+        inShape = (c, n, h, w)
+        output.ensureShape(c, n, ho, wo)
+        if argmaxCapacity < output.count {
+            argmax.deallocate(); argmaxCapacity = output.count; argmax = .allocate(capacity: argmaxCapacity)
+        }
+        let xp = UnsafePointer(x.data), yp = output.data, am = argmax
+        Engine.parallelRange(c * n, grain: 16) { p0, p1 in
+            for pl in p0..<p1 {
+                let src = xp + pl * h * w, dst = yp + pl * ho * wo, arg = am + pl * ho * wo
+                for i in 0..<ho {
+                    for j in 0..<wo {
+                        var best = -Float.infinity, bi: Int32 = -1
+                        for a in 0..<k {
+                            let ih = i * s - pad + a
+                            if ih < 0 || ih >= h { continue }
+                            for b in 0..<k {
+                                let iw = j * s - pad + b
+                                if iw < 0 || iw >= w { continue }
+                                let v = src[ih * w + iw]
+                                if v > best || bi < 0 { best = v; bi = Int32(ih * w + iw) }
+                            }
+                        }
+                        dst[i * wo + j] = best; arg[i * wo + j] = bi
+                    }
+                }
+            }
+        }
+        return output
+    }
+
+    public func backward(_ dy: Tensor) -> Tensor? {
+        guard flags.wantsInputGrad else { return nil }
+        let (c, n, h, w) = inShape
+        let per = dy.count / max(1, c * n)
+        precondition(dy.count == output.count, "MaxPool2d.backward: dy \(dy.shape)")
+        inputGrad.ensureShape(c, n, h, w)
+        let gp = UnsafePointer(dy.data), dxp = inputGrad.data, am = UnsafePointer(argmax)
+        Engine.parallelRange(c * n, grain: 16) { p0, p1 in
+            for pl in p0..<p1 {
+                let dst = dxp + pl * h * w, g = gp + pl * per, arg = am + pl * per
+                dst.update(repeating: 0, count: h * w)
+                for o in 0..<per { dst[Int(arg[o])] += g[o] }
+            }
+        }
+        return inputGrad
+    }
+}
+
+/// Global average pooling: x (C,N,H,W) → y (N,C), row-major features for `Linear`.
+public final class GlobalAvgPool2d: Layer {
+    public var parameters: [Parameter] { [] }
+    private var flags = LayerFlags()
+    public var training: Bool { get { flags.training } set { flags.training = newValue } }
+    public var wantsParamGrads: Bool { get { flags.wantsParamGrads } set { flags.wantsParamGrads = newValue } }
+    public var wantsInputGrad: Bool { get { flags.wantsInputGrad } set { flags.wantsInputGrad = newValue } }
+    /// y and dx, owned by the layer and reused.
+    public let output = Tensor(shape: [0]), inputGrad = Tensor(shape: [0])
+    private var inShape = (0, 0, 0, 0)
+
+    /// A layer without parameters.
+    public init() {}
+
+    public func forward(_ x: Tensor) -> Tensor {
+        precondition(x.shape.count == 4, "GlobalAvgPool2d: input \(x.shape), expected (C,N,H,W)")
+        let c = x.shape[0], n = x.shape[1], hw = x.shape[2] * x.shape[3]
+        inShape = (c, n, x.shape[2], x.shape[3])
+        output.ensureShape(n, c)
+        let xp = UnsafePointer(x.data), yp = output.data
+        let scale = 1 / Double(hw)
+        for ch in 0..<c {
+            for i in 0..<n { yp[i * c + ch] = Float(sumAndSquares(xp + (ch * n + i) * hw, hw).0 * scale) }
+        }
+        return output
+    }
+
+    public func backward(_ dy: Tensor) -> Tensor? {
+        guard flags.wantsInputGrad else { return nil }
+        let (c, n, h, w) = inShape, hw = h * w
+        inputGrad.ensureShape(c, n, h, w)
+        let gp = UnsafePointer(dy.data), dxp = inputGrad.data
+        let scale = 1 / Float(hw)
+        for ch in 0..<c {
+            for i in 0..<n { (dxp + (ch * n + i) * hw).update(repeating: gp[i * c + ch] * scale, count: hw) }
+        }
+        return inputGrad
+    }
+}
+
+/// Flatten: x (C,N,H,W) → y (N, C·H·W) in PyTorch's (c, h, w) feature order.
+public final class Flatten: Layer {
+    public var parameters: [Parameter] { [] }
+    private var flags = LayerFlags()
+    public var training: Bool { get { flags.training } set { flags.training = newValue } }
+    public var wantsParamGrads: Bool { get { flags.wantsParamGrads } set { flags.wantsParamGrads = newValue } }
+    public var wantsInputGrad: Bool { get { flags.wantsInputGrad } set { flags.wantsInputGrad = newValue } }
+    /// y and dx, owned by the layer and reused.
+    public let output = Tensor(shape: [0]), inputGrad = Tensor(shape: [0])
+    private var inShape = (0, 0, 0, 0)
+
+    /// A layer without parameters.
+    public init() {}
+
+    public func forward(_ x: Tensor) -> Tensor {
+        precondition(x.shape.count == 4, "Flatten: input \(x.shape), expected (C,N,H,W)")
+        let c = x.shape[0], n = x.shape[1], hw = x.shape[2] * x.shape[3]
+        inShape = (c, n, x.shape[2], x.shape[3])
+        output.ensureShape(n, c * hw)
+        let xp = UnsafePointer(x.data), yp = output.data
+        for ch in 0..<c {
+            for i in 0..<n { (yp + i * c * hw + ch * hw).update(from: xp + (ch * n + i) * hw, count: hw) }
+        }
+        return output
+    }
+
+    public func backward(_ dy: Tensor) -> Tensor? {
+        guard flags.wantsInputGrad else { return nil }
+        let (c, n, h, w) = inShape, hw = h * w
+        inputGrad.ensureShape(c, n, h, w)
+        let gp = UnsafePointer(dy.data), dxp = inputGrad.data
+        for ch in 0..<c {
+            for i in 0..<n { (dxp + (ch * n + i) * hw).update(from: gp + i * c * hw + ch * hw, count: hw) }
+        }
+        return inputGrad
+    }
+}
+
+/// ReLU on any shape: y = max(x, 0). Backward passes the gradient where y > 0 (0 at x = 0, as PyTorch).
+public final class ReLU: Layer {
+    public var parameters: [Parameter] { [] }
+    private var flags = LayerFlags()
+    public var training: Bool { get { flags.training } set { flags.training = newValue } }
+    public var wantsParamGrads: Bool { get { flags.wantsParamGrads } set { flags.wantsParamGrads = newValue } }
+    public var wantsInputGrad: Bool { get { flags.wantsInputGrad } set { flags.wantsInputGrad = newValue } }
+    /// y and dx, owned by the layer and reused.
+    public let output = Tensor(shape: [0]), inputGrad = Tensor(shape: [0])
+
+    /// A layer without parameters.
+    public init() {}
+
+    public func forward(_ x: Tensor) -> Tensor {
+        output.reshapeLike(x)
+        let xp = UnsafePointer(x.data), yp = output.data
+        Engine.parallelRange(x.count, grain: 1 << 16) { b, e in
+            for i in b..<e { yp[i] = xp[i] > 0 ? xp[i] : 0 }
+        }
+        return output
+    }
+
+    public func backward(_ dy: Tensor) -> Tensor? {
+        guard flags.wantsInputGrad else { return nil }
+        inputGrad.reshapeLike(output)
+        let yp = UnsafePointer(output.data), gp = UnsafePointer(dy.data), dxp = inputGrad.data
+        Engine.parallelRange(dy.count, grain: 1 << 16) { b, e in
+            for i in b..<e { dxp[i] = yp[i] > 0 ? gp[i] : 0 }
+        }
+        return inputGrad
+    }
+}

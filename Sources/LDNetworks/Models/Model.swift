@@ -1,0 +1,264 @@
+import LDKernels
+import LDRecords
+import LDData
+import Foundation
+
+/// A network built from a `ModelConfig`: NCHW images in, (N, classes) logits out.
+///
+/// Internally activations are channel-major (see `Layer`); `forward` converts the input once and `backward`
+/// converts the input gradient back. Every buffer is owned by a layer or by the model and reused, so a
+/// steady-state step allocates nothing.
+public final class Model {
+    public let config: ModelConfig
+    /// The layers in order (ResNet blocks are single `BasicBlock` layers).
+    public let layers: [Layer]
+    /// Trainable parameters in a stable order with stable names (registration order).
+    public let parameters: [Parameter]
+    /// BatchNorm layers in registration order (stem bn, then per block bn1, bn2, downsample bn).
+    public let batchNorms: [BatchNorm2d]
+    /// The shared im2col workspace of the convolutions.
+    public let workspace: Workspace
+    /// The input-gradient buffers the layers share during backward.
+    public let gradients = GradientPool()
+
+    /// Input in channel-major layout (C,N,H,W) and the input gradient in NCHW.
+    private let inputCNHW = Tensor(shape: [0])
+    public let inputGrad = Tensor(shape: [0])
+    /// Whether the last pass was `predict` (no backward may follow it).
+    private var predicted = false
+
+    /// Builds the model and draws its initial weights from `rng` (parameters in registration order).
+    public init<G: RandomNumberGenerator>(_ config: ModelConfig, rng: inout G) throws {
+        try config.validate()
+        self.config = config
+        let ws = Workspace()
+        workspace = ws
+        var layers: [Layer] = []
+        var bns: [BatchNorm2d] = []
+        switch config.arch {
+        case "convnet":
+            var c = config.channels, res = config.imageSize
+            for d in 0..<config.depth {
+                let conv = Conv2d(c, config.width, kernel: 3, padding: 1, bias: true, name: "blocks.\(d).conv", workspace: ws)
+                // BN → ReLU → avg-pool 2 as one fused layer (the un-pooled activation is never stored)
+                let bn = BatchNorm2d(config.width, relu: true, pool: true, name: "blocks.\(d).bn")
+                conv.initialize(&rng, .pytorchDefault)
+                // the first block's small-input convolution is recomputed rather than stored (ConvBatchNorm)
+                if ConvBatchNorm.suits(conv, bn) { layers.append(ConvBatchNorm(conv, bn)) } else { layers += [conv, bn] }
+                bns.append(bn)
+                c = config.width; res /= 2
+            }
+            let fc = Linear(c * res * res, config.classes, name: "fc")
+            fc.initialize(&rng)
+            layers += [Flatten(), fc]
+        default: // resnet18
+            let imagenet = config.stem == "imagenet"
+            let conv = imagenet
+                ? Conv2d(config.channels, 64, kernel: 7, stride: 2, padding: 3, bias: false, name: "conv1", workspace: ws)
+                : Conv2d(config.channels, 64, kernel: 3, stride: 1, padding: 1, bias: false, name: "conv1", workspace: ws)
+            conv.initialize(&rng)
+            let bn = BatchNorm2d(64, relu: true, name: "bn1")
+            layers += [conv, bn]
+            bns.append(bn)
+            if imagenet { layers.append(MaxPool2d(kernel: 3, stride: 2, padding: 1)) }
+            var c = 64
+            for (stage, width) in [64, 128, 256, 512].enumerated() {
+                for b in 0..<2 {
+                    let stride = (stage > 0 && b == 0) ? 2 : 1
+                    let block = BasicBlock(c, width, stride: stride, name: "layer\(stage + 1).\(b)", workspace: ws)
+                    block.initialize(&rng)
+                    layers.append(block)
+                    bns += block.batchNorms
+                    c = width
+                }
+            }
+            let fc = Linear(512, config.classes, name: "fc")
+            fc.initialize(&rng)
+            layers += [GlobalAvgPool2d(), fc]
+        }
+        for l in layers {
+            switch l {
+            case let c as Conv2d: c.gradientPool = gradients
+            case let b as BatchNorm2d: b.gradientPool = gradients
+            case let b as BasicBlock: b.gradientPool = gradients
+            case let f as ConvBatchNorm: f.gradientPool = gradients
+            default: break
+            }
+        }
+        self.layers = layers
+        self.batchNorms = bns
+        self.parameters = layers.flatMap { $0.parameters }
+        layers.first?.wantsInputGrad = false
+    }
+
+    /// Named buffers (BN running statistics `<bn>.running_mean`, `<bn>.running_var`) in registration order.
+    public var buffers: [(name: String, tensor: Tensor)] { batchNorms.flatMap { $0.buffers } }
+
+    /// Per-class statistics of every BatchNorm input, named `<bn>.class_stats`, in registration order; nil
+    /// entries for layers that have none yet. Assign `BatchNorm2d.classStatistics` to install loaded ones.
+    public var classStatistics: [(name: String, stats: ClassStatistics?)] {
+        batchNorms.map { (($0.name.isEmpty ? "" : $0.name + ".") + "class_stats", $0.classStatistics) }
+    }
+
+    /// Throws unless `x` is a batch this model accepts: (N ≥ 1, channels, imageSize, imageSize).
+    public func validateInput(_ x: Tensor) throws {
+        let c = config
+        guard x.shape.count == 4, x.shape[0] >= 1, x.shape[1] == c.channels,
+              x.shape[2] == c.imageSize, x.shape[3] == c.imageSize else {
+            throw LDError("model \(c.arch): input shape \(x.shape), expected (N, \(c.channels), \(c.imageSize), \(c.imageSize))")
+        }
+    }
+
+    /// Train mode (batch statistics, running-stat updates) or eval mode.
+    public var training: Bool = true {
+        didSet { for l in layers { l.training = training } }
+    }
+
+    /// Switches the BN-statistics hook on every BatchNorm layer (see `BatchNorm2d`).
+    public var captureBatchStatistics: Bool = false {
+        didSet { for b in batchNorms { b.captureBatchStatistics = captureBatchStatistics } }
+    }
+
+    /// Sets every parameter gradient to zero.
+    public func zeroGrad() { for p in parameters { p.zeroGrad() } }
+
+    /// x (N,C,H,W) → logits (N,K). When `classLabels` (N labels) is given, every BatchNorm layer also adds
+    /// its input's per-class statistics to `classStatistics` (LPLD), in train or eval mode.
+    public func forward(_ x: Tensor, classLabels: UnsafePointer<Int32>? = nil) -> Tensor {
+        predicted = false
+        var t = toCNHW(x)
+        if let labels = classLabels {
+            for b in batchNorms {
+                if b.classStatistics == nil { b.classStatistics = ClassStatistics(classes: config.classes, channels: b.channels) }
+                b.classLabels = labels
+            }
+        }
+        for l in layers { t = l.forward(t) }
+        if classLabels != nil { for b in batchNorms { b.classLabels = nil } }
+        return t
+    }
+
+    /// Eval-mode logits (N,K) of x (N,C,H,W) for inference (relabelling, online soft labels, accuracy): the
+    /// same values as `forward` in eval mode, but a convolution followed by a BatchNorm applies it (and a
+    /// residual block's addition and ReLU) while its output is still in cache, where the convolution can
+    /// (`Conv2d.forward(_:then:)`). No backward may follow.
+    public func predict(_ x: Tensor) -> Tensor {
+        precondition(!training, "Model.predict in train mode")
+        predicted = true
+        var t = toCNHW(x)
+        var i = 0
+        while i < layers.count {
+            if let c = layers[i] as? Conv2d, i + 1 < layers.count, let b = layers[i + 1] as? BatchNorm2d,
+               let y = c.forward(t, then: b) {
+                t = y; i += 2
+                continue
+            }
+            t = (layers[i] as? BasicBlock)?.predict(t) ?? layers[i].forward(t)
+            i += 1
+        }
+        return t
+    }
+
+    /// The batch x (N,C,H,W) in the engine's channel-major layout (C,N,H,W), in `inputCNHW`.
+    private func toCNHW(_ x: Tensor) -> Tensor {
+        precondition(x.shape.count == 4 && x.shape[1] == config.channels, "Model: input \(x.shape), expected (N,\(config.channels),H,W)")
+        let n = x.shape[0], c = x.shape[1], h = x.shape[2], w = x.shape[3]
+        inputCNHW.ensureShape(c, n, h, w)
+        nchwToCNHW(x.data, inputCNHW.data, n: n, c: c, hw: h * w)
+        return inputCNHW
+    }
+
+    /// Given dL/dlogits (N,K) for the last forward: accumulates parameter gradients when `paramGrads`
+    /// (set false with frozen weights, e.g. recover, to skip all weight-gradient GEMMs) and returns dL/dx
+    /// (N,C,H,W, owned by the model) when `inputGrad`, else nil.
+    @discardableResult
+    public func backward(_ dLogits: Tensor, inputGrad wantInput: Bool = false, paramGrads: Bool = true) -> Tensor? {
+        precondition(!predicted, "Model.backward after predict (use forward)")
+        for l in layers { l.wantsParamGrads = paramGrads }
+        layers[0].wantsInputGrad = wantInput
+        var g: Tensor? = dLogits
+        for l in layers.reversed() {
+            guard let d = g else { break }
+            g = l.backward(d)
+            if g !== d { gradients.release(d) }   // consumed (layers working in place return dy itself)
+        }
+        guard wantInput, let dx = g else { gradients.release(g); return nil }
+        let c = dx.shape[0], n = dx.shape[1], h = dx.shape[2], w = dx.shape[3]
+        inputGrad.ensureShape(n, c, h, w)
+        cnhwToNCHW(dx.data, inputGrad.data, n: n, c: c, hw: h * w)
+        gradients.release(dx)
+        return inputGrad
+    }
+
+    /// One line per layer for `-v` output (stderr): kind, output shape per image, parameters, MFLOP forward.
+    public var summary: [String] {
+        var c = config.channels, h = config.imageSize, w = config.imageSize
+        var lines = ["\(config.arch): input \(c)x\(h)x\(w), \(parameters.reduce(0) { $0 + $1.value.count }) parameters, \(String(format: "%.1f", Double(2 * macsPerImage) / 1e6)) MFLOP forward per image"]
+        func line(_ name: String, _ params: Int, _ macs: Int) {
+            lines.append(String(format: "  %-24@ -> %4dx%3dx%-3d %9d params %8.2f MFLOP", name, c, h, w, params, Double(2 * macs) / 1e6))
+        }
+        for l in layers {
+            let params = l.parameters.reduce(0) { $0 + $1.value.count }
+            switch l {
+            case let cv as Conv2d:
+                let macs = cv.macs(n: 1, h: h, w: w)
+                (h, w) = cv.outputSize(h, w); c = cv.outChannels
+                line("conv\(cv.kernel)x\(cv.kernel)/\(cv.stride) \(cv.weight.name.dropLast(7))", params, macs)
+            case let f as ConvBatchNorm:
+                let macs = f.conv.macs(n: 1, h: h, w: w)
+                (h, w) = f.conv.outputSize(h, w); c = f.conv.outChannels; h /= 2; w /= 2
+                line("conv\(f.conv.kernel)x\(f.conv.kernel)/\(f.conv.stride)+batchnorm+relu+avgpool2 \(f.bn.name)", params, macs)
+            case let bn as BatchNorm2d:
+                if bn.fusedPool { h /= 2; w /= 2 }
+                line("batchnorm\(bn.fusedReLU ? "+relu" : "")\(bn.fusedPool ? "+avgpool2" : "") \(bn.name)", params, 0)
+            case is AvgPool2d: h /= 2; w /= 2; line("avgpool2", 0, 0)
+            case let m as MaxPool2d:
+                h = (h + 2 * m.padding - m.kernel) / m.stride + 1; w = (w + 2 * m.padding - m.kernel) / m.stride + 1
+                line("maxpool\(m.kernel)/\(m.stride)", 0, 0)
+            case let b as BasicBlock:
+                var macs = b.conv1.macs(n: 1, h: h, w: w)
+                if let d = b.downsample { macs += d.conv.macs(n: 1, h: h, w: w) }
+                (h, w) = b.conv1.outputSize(h, w); c = b.conv1.outChannels
+                macs += b.conv2.macs(n: 1, h: h, w: w)
+                line("block \(b.conv1.weight.name.dropLast(13))", params, macs)
+            case is GlobalAvgPool2d: h = 1; w = 1; line("global avgpool", 0, 0)
+            case is Flatten: c *= h * w; h = 1; w = 1; line("flatten", 0, 0)
+            case let f as Linear: c = f.outFeatures; line("linear \(f.weight.name.dropLast(7))", params, f.inFeatures * f.outFeatures)
+            default: line("\(type(of: l))", params, 0)
+            }
+        }
+        return lines
+    }
+
+    /// Multiply–accumulates of the convolutions and linear layers for one image.
+    public var macsPerImage: Int {
+        var h = config.imageSize, w = config.imageSize, total = 0
+        for l in layers {
+            switch l {
+            case let c as Conv2d: total += c.macs(n: 1, h: h, w: w); (h, w) = c.outputSize(h, w)
+            case let f as ConvBatchNorm: total += f.conv.macs(n: 1, h: h, w: w); (h, w) = f.conv.outputSize(h, w); h /= 2; w /= 2
+            case let b as BasicBlock:
+                total += b.conv1.macs(n: 1, h: h, w: w)
+                let (ho, wo) = b.conv1.outputSize(h, w)
+                total += b.conv2.macs(n: 1, h: ho, w: wo)
+                if let d = b.downsample { total += d.conv.macs(n: 1, h: h, w: w) }
+                (h, w) = (ho, wo)
+            case is AvgPool2d: h /= 2; w /= 2
+            case let bn as BatchNorm2d where bn.fusedPool: h /= 2; w /= 2
+            case let m as MaxPool2d:
+                h = (h + 2 * m.padding - m.kernel) / m.stride + 1; w = (w + 2 * m.padding - m.kernel) / m.stride + 1
+            case let f as Linear: total += f.inFeatures * f.outFeatures
+            default: break
+            }
+        }
+        return total
+    }
+}
+
+private func nchwToCNHW(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, n: Int, c: Int, hw: Int) {
+    for i in 0..<n { for ch in 0..<c { (dst + (ch * n + i) * hw).update(from: src + (i * c + ch) * hw, count: hw) } }
+}
+
+private func cnhwToNCHW(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, n: Int, c: Int, hw: Int) {
+    for i in 0..<n { for ch in 0..<c { (dst + (i * c + ch) * hw).update(from: src + (ch * n + i) * hw, count: hw) } }
+}
