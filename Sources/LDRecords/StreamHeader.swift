@@ -43,6 +43,13 @@ public enum JSONValue: Codable, Equatable {
         return .double(Double(f.description) ?? Double(f))
     }
 
+    /// `x` rounded to `places` decimals; with `wholeAsInt`, a whole result is an integer, so that a value
+    /// read back from JSON serialises as itself (metrics kept in a checkpoint and printed again).
+    public static func rounded(_ x: Double, places: Int, wholeAsInt: Bool = false) -> JSONValue {
+        let v = x.rounded(places: places)
+        return wholeAsInt && v == v.rounded() && abs(v) < 1e15 ? .int(Int64(v)) : .double(v)
+    }
+
     /// The string's value, if it is one.
     public var stringValue: String? { if case .string(let s) = self { return s }; return nil }
     /// The array's elements, if it is one.

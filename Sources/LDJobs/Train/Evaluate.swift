@@ -12,14 +12,8 @@ public struct Evaluation: Equatable {
 
     /// `{"top1": .., "top5": .., "loss": .., "images": ..}` (accuracies in percent).
     public var json: [String: JSONValue] {
-        ["top1": .double(Evaluation.round(top1)), "top5": .double(Evaluation.round(top5)),
-         "loss": .double(Evaluation.round(loss, digits: 5)), "images": .int(Int64(images))]
-    }
-
-    static func round(_ x: Double, digits: Int = 2) -> Double {
-        var p = 1.0
-        for _ in 0..<digits { p *= 10 }
-        return (x * p).rounded() / p
+        ["top1": .rounded(top1, places: 2), "top5": .rounded(top5, places: 2),
+         "loss": .rounded(loss, places: 5), "images": .int(Int64(images))]
     }
 }
 
