@@ -1,13 +1,15 @@
 import LDKernels
-import LDRecords
-import LDData
-import LDNetworks
-import LDJobs
 import ArgumentParser
 
-/// Flags every tool shares (`@OptionGroup var common: CommonOptions`).
+/// Flags every tool shares (`@OptionGroup var common: CommonOptions`): threads, seed, quiet, verbose.
 public struct CommonOptions: ParsableArguments {
-    @Option(help: "Threads for the engine (BLAS splits and element-wise loops); 0 means all cores, at most 2 here. Results do not depend on it except in the last bits of GEMM sums; use 1 for bit-reproducible runs.")
+    @Option(help: "Seed of every random draw (weights, shuffles, augmentations, noise, pruning).")
+    public var seed: UInt64 = 0
+
+    @Option(help: ArgumentHelp(
+        "Engine threads; 0 means all cores (at most 2 here).",
+        discussion: "Results do not depend on it except in the last bits of GEMM sums; 1 is bit-reproducible on any machine.",
+        valueName: "n"))
     public var threads: Int = 0
 
     @Flag(name: .shortAndLong, help: "Print only errors on stderr (no progress, no summary).")
@@ -27,14 +29,6 @@ public struct CommonOptions: ParsableArguments {
         if threads > 0 { Engine.threads = threads } else { _ = Engine.threads }
     }
 
-    /// Writes a line to stderr unless `--quiet`.
-    public func log(_ line: String) {
-        guard !quiet else { return }
-        Log.line(line)
-    }
+    /// Where a job's lines for people go: stderr, silenced by `--quiet`, detail with `--verbose`.
+    public var console: Console { Console(quiet: quiet, verbose: verbose) }
 }
-
-
-#if canImport(Glibc)
-import Glibc
-#endif

@@ -1,8 +1,4 @@
 import LDKernels
-import LDRecords
-import LDData
-import LDNetworks
-import LDJobs
 import ArgumentParser
 #if canImport(Glibc)
 import Glibc
@@ -11,9 +7,10 @@ import Glibc
 /// Entry point shared by the five tools: parse, run, and map every failure to one line on stderr and a
 /// non-zero exit status that `set -o pipefail` can trust.
 ///
-/// - usage mistakes (ArgumentParser's `ValidationError`): usage text and exit 64;
+/// - usage mistakes (a bad flag or value, `ValidationError`): `tool: message (see tool --help)`, exit 64;
 /// - `LDError`: `tool: message`, exit 1;
-/// - help and version requests: exit 0.
+/// - a closed downstream (`| head`): exit 0, quietly;
+/// - help and version requests: their text on stdout, exit 0.
 public enum ToolMain {
     public static func run<C: ParsableCommand>(_ type: C.Type, name: String) -> Never {
         // A closed downstream (`| head`) must end the run quietly, not kill it mid-write with SIGPIPE:
@@ -26,11 +23,20 @@ public enum ToolMain {
         } catch let error as LDError {
             fputs("\(name): \(error.message)\n", stderr)
             exit(1)
-        } catch let error as BrokenPipe {
-            _ = error
+        } catch is BrokenPipe {
             exit(0)
         } catch {
-            type.exit(withError: error)
+            let code = type.exitCode(for: error)
+            if code == .success || error is ExitCode { type.exit(withError: error) }
+            fputs("\(name): \(usageLine(type.message(for: error))) (see \(name) --help)\n", stderr)
+            exit(code.rawValue)
         }
+    }
+
+    /// The first line of an argument parser message, without its "Error: " prefix.
+    static func usageLine(_ message: String) -> String {
+        var line = message.split(separator: "\n", omittingEmptySubsequences: true).first.map(String.init) ?? message
+        if line.hasPrefix("Error: ") { line.removeFirst(7) }
+        return line
     }
 }

@@ -1,7 +1,7 @@
 import LDKernels
 
 /// How a batch's images were mixed.
-public enum MixKind: UInt8 {
+public enum MixKind: UInt8, Sendable {
     case none = 0
     case cutmix = 1
     case mixup = 2

@@ -77,7 +77,7 @@ final class CombineToolTests: ToolTestCase {
         }
 
         // Then ld-train with the grid-aware crop, a few epochs, deterministic.
-        let train = ["--images", "pca2.ldi", "--val", "set.ldi", "--hard", "--grid-aware-crop", "--epochs", "3",
+        let train = ["--data", "pca2.ldi", "--val", "set.ldi", "--hard", "--grid-aware-crop", "--epochs", "3",
                      "--batch-size", "4", "--width", "4", "--depth", "2", "--seed", "1", "--threads", "1", "-q"]
         let t1 = try run("ld-train", train)
         XCTAssertEqual(t1.status, 0, t1.err)
@@ -97,9 +97,9 @@ final class CombineToolTests: ToolTestCase {
         }
         try assertGolden(Data(stable.utf8), "ld-train", "hard-grid-aware-crop.ndjson")
         // The folder form, and --grid forcing a grid on a set without one.
-        XCTAssertEqual(try run("ld-train", ["--images", "pca-png", "--val", "set.ldi", "--hard", "--grid-aware-crop", "--epochs", "1",
+        XCTAssertEqual(try run("ld-train", ["--data", "pca-png", "--val", "set.ldi", "--hard", "--grid-aware-crop", "--epochs", "1",
                                             "--width", "4", "--depth", "2", "-q"]).status, 0)
-        let forced = try run("ld-train", ["--images", "set.ldi", "--val", "set.ldi", "--hard", "--grid-aware-crop", "--grid", "2",
+        let forced = try run("ld-train", ["--data", "set.ldi", "--val", "set.ldi", "--hard", "--grid-aware-crop", "--grid", "2",
                                           "--epochs", "1", "--width", "4", "--depth", "2", "-q"])
         XCTAssertEqual(forced.status, 0, forced.err)
     }
@@ -115,14 +115,14 @@ final class CombineToolTests: ToolTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: path("x.ldi")), "no output on failure")
 
         let train = ["--val", "set.ldi", "--width", "4", "--depth", "2", "--epochs", "1", "-q"]
-        assertOneLineError(try run("ld-train", ["--images", "set.ldi", "--hard", "--grid-aware-crop", "-o", "m.ldm"] + train),
+        assertOneLineError(try run("ld-train", ["--data", "set.ldi", "--hard", "--grid-aware-crop", "-o", "m.ldm"] + train),
                            mentioning: "records no grid")
         XCTAssertFalse(FileManager.default.fileExists(atPath: path("m.ldm")))
-        XCTAssertEqual(try run("ld-train", ["--images", "set.ldi", "--labels", "labels.ldl", "--grid-aware-crop"] + train).status, 64)
-        XCTAssertEqual(try run("ld-train", ["--images", "set.ldi", "--hard", "--grid", "2"] + train).status, 64, "--grid alone")
-        XCTAssertEqual(try run("ld-train", ["--images", "set.ldi", "--hard", "--grid-aware-crop", "--grid", "2",
+        XCTAssertEqual(try run("ld-train", ["--data", "set.ldi", "--labels", "labels.ldl", "--grid-aware-crop"] + train).status, 64)
+        XCTAssertEqual(try run("ld-train", ["--data", "set.ldi", "--hard", "--grid", "2"] + train).status, 64, "--grid alone")
+        XCTAssertEqual(try run("ld-train", ["--data", "set.ldi", "--hard", "--grid-aware-crop", "--grid", "2",
                                             "--augment", "crop"] + train).status, 64)
-        assertOneLineError(try run("ld-train", ["--images", "set.ldi", "--hard", "--grid-aware-crop", "--grid", "9"] + train),
+        assertOneLineError(try run("ld-train", ["--data", "set.ldi", "--hard", "--grid-aware-crop", "--grid", "9"] + train),
                            mentioning: "too large")
     }
 }

@@ -68,8 +68,8 @@ final class PruneToolTests: ToolTestCase {
             ("confidence-easy", ["--rule", "confidence", "--keep", "easy"]),
             ("confidence-hard", ["--rule", "confidence", "--keep", "hard"]),
             ("margin-easy", ["--rule", "margin", "--keep", "easy"]),
-            ("cut-ratio-hard", ["--rule", "cut-ratio", "--keep", "hard", "--images", "imgs.ldi"]),
-            ("correct-easy", ["--rule", "correct", "--keep", "easy", "--images", "imgs.ldi"]),
+            ("cut-ratio-hard", ["--rule", "cut-ratio", "--keep", "hard", "--data", "imgs.ldi"]),
+            ("correct-easy", ["--rule", "correct", "--keep", "easy", "--data", "imgs.ldi"]),
         ]
         for (name, args) in cases {
             var a = ["--threads", "1", "-q", "labels.ldl", "-o", "out-\(name).ldl"] + args
@@ -129,7 +129,7 @@ final class PruneToolTests: ToolTestCase {
 
     func testCompressedInAndOut() throws {
         try writeLabels("labels.ldl")
-        let z = try run("ld-prune", ["-q", "--ratio", "4", "--compress", "labels.ldl", "-o", "z.ldl"])
+        let z = try run("ld-prune", ["-q", "--ratio", "4", "--zstd", "labels.ldl", "-o", "z.ldl"])
         XCTAssertEqual(z.status, 0, z.err)
         let head = try Data(contentsOf: URL(fileURLWithPath: path("z.ldl"))).prefix(4)
         XCTAssertEqual(Array(head), StreamFormat.zstdMagic)
@@ -149,7 +149,7 @@ final class PruneToolTests: ToolTestCase {
     func testStorageReport() throws {
         try writeLabels("labels.ldl")
         try writeImages()
-        let r = try run("ld-prune", ["-q", "--ratio", "4", "--report", "--images", "imgs.ldi", "labels.ldl", "-o", "out.ldl"])
+        let r = try run("ld-prune", ["-q", "--ratio", "4", "--report", "--data", "imgs.ldi", "labels.ldl", "-o", "out.ldl"])
         XCTAssertEqual(r.status, 0, r.err)
         let lines = r.err.split(separator: "\n").map { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
         XCTAssertEqual(lines.count, 4, r.err)
@@ -258,10 +258,10 @@ final class PruneToolTests: ToolTestCase {
         XCTAssertEqual(try run("ld-prune", ["--ratio", "0.5", "labels.ldl"]).status, 64)
         XCTAssertEqual(try run("ld-prune", ["labels.ldl"]).status, 64, "no --ratio")
         XCTAssertEqual(try run("ld-prune", ["--ratio", "4", "--keep", "easy", "labels.ldl"]).status, 64, "--keep with random")
-        XCTAssertEqual(try run("ld-prune", ["--ratio", "4", "--rule", "correct", "labels.ldl"]).status, 64, "correct without --images")
+        XCTAssertEqual(try run("ld-prune", ["--ratio", "4", "--rule", "correct", "labels.ldl"]).status, 64, "correct without --data")
         assertOneLineError(try run("ld-prune", ["--ratio", "100", "labels.ldl", "-o", "x.ldl"]), mentioning: "keeps round")
         XCTAssertFalse(FileManager.default.fileExists(atPath: path("x.ldl")), "no output on failure")
-        assertOneLineError(try run("ld-prune", ["--ratio", "4", "--images", "set.ldi", "labels.ldl"]), mentioning: "image set")
+        assertOneLineError(try run("ld-prune", ["--ratio", "4", "--data", "set.ldi", "labels.ldl"]), mentioning: "image set")
         // Truncated input.
         let bytes = try Data(contentsOf: URL(fileURLWithPath: path("labels.ldl")))
         try bytes.prefix(bytes.count - 30).write(to: URL(fileURLWithPath: path("cut.ldl")))

@@ -36,7 +36,7 @@ final class RecoverToolTests: ToolTestCase {
     func testGoldenPerMethod() throws {
         try makeTeacher()
         for method in RecoverToolTests.methods {
-            let r = try run("ld-recover", args(method, ["-o", "syn-\(method)"]))
+            let r = try run("ld-recover", args(method, ["--png", "syn-\(method)"]))
             XCTAssertEqual(r.status, 0, r.err)
             let files = try pngs("syn-\(method)")
             XCTAssertEqual(files.keys.sorted(), ["000/ipc0000.png", "000/ipc0001.png", "001/ipc0000.png", "001/ipc0001.png"])
@@ -68,10 +68,10 @@ final class RecoverToolTests: ToolTestCase {
         ]
         for (k, (method, common, shards)) in cases.enumerated() {
             let whole = "whole\(k)", merged = "merged\(k)"
-            var r = try run("ld-recover", args(method, common + ["-o", whole, "--stream", "\(whole).ldi"]))
+            var r = try run("ld-recover", args(method, common + ["--png", whole, "-o", "\(whole).ldi"]))
             XCTAssertEqual(r.status, 0, r.err)
             for (s, shard) in shards.enumerated() {
-                r = try run("ld-recover", args(method, common + shard + ["-o", merged, "--stream", "\(merged)-\(s).ldi"]))
+                r = try run("ld-recover", args(method, common + shard + ["--png", merged, "-o", "\(merged)-\(s).ldi"]))
                 XCTAssertEqual(r.status, 0, "\(method) \(shard): \(r.err)")
             }
             let a = try pngs(whole), b = try pngs(merged)
@@ -92,7 +92,7 @@ final class RecoverToolTests: ToolTestCase {
 
     func testResumeSkipsCompleteClassesAndRedoesTheRest() throws {
         try makeTeacher()
-        var r = try run("ld-recover", args("lpld", ["-o", "syn"]))
+        var r = try run("ld-recover", args("lpld", ["--png", "syn"]))
         XCTAssertEqual(r.status, 0, r.err)
         let before = try pngs("syn")
         // Interrupted in class 1: one image and the manifest missing, a temporary left behind.
@@ -102,7 +102,7 @@ final class RecoverToolTests: ToolTestCase {
         try Data([1, 2, 3]).write(to: URL(fileURLWithPath: path("syn/001/.ipc0001.png.tmp.99.0")))
         let inode0 = try fm.attributesOfItem(atPath: path("syn/000/ipc0000.png"))[.systemFileNumber] as? Int
         let inode1 = try fm.attributesOfItem(atPath: path("syn/001/ipc0000.png"))[.systemFileNumber] as? Int
-        r = try run("ld-recover", args("lpld", ["-o", "syn"]).filter { $0 != "-q" })
+        r = try run("ld-recover", args("lpld", ["--png", "syn"]).filter { $0 != "-q" })
         XCTAssertEqual(r.status, 0, r.err)
         XCTAssertTrue(r.err.contains("1 of 2 batches already complete"), r.err)
         XCTAssertEqual(try pngs("syn"), before)
@@ -116,9 +116,9 @@ final class RecoverToolTests: ToolTestCase {
         XCTAssertEqual(summary?["images"] as? Int, 4)
 
         // A complete folder: nothing to do. A different run into it: refused.
-        r = try run("ld-recover", args("lpld", ["-o", "syn"]))
+        r = try run("ld-recover", args("lpld", ["--png", "syn"]))
         XCTAssertEqual(r.status, 0, r.err)
-        r = try run("ld-recover", args("lpld", ["-o", "syn", "--seed", "8"]))
+        r = try run("ld-recover", args("lpld", ["--png", "syn", "--seed", "8"]))
         assertOneLineError(r, mentioning: "different recover run")
         XCTAssertEqual(try pngs("syn"), before)
     }
@@ -132,27 +132,27 @@ final class RecoverToolTests: ToolTestCase {
         var plain = ModelFile(model: model, mean: [0.5], std: [0.3], classNames: ["a", "b"])
         try plain.save(path: path("plain.ldm"), producer: "test")
 
-        var r = try run("ld-recover", ["--teacher", "missing.ldm", "-o", "out"])
+        var r = try run("ld-recover", ["--teacher", "missing.ldm", "--png", "out"])
         assertOneLineError(r, mentioning: "missing.ldm")
-        r = try run("ld-recover", ["--teacher", "plain.ldm", "--method", "lpld", "-o", "out"])
+        r = try run("ld-recover", ["--teacher", "plain.ldm", "--method", "lpld", "--png", "out"])
         assertOneLineError(r, mentioning: "ld-squeeze --class-stats")
-        r = try run("ld-recover", args("sre2l", ["--classes", "0:5", "-o", "out"]))
+        r = try run("ld-recover", args("sre2l", ["--classes", "0:5", "--png", "out"]))
         assertOneLineError(r, mentioning: "--classes 0:5")
-        r = try run("ld-recover", args("sre2l", ["--classes", "0:1", "-o", "out"]))
+        r = try run("ld-recover", args("sre2l", ["--classes", "0:1", "--png", "out"]))
         assertOneLineError(r, mentioning: "cuts a batch")
-        r = try run("ld-recover", args("lpld", ["--ipc-start", "1", "-o", "out"]))
+        r = try run("ld-recover", args("lpld", ["--ipc-start", "1", "--png", "out"]))
         assertOneLineError(r, mentioning: "cuts a batch")
         try Data("x".utf8).write(to: URL(fileURLWithPath: path("file")))
-        r = try run("ld-recover", args("sre2l", ["-o", "file/sub"]))
+        r = try run("ld-recover", args("sre2l", ["--png", "file/sub"]))
         assertOneLineError(r, mentioning: "file/sub")
-        r = try run("ld-recover", args("sre2l", ["--stream", "nodir/x.ldi"]))
+        r = try run("ld-recover", args("sre2l", ["-o", "nodir/x.ldi"]))
         assertOneLineError(r, mentioning: "nodir/x.ldi")
         XCTAssertFalse(FileManager.default.fileExists(atPath: path("out")))
 
         // Usage errors (exit 64): impossible ranges, ipc 0, options of another method, no output.
         for bad in [["--classes", "5:3"], ["--ipc", "0"], ["--ipc-start", "2", "--ipc-end", "1"], ["--ipc-end", "11"],
                     ["--milestone", "0.5"], ["--crop-scale", "0.5,2"], ["--method", "dc"], ["--batch-size", "0"]] {
-            r = try run("ld-recover", ["--teacher", "teacher.ldm", "-o", "out"] + bad)
+            r = try run("ld-recover", ["--teacher", "teacher.ldm", "--png", "out"] + bad)
             XCTAssertEqual(r.status, 64, "\(bad): \(r.err)")
             XCTAssertTrue(r.out.isEmpty)
         }

@@ -19,7 +19,7 @@ final class RelabelToolTests: ToolTestCase {
 
     /// The golden run's arguments (3 epochs, batch 4, fixed seed, one thread) plus `extra`.
     func relabelArgs(_ extra: [String]) -> [String] {
-        ["--teacher", "teacher.ldm", "--images", "images.ldi", "--epochs", "3", "--batch-size", "4", "--seed", "7",
+        ["--teacher", "teacher.ldm", "--data", "images.ldi", "--epochs", "3", "--batch-size", "4", "--seed", "7",
          "--threads", "1", "-q"] + extra
     }
 
@@ -166,7 +166,7 @@ final class RelabelToolTests: ToolTestCase {
         try ToolFixtures.tinyImages(classes: 3, perClass: 3).writeStream(path: path("three.ldi"), producer: "test")
         for (images, mention) in [("rgb.ldi", "3x8x8 images"), ("big.ldi", "1x10x10 images"), ("three.ldi", "3 classes"),
                                   ("missing.ldi", "missing.ldi")] {
-            let r = try run("ld-relabel", relabelArgs(["--images", images, "-o", "out.ldl"]))
+            let r = try run("ld-relabel", relabelArgs(["--data", images, "-o", "out.ldl"]))
             assertOneLineError(r, mentioning: mention)
             XCTAssertFalse(FileManager.default.fileExists(atPath: path("out.ldl")))
         }

@@ -114,16 +114,16 @@ final class SqueezeToolTests: ToolTestCase {
         let empty = try tinyStream("empty.ldi", emptyClass: true)
         let before = Set(files())
         let cases: [([String], String)] = [
-            (["--data", data, "--model", "vgg"], "unknown model"),
+            (["--data", data, "--model", "vgg"], "'vgg' is invalid for '--model"),
             (["--data", "nosuch:thing"], "nosuch"),
             (["--data", "missing.ldi"], "missing.ldi"),
             (["--data", data, "--val", rgb], "3x8x8"),
             (["--data", data, "--val", three], "3 classes"),
             (["--data", empty], "no training images"),
             (["--data", data, "--lr", "nan"], "--lr"),
-            (["--data", data, "--optimizer", "lbfgs"], "optimizer"),
+            (["--data", data, "--optimizer", "lbfgs"], "--optimizer"),
             (["--data", data, "--warmup-epochs", "2"], "--warmup-epochs"),
-            (["--data", data, "--class-stats-mode", "median"], "class-stats-mode"),
+            (["--data", data, "--class-stats-mode", "median"], "--class-stats-mode"),
             (["--data", data, "--lr", "1e12"], "try a lower --lr"),
         ]
         for (args, mention) in cases {

@@ -72,7 +72,7 @@ final class TrainToolTests: ToolTestCase {
         return (data, teacher)
     }
 
-    let student = ["--images", "tiny.ldi", "--val", "tiny.ldi", "--model", "convnet", "--width", "4", "--depth", "2",
+    let student = ["--data", "tiny.ldi", "--val", "tiny.ldi", "--model", "convnet", "--width", "4", "--depth", "2",
                    "--seed", "1", "--threads", "1", "-q"]
 
     /// The metrics lines without wall-clock fields.
@@ -197,7 +197,7 @@ final class TrainToolTests: ToolTestCase {
         try makeInputs()
         let other = ToolFixtures.tinyImages(seed: 6)
         try other.writeStream(path: path("other.ldi"), producer: "test")
-        let r = try run("ld-train", ["--images", "other.ldi", "--val", "tiny.ldi", "--labels", "labels.ldl"])
+        let r = try run("ld-train", ["--data", "other.ldi", "--val", "tiny.ldi", "--labels", "labels.ldl"])
         assertOneLineError(r, mentioning: other.contentHash)
         XCTAssertTrue(r.err.contains(ToolFixtures.tinyImages().contentHash), r.err)
     }
@@ -205,32 +205,32 @@ final class TrainToolTests: ToolTestCase {
     func testShapeMismatchIsRefused() throws {
         try makeInputs()
         try ToolFixtures.tinyImages(size: 12).writeStream(path: path("big.ldi"), producer: "test")
-        let r = try run("ld-train", ["--images", "tiny.ldi", "--val", "big.ldi", "--hard", "--width", "4"])
+        let r = try run("ld-train", ["--data", "tiny.ldi", "--val", "big.ldi", "--hard", "--width", "4"])
         assertOneLineError(r, mentioning: "1x12x12")
-        let t = try run("ld-train", ["--images", "big.ldi", "--val", "big.ldi", "--teacher", "teacher.ldm"])
+        let t = try run("ld-train", ["--data", "big.ldi", "--val", "big.ldi", "--teacher", "teacher.ldm"])
         assertOneLineError(t, mentioning: "the model takes 1x8x8")
     }
 
     func testStreamOfAnotherKindIsRefused() throws {
         try makeInputs()
-        let r = try run("ld-train", ["--images", "tiny.ldi", "--val", "tiny.ldi", "--labels", "tiny.ldi"])
+        let r = try run("ld-train", ["--data", "tiny.ldi", "--val", "tiny.ldi", "--labels", "tiny.ldi"])
         assertOneLineError(r, mentioning: "expected 'labels'")
     }
 
     func testUsageErrors() throws {
         try makeInputs()
-        let noVal = try run("ld-train", ["--images", "tiny.ldi", "--hard"])
+        let noVal = try run("ld-train", ["--data", "tiny.ldi", "--hard"])
         XCTAssertEqual(noVal.status, 64)
         XCTAssertTrue(noVal.err.contains("--val"), noVal.err)
-        let two = try run("ld-train", ["--images", "tiny.ldi", "--val", "tiny.ldi", "--hard", "--labels", "labels.ldl"])
+        let two = try run("ld-train", ["--data", "tiny.ldi", "--val", "tiny.ldi", "--hard", "--labels", "labels.ldl"])
         XCTAssertEqual(two.status, 64)
         XCTAssertTrue(two.err.contains("only one label source"), two.err)
         // No label source named: stdin is the label stream when it is not a terminal (here an empty pipe).
-        let none = try run("ld-train", ["--images", "tiny.ldi", "--val", "tiny.ldi"])
+        let none = try run("ld-train", ["--data", "tiny.ldi", "--val", "tiny.ldi"])
         assertOneLineError(none, mentioning: "stdin: empty input")
-        let mixOnLabels = try run("ld-train", ["--images", "tiny.ldi", "--val", "tiny.ldi", "--labels", "labels.ldl", "--mix", "none"])
+        let mixOnLabels = try run("ld-train", ["--data", "tiny.ldi", "--val", "tiny.ldi", "--labels", "labels.ldl", "--mix", "none"])
         XCTAssertEqual(mixOnLabels.status, 64)
-        let batchOnLabels = try run("ld-train", ["--images", "tiny.ldi", "--val", "tiny.ldi", "--labels", "labels.ldl", "--batch-size", "5"])
+        let batchOnLabels = try run("ld-train", ["--data", "tiny.ldi", "--val", "tiny.ldi", "--labels", "labels.ldl", "--batch-size", "5"])
         assertOneLineError(batchOnLabels, mentioning: "batch size 4")
     }
 
@@ -238,7 +238,7 @@ final class TrainToolTests: ToolTestCase {
         let (data, teacher) = try makeInputs()
         try TrainFixtures.writeStream([], path: path("empty.ldl"), data: data, teacher: teacher, epochs: epochs,
                                       batch: batch, pruned: (0, 15))
-        let r = try run("ld-train", ["--images", "tiny.ldi", "--val", "tiny.ldi", "--labels", "empty.ldl", "--width", "4"])
+        let r = try run("ld-train", ["--data", "tiny.ldi", "--val", "tiny.ldi", "--labels", "empty.ldl", "--width", "4"])
         assertOneLineError(r, mentioning: "empty pool")
     }
 

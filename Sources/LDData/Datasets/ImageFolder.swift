@@ -12,7 +12,7 @@ extension Dataset {
     /// - Every image must have the size and channel count of the first one (gray or RGB; palette images
     ///   are expanded and opaque alpha dropped, see `PNG`).
     /// - `DIR/manifest.json`, if present, may give `"mean"` and `"std"` (one per channel, together) and
-    ///   `"classNames"` (one per class folder). Without mean and std they are computed from the images
+    ///   `"class_names"` (one per class folder). Without mean and std they are computed from the images
     ///   (population statistics of pixel/255 per channel).
     static func loadImageFolder(directory: String, source: String) throws -> Dataset {
         try Files.requireDirectory(directory, what: "image")
@@ -177,8 +177,8 @@ private struct FolderManifest {
         }
         guard (mean == nil) == (std == nil) else { throw LDError("\(path): \"mean\" and \"std\" go together") }
         if let std, std.contains(where: { !($0 > 0) }) { throw LDError("\(path): \"std\" values must be positive") }
-        if let value = dict["classNames"] {
-            guard let names = value as? [String] else { throw LDError("\(path): \"classNames\" must be an array of strings") }
+        if let value = dict["class_names"] {
+            guard let names = value as? [String] else { throw LDError("\(path): \"class_names\" must be an array of strings") }
             guard names.count == classes else {
                 throw LDError("\(path): \(names.count) class names for \(classes) class folders")
             }

@@ -50,7 +50,7 @@ public enum SubsetOutput {
             var manifest = extra
             manifest["mean"] = .array(data.mean.map { JSONValue.number($0) })
             manifest["std"] = .array(data.std.map { JSONValue.number($0) })
-            manifest["classNames"] = .array(data.classNames.map { .string($0) })
+            manifest["class_names"] = .array(data.classNames.map { .string($0) })
             manifest["source"] = .string(data.source)
             guard fm.createFile(atPath: "\(tmp)/manifest.json", contents: Data((JSONValue.object(manifest).serialized + "\n").utf8)) else {
                 throw LDError("\(tmp)/manifest.json: cannot write the file")

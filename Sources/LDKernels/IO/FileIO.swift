@@ -162,6 +162,14 @@ public final class OutputFile: ByteSink {
         if let t = temp { TempFiles.register(t) }
     }
 
+    /// Checks, before any work, that `path` can be written (creates and removes its temporary; `-` and
+    /// devices are checked as they would be opened). A run whose output cannot be written fails at once.
+    public static func probe(_ path: String, binary: Bool = true) throws {
+        guard path != "-" else { return }
+        let f = try OutputFile(path: path, binary: binary)
+        f.abort()
+    }
+
     /// Opens the descriptor for `path`: stdout, a device in place, or a new temporary file.
     private static func open(path: String, binary: Bool) throws -> (Int32, String, String?, String?) {
         if path == "-" {

@@ -116,3 +116,30 @@ public enum Log {
         text.withCString { p in _ = write(2, p, strlen(p)) }
     }
 }
+
+/// A job's channel to the person running it: one-line notes and progress on stderr (stdout belongs to
+/// data), nothing with `quiet`, detail only with `verbose`.
+public struct Console: Sendable {
+    public var quiet: Bool
+    public var verbose: Bool
+
+    public init(quiet: Bool = false, verbose: Bool = false) {
+        self.quiet = quiet
+        self.verbose = verbose
+    }
+
+    /// A line unless quiet.
+    public func say(_ line: @autoclosure () -> String) {
+        if !quiet { Log.line(line()) }
+    }
+
+    /// A line only when verbose (and not quiet).
+    public func detail(_ line: @autoclosure () -> String) {
+        if verbose && !quiet { Log.line(line()) }
+    }
+
+    /// A progress line for `total` units (see `Progress`), silent when quiet.
+    public func progress(_ label: String, total: Int, unit: String = "img") -> Progress {
+        Progress(label, total: total, unit: unit, quiet: quiet)
+    }
+}

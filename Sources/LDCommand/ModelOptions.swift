@@ -1,0 +1,69 @@
+import LDKernels
+import LDData
+import LDNetworks
+import ArgumentParser
+
+/// The architecture flags of ld-squeeze (the teacher) and ld-train (the student): the same names and
+/// defaults in both, so `ld-squeeze ... | ld-train` with no model flags trains a student shaped like the
+/// teacher.
+public struct ModelOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("Architecture.", valueName: "name"))
+    public var model: ModelName = ModelName(argument: "convnet")!
+
+    @Option(help: "ConvNet width (channels of every conv block).")
+    public var width: Int = 64
+
+    @Option(help: "ConvNet depth (conv blocks, each halving the resolution).")
+    public var depth: Int = 3
+
+    @Option(help: "ResNet stem: small (3x3 stride 1, no max-pool; CIFAR) or imagenet (7x7 stride 2 + max-pool).")
+    public var stem: ResNetStem = .small
+
+    public init() {}
+
+    public func validate() throws {
+        guard width > 0 else { throw ValidationError("--width must be positive, got \(width)") }
+        guard depth > 0 else { throw ValidationError("--depth must be positive, got \(depth)") }
+    }
+
+    /// The configuration for square images of `channels` x `imageSize` x `imageSize` and `classes` classes.
+    public func config(channels: Int, imageSize: Int, classes: Int) -> ModelConfig {
+        switch model.name {
+        case "resnet18":
+            return .resnet18(channels: channels, imageSize: imageSize, classes: classes, stem: stem.rawValue)
+        default:
+            return .convnet(width: width, depth: depth, channels: channels, imageSize: imageSize, classes: classes)
+        }
+    }
+
+    /// The configuration for the images of `data` (which must be square).
+    public func config(for data: Dataset) throws -> ModelConfig {
+        guard data.height == data.width else {
+            throw LDError("\(data.source): images are \(data.height)x\(data.width), the models take square images")
+        }
+        return config(channels: data.channels, imageSize: data.height, classes: data.classes)
+    }
+
+    /// A short description for summaries: `convnet w64 d3`, `resnet18 small`.
+    public var summary: String {
+        model.name == "convnet" ? "convnet w\(width) d\(depth)" : "\(model.name) \(stem.rawValue)"
+    }
+}
+
+/// A registered architecture's name (`--model`).
+public struct ModelName: ExpressibleByArgument, Equatable, Sendable {
+    public let name: String
+
+    public init?(argument: String) {
+        guard ModelName.allValueStrings.contains(argument) else { return nil }
+        name = argument
+    }
+
+    public var defaultValueDescription: String { name }
+    public static var allValueStrings: [String] { ["convnet", "resnet18"] }
+}
+
+/// A ResNet's stem.
+public enum ResNetStem: String, CaseIterable, ExpressibleByArgument, Sendable {
+    case small, imagenet
+}

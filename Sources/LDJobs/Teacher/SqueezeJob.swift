@@ -1,0 +1,220 @@
+import LDKernels
+import LDRecords
+import LDData
+import LDNetworks
+import Foundation
+
+/// ld-squeeze's job: train a teacher on a data set with hard labels, evaluating on a validation set after
+/// every epoch, checkpointing after every epoch and on Ctrl-C; then optionally the per-class BatchNorm
+/// statistics, and the model file (and the training-dynamics scores).
+public struct SqueezeJob {
+    /// The training data set as named (recorded in the model file).
+    public var dataName: String
+    /// The settings without the training set's hash, which the job fills in.
+    public var settings: TeacherSettings
+    /// Train on the first N examples only.
+    public var limit: Int?
+    public var val: ValidationSet?
+    public var output: String
+    /// NDJSON metrics (`-` is stdout).
+    public var metrics = "-"
+    public var scores: String?
+    public var classStats: ClassStatisticsMode?
+    public var resume = false
+    public var console = Console()
+
+    public init(dataName: String, settings: TeacherSettings, output: String) {
+        self.dataName = dataName
+        self.settings = settings
+        self.output = output
+    }
+
+    public var checkpoint: String { output + ".ckpt" }
+
+    /// Trains and writes the outputs. Returns normally after an interrupt too (with the checkpoint written);
+    /// `interrupted` then says so.
+    public func run() throws -> (interrupted: Bool, message: String) {
+        var train = try Dataset.load(dataName)
+        if let n = limit, n < train.count { train = try train.subset(Array(0..<n)) }
+        for (k, n) in train.classCounts().enumerated() where n == 0 {
+            let name = k < train.classNames.count ? " (\(train.classNames[k]))" : ""
+            throw LDError("\(dataName): class \(k)\(name) has no training images")
+        }
+        var settings = self.settings
+        settings.model = settings.model.fitted(channels: train.channels, imageSize: train.height, classes: train.classes)
+        guard train.height == train.width else {
+            throw LDError("\(dataName): images are \(train.height)x\(train.width), the models take square images")
+        }
+        settings.trainSetHash = train.contentHash
+        try settings.validate()
+        let valData = try val?.load()
+        if let v = valData { try settings.model.checkFits(v, role: "--val") }
+        // Fail now, not after an hour of training, when an output cannot be written.
+        for path in [output, checkpoint] + [scores, metrics].compactMap({ $0 }) { try OutputFile.probe(path) }
+
+        Interrupt.install()
+        let trainer = try TeacherTrainer(settings: settings, data: train, normalization: Normalization(of: train))
+        if console.verbose { for l in trainer.model.summary { console.detail(l) } }
+        console.detail("engine: \(Engine.threads) thread(s), OpenBLAS core \(Engine.blasCore); \(train.count) training images, \(trainer.stepsPerEpoch) steps per epoch")
+        var history = try restore(trainer)
+        let log = try MetricsLog(path: metrics)
+        do {
+            if metrics != "-" { for case .object(let o) in history { try log.write(o) } }
+            try runEpochs(trainer, valData: valData, log: log, history: &history)
+            if Interrupt.requested {
+                log.abort()
+                let at = trainer.step == 0 ? "after epoch \(trainer.epoch)" : "after step \(trainer.step) of epoch \(trainer.epoch + 1)"
+                return (true, "ld-squeeze: interrupted \(at); checkpoint \(checkpoint) written; run the same command with --resume to continue")
+            }
+            let message = try finish(trainer, history: history)
+            try log.close()
+            try? FileManager.default.removeItem(atPath: checkpoint)
+            return (false, message)
+        } catch {
+            log.abort()
+            throw error
+        }
+    }
+
+    /// Restores the checkpoint with --resume; returns the metrics of the epochs before it.
+    func restore(_ trainer: TeacherTrainer) throws -> [JSONValue] {
+        let exists = FileManager.default.fileExists(atPath: checkpoint)
+        if resume && exists {
+            let meta = try trainer.restoreCheckpoint(path: checkpoint)
+            console.say("ld-squeeze: resuming from \(checkpoint) at epoch \(trainer.epoch + 1) step \(trainer.step + 1)")
+            return meta["metrics"]?.arrayValue ?? []
+        }
+        if resume {
+            console.say("ld-squeeze: no checkpoint \(checkpoint); starting from scratch")
+        } else if exists {
+            console.say("ld-squeeze: starting over; \(checkpoint) will be replaced (pass --resume to continue from it)")
+        }
+        return []
+    }
+
+    func runEpochs(_ trainer: TeacherTrainer, valData: Dataset?, log: MetricsLog, history: inout [JSONValue]) throws {
+        let n = trainer.data.count, bs = trainer.settings.batchSize, epochs = trainer.settings.epochs
+        let runStart = Progress.now()
+        var imagesThisRun = 0, stepsThisRun = 0
+        // Test hook: behave as if Ctrl-C came right after this many steps of this run (tests cannot time signals).
+        let stopAfter = ProcessInfo.processInfo.environment["LD_SQUEEZE_STOP_AFTER_STEPS"].flatMap { Int($0) }
+        while !trainer.finished {
+            let e = trainer.epoch
+            let progress = console.progress("epoch \(e + 1)/\(epochs)", total: n)
+            while !trainer.epochComplete {
+                let loss = try trainer.trainStep()
+                stepsThisRun += 1
+                if stepsThisRun == stopAfter { Interrupt.request() }
+                let done = min(trainer.step * bs, n)
+                imagesThisRun += min(bs, n - (trainer.step - 1) * bs)
+                let rate = Double(imagesThisRun) / max(Progress.now() - runStart, 1e-9)
+                let left = Double((epochs - e - 1) * n + (n - done)) / max(rate, 1e-9)
+                progress.update(done, "step \(trainer.step)/\(trainer.stepsPerEpoch)  loss \(String(format: "%.4f", loss))  run left \(Progress.formatDuration(left))")
+                if Interrupt.requested {
+                    try saveCheckpoint(trainer, history)
+                    return
+                }
+            }
+            let (line, detail) = try endEpoch(trainer, e, valData)
+            progress.finish(n, detail)
+            try log.write(line)
+            history.append(.object(line))
+            try saveCheckpoint(trainer, history)
+            if Interrupt.requested { return }
+        }
+    }
+
+    /// The metrics line of a finished epoch (train loss and top-1, validation when there is a set).
+    func endEpoch(_ trainer: TeacherTrainer, _ e: Int, _ valData: Dataset?) throws -> ([String: JSONValue], String) {
+        let summary = trainer.finishEpoch()
+        var line: [String: JSONValue] = [
+            "epoch": .int(Int64(e + 1)), "epochs": .int(Int64(trainer.settings.epochs)),
+            "lr": .number(summary.lastLearningRate),
+            "train_loss": .rounded(summary.loss, places: 5, wholeAsInt: true),
+            "train_top1": .rounded(summary.top1, places: 2, wholeAsInt: true),
+        ]
+        var detail = "train loss \(String(format: "%.4f", summary.loss)) top1 \(String(format: "%.2f", summary.top1))"
+        if let v = valData {
+            let ev = try trainer.model.evaluate(v, normalization: trainer.normalization)
+            line["val_top1"] = .rounded(ev.top1, places: 2, wholeAsInt: true)
+            line["val_top5"] = .rounded(ev.top5, places: 2, wholeAsInt: true)
+            line["val_loss"] = .rounded(ev.loss, places: 5, wholeAsInt: true)
+            detail += "  val top1 \(String(format: "%.2f", ev.top1)) top5 \(String(format: "%.2f", ev.top5))"
+        }
+        return (line, detail)
+    }
+
+    func saveCheckpoint(_ trainer: TeacherTrainer, _ history: [JSONValue]) throws {
+        try trainer.saveCheckpoint(path: checkpoint, producer: "ld-squeeze", extra: ["metrics": .array(history)])
+    }
+
+    /// Class statistics, the model file and the scores; returns the closing line.
+    func finish(_ trainer: TeacherTrainer, history: [JSONValue]) throws -> String {
+        let model = trainer.model, train = trainer.data, s = trainer.settings
+        if let mode = classStats {
+            let progress = console.progress("class statistics (\(mode.rawValue))", total: train.count)
+            try ClassStatisticsPass.run(model: model, data: train, normalization: trainer.normalization, mode: mode,
+                                        batchSize: s.batchSize, seed: s.seed, shuffleKey: s.epochs) { progress.update($0) }
+            progress.finish(train.count)
+        }
+        model.training = false
+        var info: [String: JSONValue] = [
+            "data": .string(dataName), "images": .int(Int64(train.count)), "epochs": .int(Int64(s.epochs)),
+            "optimizer": .string(s.optimizer), "lr": .number(s.learningRate), "batch_size": .int(Int64(s.batchSize)),
+            "augment": .string(s.augment), "settings": s.json,
+        ]
+        if let mode = classStats { info["class_stats_mode"] = .string(mode.rawValue) }
+        if case .object(let last) = history.last ?? .null {
+            for key in ["val_top1", "val_top5", "train_top1"] { if let v = last[key] { info[key] = v } }
+            if let v = val { info["val"] = .string(v.name) }
+        }
+        var file = ModelFile(model: model, mean: train.mean, std: train.std, classNames: train.classNames, info: info)
+        try file.save(path: output, producer: "ld-squeeze", seed: s.seed)
+        if let path = scores, let sc = trainer.scores {
+            try sc.write(path: path, producer: "ld-squeeze", seed: s.seed, imageSetHash: train.contentHash,
+                         extra: ["data": .string(dataName), "epochs": .int(Int64(s.epochs)), "teacher": .string(file.hash)])
+        }
+        if case .object(let o) = history.last ?? .null, let top1 = o["val_top1"]?.doubleValue {
+            return "ld-squeeze: wrote \(output) (val top-1 \(String(format: "%.2f", top1))%)"
+        }
+        return "ld-squeeze: wrote \(output)"
+    }
+}
+
+/// A validation set as named on the command line, optionally cut to its first `limit` examples.
+public struct ValidationSet: Sendable {
+    public var name: String
+    public var limit: Int?
+
+    public init(name: String, limit: Int? = nil) {
+        self.name = name
+        self.limit = limit
+    }
+
+    public func load() throws -> Dataset {
+        var d = try Dataset.load(name)
+        if let n = limit, n < d.count { d = try d.subset(Array(0..<n)) }
+        return d
+    }
+}
+
+/// `ld-squeeze --eval-only`: a model file's accuracy on a validation set, as one NDJSON line.
+public struct EvaluateJob {
+    public var model: String
+    public var val: ValidationSet
+
+    public init(model: String, val: ValidationSet) {
+        self.model = model
+        self.val = val
+    }
+
+    public func run() throws -> [String: JSONValue] {
+        let file = try ModelFile.load(path: model)
+        let data = try val.load()
+        try file.check(data, role: "validation set")
+        var line = try file.model.evaluate(data, normalization: Normalization(of: file)).json
+        line["model"] = .string(model)
+        line["data"] = .string(val.name)
+        return line
+    }
+}
