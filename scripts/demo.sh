@@ -22,22 +22,22 @@ ld-squeeze --data fmnist:train --val fmnist:test --width 32 --epochs 2 --class-s
 teacher=$(tail -n 1 "$out/squeeze.ndjson" | sed -n 's/.*"val_top1":\([0-9.]*\).*/\1/p')
 
 say "ld-recover: LPLD, IPC 2, 300 iterations -> $out/syn/"
-ld-recover --teacher "$out/teacher.ldm" --method lpld --ipc 2 --iterations 300 -o "$out/syn" > "$out/recover.ndjson"
+ld-recover --teacher "$out/teacher.ldm" --method lpld --ipc 2 --iterations 300 --png "$out/syn" > "$out/recover.ndjson"
 
 say "ld-relabel | ld-prune --ratio 10 | ld-train (100 epochs)"
-ld-relabel --teacher "$out/teacher.ldm" --images "$out/syn" --epochs 100 --batch 10 \
+ld-relabel --teacher "$out/teacher.ldm" --data "$out/syn" --epochs 100 --batch-size 10 --seed 42 \
   | ld-prune --ratio 10 \
-  | ld-train --images "$out/syn" --labels - --val fmnist:test --width 32 --eval-every 50 > "$out/student.ndjson"
+  | ld-train --data "$out/syn" --labels - --val fmnist:test --width 32 --eval-every 50 > "$out/student.ndjson"
 
 say "the same student recipe on a random real subset (IPC 2) with the teacher online"
 ld-prune --data fmnist:train --select random --ipc 2 --seed 0 -o "$out/random.ldi"
-ld-train --images "$out/random.ldi" --teacher "$out/teacher.ldm" --val fmnist:test --width 32 \
+ld-train --data "$out/random.ldi" --teacher "$out/teacher.ldm" --val fmnist:test --width 32 \
     --epochs 100 --batch-size 10 --eval-every 50 > "$out/random.ndjson"
 
 say "ld-train --hard on the distilled images"
-ld-train --images "$out/syn" --hard --val fmnist:test --width 32 --epochs 100 --eval-every 50 > "$out/hard.ndjson"
+ld-train --data "$out/syn" --hard --val fmnist:test --width 32 --epochs 100 --eval-every 50 > "$out/hard.ndjson"
 
-labels=$(ld-relabel --teacher "$out/teacher.ldm" --images "$out/syn" --epochs 100 --batch 10 -q | ld-prune --ratio 10 -q | wc -c)
+labels=$(ld-relabel --teacher "$out/teacher.ldm" --data "$out/syn" --epochs 100 --batch-size 10 --seed 42 -q | ld-prune --ratio 10 -q | wc -c)
 images=$(cat "$out"/syn/*/*.png | wc -c)
 cat >&2 <<REPORT
 
