@@ -198,3 +198,8 @@ public struct ModelFile {
 struct ZeroGenerator: RandomNumberGenerator {
     mutating func next() -> UInt64 { 0 }
 }
+
+extension Normalization {
+    /// The model file's normalisation (the one its teacher or student was trained with).
+    public init(of file: ModelFile) { self.init(mean: file.mean, std: file.std) }
+}

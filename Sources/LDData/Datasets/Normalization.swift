@@ -1,7 +1,4 @@
 import LDKernels
-import LDRecords
-import LDData
-import LDNetworks
 /// Per-channel input normalisation `x = (pixel/255 - mean) / std`, fixed by the model (its file carries it),
 /// not by whichever image set is being read: a student trained on a PNG folder of distilled images sees the
 /// same input scale as the teacher and as the real validation set.
@@ -17,9 +14,6 @@ public struct Normalization: Equatable {
 
     /// The data set's own published (or computed) normalisation.
     public init(of data: Dataset) { self.init(mean: data.mean, std: data.std) }
-
-    /// The model file's normalisation.
-    public init(of file: ModelFile) { self.init(mean: file.mean, std: file.std) }
 
     /// Value of a zero pixel per channel (what torchvision's zero padding becomes after normalising).
     public var zeroPixel: [Float] { zip(mean, std).map { -$0.0 / $0.1 } }
