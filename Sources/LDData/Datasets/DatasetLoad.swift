@@ -24,7 +24,7 @@ extension Dataset {
         case let .folder(dir):
             return try loadImageFolder(directory: dir, source: spec.description)
         case let .recordStream(path):
-            // A plain path naming a folder (`--images syn/`, what ld-recover writes) is an ImageFolder.
+            // A plain path naming a folder (`--data syn/`, what ld-recover --png writes) is an ImageFolder.
             if path != "-", Files.isDirectory(path) {
                 return try loadImageFolder(directory: path, source: "folder:\(path)")
             }

@@ -171,7 +171,7 @@ public enum LabelPruneJob {
                            progress: ((Int) -> Void)? = nil) throws -> LabelPruneSummary {
         guard o.ratio >= 1, o.ratio.isFinite else { throw LDError("--ratio must be a number >= 1, got \(o.ratio)") }
         if o.rule == .correct && o.imageLabels == nil {
-            throw LDError("rule 'correct' needs the image set (--images) to look up each image's class")
+            throw LDError("rule 'correct' needs the image set (--data) to look up each image's class")
         }
         var summary = LabelPruneSummary()
         var first: StreamHeader?

@@ -29,7 +29,7 @@ public enum LabelPruneRule: String, CaseIterable, Sendable {
     /// Mixup, 1 without mixing (easy = high, the least mixed).
     case cutRatio = "cut-ratio"
     /// Fraction of the batch whose teacher argmax is the class of the image at that position, looked up in the
-    /// image set (`--images`); for mixed batches, the position's own image (weight lambda) (easy = high).
+    /// image set (`--data`); for mixed batches, the position's own image (weight lambda) (easy = high).
     case correct
 
     /// Whether the rule ranks records by a teacher-side statistic (and so takes `--keep`).
@@ -114,7 +114,7 @@ public enum LabelPruning {
             var labels: [Int32] = []
             if rule == .correct {
                 guard let l = imageLabels else {
-                    throw LDError("\(context)rule 'correct' needs the images' classes (--images)")
+                    throw LDError("\(context)rule 'correct' needs the images' classes (--data)")
                 }
                 labels = l
             }
