@@ -25,8 +25,8 @@ final class TrainReplayTests: ToolTestCase {
         let data = ToolFixtures.tinyImages()
         let teacher = try ToolFixtures.tinyTeacher(for: data, path: path("teacher.ldm"))
         let norm = Normalization(of: teacher)
-        let sampler = OnlineBatchSampler(images: data, batchSize: 8, augment: try StudentRecipe.preset("lpld").sampleAugment(),
-                                         mix: .cutmix, seed: 9)
+        let sampler = BatchDraws(count: data.count, height: data.height, width: data.width, batchSize: 8,
+                                 augment: try StudentRecipe.preset("lpld").sampleAugment(), mix: BatchMix(.cutmix), seed: 9)
         let draw = sampler.draw(epoch: 0, batch: 0, order: sampler.order(epoch: 0))
         XCTAssertEqual(draw.indices.count, 8)
         XCTAssertNotNil(draw.params?.box)
@@ -51,7 +51,7 @@ final class TrainReplayTests: ToolTestCase {
             try TrainFixtures.writeStream([record], path: path("one.ldl"), data: data, teacher: teacher, epochs: 1, batch: 8)
             let input = try LabelStreamInput(path: path("one.ldl"), images: data)
             let stored = try XCTUnwrap(try input.next())
-            XCTAssertEqual(StudentBatchDraw(record: stored), draw)
+            XCTAssertEqual(BatchDraw(record: stored), draw)
 
             let replay = try StudentBatchMaker(images: data, normalization: norm)
             let (xReplay, tReplay) = replay.replay(stored)
@@ -70,5 +70,57 @@ final class TrainReplayTests: ToolTestCase {
                 XCTAssertNotEqual(gReplay, gOnline, "fp16 rounding should show somewhere")
             }
         }
+    }
+}
+
+/// One keyed batch draw: ld-relabel, ld-train's online teacher and the teacher trainer draw their batches from
+/// the same keys.
+final class BatchDrawTests: ToolTestCase {
+    /// With the same seed, batch size, crop and mix, the records ld-relabel stores hold exactly the batches
+    /// the online student draws (indices, crops, flips, mix), epoch after epoch, the partial last batch too.
+    func testRelabelStoresTheOnlineStudentsDraws() throws {
+        Engine.threads = 1
+        let data = ToolFixtures.tinyImages()   // 20 images: batches of 8, 8 and a partial 4
+        let teacher = try ToolFixtures.tinyTeacher(for: data, path: path("teacher.ldm"))
+        var recipe = try StudentRecipe.preset("lpld")
+        recipe.batchSize = 8
+        for mix in [MixKind.cutmix, .mixup, .none] {
+            recipe.mix = mix
+            let relabeler = try Relabeler(teacher: teacher, images: data, settings: RelabelSettings(
+                seed: 5, epochs: 3, batchSize: 8, mix: mix,
+                crop: try RandomResizedCrop.validated(scale: recipe.cropScale)))
+            let online = BatchDraws(count: data.count, height: data.height, width: data.width, batchSize: recipe.batchSize,
+                                    augment: try recipe.sampleAugment(), mix: BatchMix(recipe.mix), seed: 5)
+            XCTAssertEqual(online.batchesPerEpoch, 3)
+            for e in 0..<3 {
+                let order = online.order(epoch: e)
+                for b in 0..<3 {
+                    let stored = BatchDraw(record: try relabeler.record(epoch: e, batch: b))
+                    let drawn = online.draw(epoch: e, batch: b, order: order)
+                    XCTAssertEqual(stored, drawn, "mix \(mix.name), epoch \(e), batch \(b)")
+                    XCTAssertEqual(drawn.indices.count, b == 2 ? 4 : 8)
+                }
+            }
+        }
+    }
+
+    /// The teacher trainer's draws: the epoch order from stage .squeeze, each image's augmentation from
+    /// (.augment, epoch, batch, item), no mix; the keys written out by hand.
+    func testTeacherDrawKeys() throws {
+        let crop = SampleAugment.randomCrop(RandomCrop(padding: 2, flipProbability: 0.5))
+        let draws = BatchDraws(count: 10, height: 8, width: 8, batchSize: 4, augment: crop, seed: 3, orderStage: .squeeze)
+        var orderRNG = LDRandom(seed: 3, stage: .squeeze, major: 1)
+        let order = orderRNG.permutation(10)
+        XCTAssertEqual(draws.order(epoch: 1), order)
+        let draw = draws.draw(epoch: 1, batch: 2, order: order)
+        XCTAssertEqual(draw.indices, Array(order[8..<10]))
+        for item in 0..<2 {
+            var rng = LDRandom(seed: 3, stage: .augment, major: 1, minor: 2, item: item)
+            XCTAssertEqual(draw.augmentations[item], crop.sample(height: 8, width: 8, using: &rng))
+        }
+        XCTAssertNil(draw.params)
+        XCTAssertEqual(draw.mix, .none)
+        let dropping = BatchDraws(count: 10, height: 8, width: 8, batchSize: 4, dropLast: true, augment: .none, seed: 3)
+        XCTAssertEqual(dropping.batchesPerEpoch, 2)
     }
 }

@@ -27,12 +27,13 @@ final class TrainUtilTests: XCTestCase {
         let data = tinySet()
         let norm = Normalization(of: data)
         let aug = SampleAugment.randomResizedCrop(RandomResizedCrop(), flipProbability: 0.5)
+        let draws = BatchDraws(count: data.count, height: data.height, width: data.width, batchSize: 4, augment: aug, seed: 7)
         let a = try BatchLoader(data: data, normalization: norm)
         let b = try BatchLoader(data: data, normalization: norm)
-        let xa = a.load([0, 1, 2, 3], augment: aug, seed: 7, stage: .train, epoch: 3, batch: 1).array
+        let xa = a.load([0, 1, 2, 3], replaying: draws.augmentations(epoch: 3, batch: 1, count: 4)).array
         // A different batch first must not change the draws of (epoch 3, batch 1).
-        _ = b.load([4, 5], augment: aug, seed: 7, stage: .train, epoch: 0, batch: 0)
-        let xb = b.load([0, 1, 2, 3], augment: aug, seed: 7, stage: .train, epoch: 3, batch: 1).array
+        _ = b.load([4, 5], replaying: draws.augmentations(epoch: 0, batch: 0, count: 2))
+        let xb = b.load([0, 1, 2, 3], replaying: draws.augmentations(epoch: 3, batch: 1, count: 4)).array
         XCTAssertEqual(xa, xb)
         XCTAssertEqual(a.augmentations, b.augmentations)
         let c = try BatchLoader(data: data, normalization: norm)

@@ -23,10 +23,11 @@ public final class Relabeler {
     public let builder: LabelBatchBuilder
     /// Batches per epoch (see `RelabelSettings.batchesPerEpoch`).
     public let batchesPerEpoch: Int
+    /// The keyed draws (ld-train's online modes draw the same batches from the same seed).
+    public let draws: BatchDraws
     private var teacher: Model { teacherFile.model }
     private var order: [Int] = []
     private var orderEpoch = -1
-    private var mixParams = MixParams()
 
     /// Checks that the images fit the teacher (channels, size, classes) and the settings fit both, and puts
     /// the teacher in eval mode.
@@ -38,7 +39,8 @@ public final class Relabeler {
         self.images = images
         normalization = Normalization(of: teacher)
         builder = try LabelBatchBuilder(data: images, normalization: normalization)
-        batchesPerEpoch = settings.batchesPerEpoch(images: images.count)
+        draws = settings.draws(height: images.height, width: images.width, count: images.count)
+        batchesPerEpoch = draws.batchesPerEpoch
         teacher.model.training = false
         teacher.model.captureBatchStatistics = false
     }
@@ -54,37 +56,21 @@ public final class Relabeler {
 
     /// The image indices of batch `b` of epoch `e`, in batch order.
     public func indices(epoch e: Int, batch b: Int) -> [Int] {
-        precondition(b >= 0 && b < batchesPerEpoch, "Relabeler: batch \(b) of \(batchesPerEpoch)")
         if orderEpoch != e {
-            var rng = LDRandom(seed: settings.seed, stage: .relabel, major: e)
-            order = rng.permutation(images.count)
+            order = draws.order(epoch: e)
             orderEpoch = e
         }
-        let start = b * settings.batchSize
-        return Array(order[start..<min(start + settings.batchSize, order.count)])
+        return draws.indices(batch: b, order: order)
     }
 
     /// The crop boxes and flips of the `count` images of batch `b` of epoch `e`.
     public func augmentations(epoch e: Int, batch b: Int, count: Int) -> [SampleAugmentation] {
-        (0..<count).map { item in
-            var rng = LDRandom(seed: settings.seed, stage: .augment, major: e, minor: b, item: item)
-            return settings.crop.sample(height: images.height, width: images.width,
-                                        flipProbability: settings.flipProbability, using: &rng)
-        }
+        draws.augmentations(epoch: e, batch: b, count: count)
     }
 
     /// The mix of batch `b` of epoch `e` with `count` images (nil for `.none`).
     public func mix(epoch e: Int, batch b: Int, count: Int) -> MixParams? {
-        var rng = LDRandom(seed: settings.seed, stage: .mix, major: e, minor: b)
-        switch settings.mix {
-        case .none: return nil
-        case .cutmix:
-            CutMix.sample(batch: count, height: images.height, width: images.width, alpha: settings.cutmixAlpha,
-                          into: &mixParams, using: &rng)
-        case .mixup:
-            Mixup.sample(batch: count, alpha: settings.mixupAlpha, into: &mixParams, using: &rng)
-        }
-        return mixParams
+        draws.mixParams(epoch: e, batch: b, count: count)
     }
 
     /// The label record of batch `b` of epoch `e`: draws, builds the batch, runs the teacher.

@@ -171,6 +171,14 @@ public struct RelabelSettings: Equatable {
     /// The mix's alpha.
     public var mixAlpha: Double { mix == .mixup ? mixupAlpha : cutmixAlpha }
 
+    /// The keyed draws of a run over `count` images of `height` x `width`.
+    public func draws(height: Int, width: Int, count: Int) -> BatchDraws {
+        BatchDraws(count: count, height: height, width: width, batchSize: batchSize, dropLast: dropLast,
+                   augment: .randomResizedCrop(crop, flipProbability: flipProbability),
+                   mix: BatchMix(mix, cutmixAlpha: cutmixAlpha, mixupAlpha: mixupAlpha), seed: seed,
+                   orderStage: .relabel)
+    }
+
     /// Checks the settings against an image set of `images` images and a teacher of `classes` classes.
     public func validate(images n: Int, classes: Int) throws {
         guard epochs >= 1 else { throw LDError("epochs: \(epochs), expected at least 1") }

@@ -141,7 +141,8 @@ public final class TeacherTrainer {
     public private(set) var lastLearningRate: Float = 0
 
     private let loader: BatchLoader
-    private let augment: SampleAugment
+    /// The keyed draws: epoch order from stage `.squeeze`, augmentations from `.augment`, no mix.
+    private let draws: BatchDraws
     private var order: [Int] = []
     private var orderEpoch = -1
     private let dLogits = Tensor(shape: [0])
@@ -173,7 +174,8 @@ public final class TeacherTrainer {
         schedule = warm > 0 ? .warmup(steps: warm, startFactor: 0.01, then: cosine) : cosine
         scores = settings.scores ? TrainingDynamics(count: data.count, classes: data.classes, el2nEpochs: settings.el2nEpochs) : nil
         loader = try BatchLoader(data: data, normalization: normalization)
-        augment = settings.sampleAugment
+        draws = BatchDraws(count: data.count, height: data.height, width: data.width, batchSize: settings.batchSize,
+                           augment: settings.sampleAugment, seed: settings.seed, orderStage: .squeeze)
     }
 
     /// Whether every epoch has run.
@@ -185,13 +187,11 @@ public final class TeacherTrainer {
     public func trainStep() throws -> Float {
         precondition(!finished, "TeacherTrainer: all \(settings.epochs) epochs have run")
         if orderEpoch != epoch {
-            var rng = LDRandom(seed: settings.seed, stage: .squeeze, major: epoch)
-            order = rng.permutation(data.count)
+            order = draws.order(epoch: epoch)
             orderEpoch = epoch
         }
-        let start = step * settings.batchSize, end = min(start + settings.batchSize, data.count)
-        let indices = Array(order[start..<end])
-        let x = loader.load(indices, augment: augment, seed: settings.seed, stage: .augment, epoch: epoch, batch: step)
+        let indices = draws.indices(batch: step, order: order)
+        let x = loader.load(indices, replaying: draws.augmentations(epoch: epoch, batch: step, count: indices.count))
         let lr = schedule.lr(at: epoch * stepsPerEpoch + step)
         model.training = true
         model.zeroGrad()

@@ -5,88 +5,11 @@ import LDNetworks
 // Where a student's batches come from: freshly drawn (online teacher, hard labels), or replayed from label
 // records (one by one as a stream arrives, or drawn from a pool of kept records).
 
-/// The parameters of one batch: which images, each one's crop and flip, and the batch's mix. A label record
-/// stores exactly these; the online modes draw them.
-public struct StudentBatchDraw: Equatable {
-    public var indices: [Int]
-    public var augmentations: [SampleAugmentation]
-    public var mix: MixKind
-    /// nil when `mix` is `.none`.
-    public var params: MixParams?
-
-    public init(indices: [Int], augmentations: [SampleAugmentation], mix: MixKind, params: MixParams?) {
-        self.indices = indices
-        self.augmentations = augmentations
-        self.mix = mix
-        self.params = params
-    }
-
+extension BatchDraw {
     /// The draw a label record stores.
     public init(record: LabelBatchRecord) {
         self.init(indices: record.indices.map { Int($0) }, augmentations: record.sampleAugmentations,
                   mix: record.mix, params: record.mixParams)
-    }
-}
-
-/// Draws the batches of the online and hard modes.
-///
-/// Epoch e visits the images in the order of a permutation drawn from `LDRandom(seed, .relabel, major: e)`,
-/// cut into batches of `batchSize` (the last one partial, as PyTorch's `drop_last=False`). Image `item` of
-/// batch `b` gets its augmentation from `LDRandom(seed, .augment, major: e, minor: b, item: item)` and the
-/// batch its mix from `LDRandom(seed, .mix, major: e, minor: b)` (CutMix alpha 1, Mixup alpha 0.8, the
-/// seeds' values). Nothing depends on the thread count or on earlier batches. These are ld-relabel's keys:
-/// with the same seed, batch size and augmentation, the online teacher labels exactly the batches that
-/// ld-relabel stores.
-public struct OnlineBatchSampler {
-    public let count: Int
-    public let height: Int
-    public let width: Int
-    public let batchSize: Int
-    public let augment: SampleAugment
-    public let mix: MixKind
-    public let seed: UInt64
-
-    public init(images: Dataset, batchSize: Int, augment: SampleAugment, mix: MixKind, seed: UInt64) {
-        count = images.count
-        height = images.height
-        width = images.width
-        self.batchSize = batchSize
-        self.augment = augment
-        self.mix = mix
-        self.seed = seed
-    }
-
-    /// Batches per epoch: ceil(images / batch size).
-    public var batchesPerEpoch: Int { (count + batchSize - 1) / batchSize }
-
-    /// The image order of an epoch.
-    public func order(epoch: Int) -> [Int] {
-        var rng = LDRandom(seed: seed, stage: .relabel, major: epoch)
-        return rng.permutation(count)
-    }
-
-    /// Batch `batch` of epoch `epoch`, given that epoch's `order`.
-    public func draw(epoch: Int, batch: Int, order: [Int]) -> StudentBatchDraw {
-        let start = batch * batchSize, end = min(start + batchSize, order.count)
-        let indices = Array(order[start..<end])
-        var augs: [SampleAugmentation] = []
-        augs.reserveCapacity(indices.count)
-        for item in 0..<indices.count {
-            var rng = LDRandom(seed: seed, stage: .augment, major: epoch, minor: batch, item: item)
-            augs.append(augment.sample(height: height, width: width, using: &rng))
-        }
-        var params: MixParams? = nil
-        if mix != .none {
-            var rng = LDRandom(seed: seed, stage: .mix, major: epoch, minor: batch)
-            var p = MixParams()
-            if mix == .cutmix {
-                CutMix.sample(batch: indices.count, height: height, width: width, alpha: 1.0, into: &p, using: &rng)
-            } else {
-                Mixup.sample(batch: indices.count, alpha: 0.8, into: &p, using: &rng)
-            }
-            params = p
-        }
-        return StudentBatchDraw(indices: indices, augmentations: augs, mix: mix, params: params)
     }
 }
 
@@ -235,7 +158,7 @@ public final class StudentBatchMaker {
     }
 
     /// The input batch of a draw.
-    public func input(_ draw: StudentBatchDraw) -> Tensor {
+    public func input(_ draw: BatchDraw) -> Tensor {
         builder.build(indices: draw.indices, augmentations: draw.augmentations, mix: draw.mix, params: draw.params)
     }
 
@@ -251,7 +174,7 @@ public final class StudentBatchMaker {
     }
 
     /// Online soft labels: the draw's batch and the teacher's logits on it (eval mode).
-    public func online(_ draw: StudentBatchDraw, teacher: Model) -> (input: Tensor, target: StudentTarget) {
+    public func online(_ draw: BatchDraw, teacher: Model) -> (input: Tensor, target: StudentTarget) {
         let x = input(draw)
         teacher.training = false
         let t = teacher.predict(x)
@@ -261,7 +184,7 @@ public final class StudentBatchMaker {
     }
 
     /// Hard labels: the draw's batch and its images' classes (mixed as the pixels were).
-    public func hard(_ draw: StudentBatchDraw) -> (input: Tensor, target: StudentTarget) {
+    public func hard(_ draw: BatchDraw) -> (input: Tensor, target: StudentTarget) {
         let x = input(draw)
         let y = draw.indices.map { images.labels[$0] }
         guard draw.mix != .none, let p = draw.params else { return (x, .labels(y)) }

@@ -321,8 +321,11 @@ struct TrainLoop {
         let data = run.data
         var augment = try run.recipe.sampleAugment()
         if let f = grid { augment = try augment.constrained(toGrid: f, height: data.height, width: data.width) }
-        let sampler = OnlineBatchSampler(images: data, batchSize: run.recipe.batchSize, augment: augment,
-                                         mix: run.recipe.mix, seed: seed)
+        // ld-relabel's keys: with the same seed, batch size, crop and mix, the teacher labels the batches
+        // ld-relabel would store.
+        let sampler = BatchDraws(count: data.count, height: data.height, width: data.width,
+                                 batchSize: run.recipe.batchSize, augment: augment, mix: BatchMix(run.recipe.mix),
+                                 seed: seed, orderStage: .relabel)
         let progress = console.progress("train", total: epochs * data.count, unit: "img")
         var seen = 0
         for e in 0..<epochs {
