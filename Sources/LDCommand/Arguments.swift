@@ -72,8 +72,8 @@ extension PruneKeep: ExpressibleByArgument {}
 extension SubsetRule: ExpressibleByArgument {}
 extension PoolSampling: ExpressibleByArgument {}
 extension StudentScheduleKind: ExpressibleByArgument {}
-extension StudentAugmentKind: ExpressibleByArgument {}
-extension StudentOptimizerKind: ExpressibleByArgument {}
+extension AugmentKind: ExpressibleByArgument {}
+extension OptimizerKind: ExpressibleByArgument {}
 extension RecipePreset: ExpressibleByArgument {}
 extension LogitFormat: ExpressibleByArgument {}
 

@@ -14,7 +14,7 @@ public struct TrainingOptions: ParsableArguments {
     public var batchSize: Int?
 
     @Option(help: "Optimiser (ld-squeeze: sgd; ld-train: the recipe's).")
-    public var optimizer: StudentOptimizerKind?
+    public var optimizer: OptimizerKind?
 
     @Option(help: "Peak learning rate (ld-squeeze: 0.05; ld-train: the recipe's).")
     public var lr: Float?
@@ -29,7 +29,7 @@ public struct TrainingOptions: ParsableArguments {
     public var warmupEpochs: Int?
 
     @Option(help: "Per-image augmentation: crop (random crop + flip; ld-squeeze's default), rrc (RandomResizedCrop + flip; the recipes') or none.")
-    public var augment: StudentAugmentKind?
+    public var augment: AugmentKind?
 
     public init() {}
 

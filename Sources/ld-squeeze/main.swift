@@ -122,7 +122,7 @@ struct Squeeze: ParsableCommand {
             model: teacher.config(channels: 0, imageSize: 0, classes: 0), epochs: epochs,
             batchSize: training.batchSize ?? 128, learningRate: training.lr ?? 0.05, momentum: training.momentum ?? 0.9,
             weightDecay: training.weightDecay ?? 5e-4, warmupEpochs: training.warmupEpochs ?? (epochs > 1 ? 1 : 0),
-            optimizer: (training.optimizer ?? .sgd).rawValue, augment: (training.augment ?? .crop).rawValue,
+            optimizer: training.optimizer ?? .sgd, augment: training.augment ?? .crop,
             cropPadding: cropPadding, seed: common.seed, scores: scores != nil, el2nEpochs: el2nEpochs ?? min(10, epochs),
             trainSetHash: "")
         var job = SqueezeJob(dataName: data!, settings: settings, output: output!)

@@ -47,15 +47,29 @@ final class RelabelTests: XCTestCase {
         XCTAssertEqual(h.imageSetHash, data.contentHash)
         // Through the header's JSON and back.
         let decoded = try h.encoded().withUnsafeBytes { try StreamHeader.decode($0, context: "t") }
-        let info = try LabelStreamInfo(header: decoded, source: "t")
-        XCTAssertEqual(info.settings, s)
+        XCTAssertEqual(try LabelStreamInfo.settings(of: decoded, source: "t"), s)
+        let info = LabelStreamInfo(header: decoded)
         XCTAssertEqual(info.images, 7)
         XCTAssertEqual(info.batchesPerEpoch, 2, "7 images, batches of 3, drop last")
+        XCTAssertEqual(info.declaredRunBatches, 20, "10 epochs of 2 batches")
         var bad = decoded
         bad.meta["batches_per_epoch"] = .int(3)
-        XCTAssertThrowsError(try LabelStreamInfo(header: bad, source: "t"))
+        XCTAssertThrowsError(try LabelStreamInfo.settings(of: bad, source: "t"))
         bad.meta["mix"] = .string("blend")
-        XCTAssertThrowsError(try LabelStreamInfo(header: bad, source: "t")) { XCTAssertTrue("\($0)".contains("mix"), "\($0)") }
+        XCTAssertThrowsError(try LabelStreamInfo.settings(of: bad, source: "t")) { XCTAssertTrue("\($0)".contains("mix"), "\($0)") }
+        // Forged counts read as absent, never as a trap or a huge allocation.
+        var forged = decoded
+        for value in [JSONValue.double(4.6e18), .double(1e300), .int(-3), .double(2.5), .string("9")] {
+            forged.meta["batches_per_epoch"] = value
+            forged.meta["epochs"] = value
+            let f = LabelStreamInfo(header: forged)
+            XCTAssertNil(f.batchesPerEpoch, "\(value)")
+            XCTAssertNil(f.declaredRunBatches, "\(value)")
+            XCTAssertThrowsError(try LabelStreamInfo.settings(of: forged, source: "t"))
+        }
+        forged.meta["batches_per_epoch"] = .int(Int64(Int32.max))
+        forged.meta["epochs"] = .int(Int64(Int32.max))
+        XCTAssertEqual(LabelStreamInfo(header: forged).declaredRunBatches, Int(Int32.max) * Int(Int32.max))
         // A consumer refuses labels made for other images or another class count.
         XCTAssertNoThrow(try LabelStreamInfo.check(decoded, images: data, classes: 3, source: "t"))
         XCTAssertThrowsError(try LabelStreamInfo.check(decoded, images: tinySet(count: 6), source: "t")) {

@@ -40,7 +40,7 @@ final class ScoresTests: XCTestCase {
         var data = TeacherFixtures.stripes(classes: 3, perClass: 16)
         let flipped = [5, 17, 26, 40]
         for i in flipped { data.labels[i] = (data.labels[i] + 1) % 3 }
-        var settings = TeacherFixtures.settings(for: data, epochs: 12, batchSize: 8, lr: 0.05, augment: "none", width: 8)
+        var settings = TeacherFixtures.settings(for: data, epochs: 12, batchSize: 8, lr: 0.05, augment: .none, width: 8)
         settings.trainSetHash = data.contentHash
         let trainer = try TeacherTrainer(settings: settings, data: data, normalization: Normalization(of: data))
         while !trainer.finished {

@@ -106,14 +106,14 @@ final class StudentTests: XCTestCase {
             "epochs": .int(300), "epoch_start": .int(0), "batch_size": .int(50), "batches_per_epoch": .int(2),
             "pruned": .object(["ratio": .int(40)]), "mean": .array([.double(0.286)]), "std": .array([.double(0.353)]),
         ])
-        let info = StudentStreamInfo(header: h)
+        let info = LabelStreamInfo(header: h)
         XCTAssertEqual(info.epochs, 300)
         XCTAssertEqual(info.storedEpochs, 300)
         XCTAssertEqual(info.batchSize, 50)
         XCTAssertEqual(info.batchesPerEpoch, 2)
         XCTAssertTrue(info.pruned)
         XCTAssertEqual(info.mean, [0.286])
-        XCTAssertFalse(StudentStreamInfo(header: StreamHeader(kind: .labels, producer: "x", version: "0")).pruned)
+        XCTAssertFalse(LabelStreamInfo(header: StreamHeader(kind: .labels, producer: "x", version: "0")).pruned)
     }
 
     func testTopKRecordsReplayAsASoftmaxOverTheStoredClasses() throws {

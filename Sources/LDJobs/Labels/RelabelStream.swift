@@ -229,27 +229,80 @@ public struct RelabelSettings: Equatable {
     }
 }
 
-/// The settings of a label stream read back from its header (for consumers: ld-train, ld-prune).
-public struct LabelStreamInfo: Equatable {
-    /// The producer's settings (crop ratio and flip probability included).
-    public var settings: RelabelSettings
-    /// N, the image count the indices refer to.
-    public var images: Int
-    /// Batches per epoch of the whole run.
-    public var batchesPerEpoch: Int
+/// What a label stream's header says about the run that made it: the one reader of a label header, for
+/// every consumer (ld-train, ld-prune, the tests).
+///
+/// `init(header:)` never throws: a field that is absent (a pruned or hand-made stream may lack some), not a
+/// whole number, negative or beyond `LabelStreamInfo.limit` reads as nil, so a forged header cannot make a
+/// consumer trap or allocate without bound. `settings(of:source:)` is the strict reading of a header ld-relabel
+/// wrote, every field required and consistent.
+public struct LabelStreamInfo: Equatable, Sendable {
+    /// Total epochs of the relabel run (`epochs`).
+    public var epochs: Int?
+    /// First and end epoch stored (`epoch_start`, 0 when absent; `epoch_end`).
+    public var epochStart: Int
+    public var epochEnd: Int?
+    /// Batch size of the relabel run (`batch_size`).
+    public var batchSize: Int?
+    /// Batches per relabel epoch before any pruning (`batches_per_epoch`).
+    public var batchesPerEpoch: Int?
+    /// N, the number of images the indices refer to (`images`).
+    public var images: Int?
+    /// Whether ld-prune kept a subset (`pruned` present).
+    public var pruned: Bool
+    /// The input normalisation the teacher saw, when the stream states it (`mean`, `std`).
+    public var mean: [Float]?
+    public var std: [Float]?
 
-    /// Parses the meta of a label stream's header; `source` names the stream in errors.
-    public init(header: StreamHeader, source: String) throws {
+    /// The largest count a header field may state (2^31 - 1): more epochs, batches or images than any run.
+    public static let limit = Int(Int32.max)
+
+    public init(header: StreamHeader) {
+        let m = header.meta
+        func int(_ key: String) -> Int? {
+            guard let d = m[key]?.doubleValue, d >= 0, d <= Double(LabelStreamInfo.limit), d == d.rounded() else { return nil }
+            return Int(d)
+        }
+        func floats(_ key: String) -> [Float]? {
+            guard let a = m[key]?.arrayValue, !a.isEmpty, a.count <= 4096 else { return nil }
+            let v = a.compactMap { $0.doubleValue.flatMap { $0.isFinite ? Float($0) : nil } }
+            return v.count == a.count ? v : nil
+        }
+        epochs = int("epochs")
+        epochStart = int("epoch_start") ?? 0
+        epochEnd = int("epoch_end")
+        batchSize = int("batch_size")
+        batchesPerEpoch = int("batches_per_epoch")
+        images = int("images")
+        if let p = m["pruned"], p != .null { pruned = true } else { pruned = false }
+        mean = floats("mean")
+        std = floats("std")
+    }
+
+    /// Epochs the stream holds from `epochStart` on, if the header says (concatenated shards continue it).
+    public var storedEpochs: Int? { epochs.map { max($0 - epochStart, 0) } }
+
+    /// The number of label batches of the whole relabel run (`epochs` x `batches_per_epoch`, `epochs` at least
+    /// `epoch_end`), or nil when the header does not say or the stream is already pruned.
+    public var declaredRunBatches: Int? {
+        guard !pruned, let perEpoch = batchesPerEpoch, perEpoch > 0 else { return nil }
+        guard let e = [epochs, epochEnd].compactMap({ $0 }).max(), e > 0 else { return nil }
+        let (n, overflow) = e.multipliedReportingOverflow(by: perEpoch)
+        return overflow ? nil : n
+    }
+
+    /// The settings of the relabel run that wrote `header`, read strictly: every field present and
+    /// consistent; `source` names the stream in errors.
+    public static func settings(of header: StreamHeader, source: String) throws -> RelabelSettings {
         guard header.kind == .labels else { throw LDError("\(source): a '\(header.kind)' stream, expected labels") }
         let m = header.meta
-        func int(_ key: String) throws -> Int {
-            guard let v = m[key], case .int(let i) = v else {
-                throw LDError("\(source): header meta '\(key)' is missing or not an integer")
-            }
-            return Int(i)
+        let info = LabelStreamInfo(header: header)
+        func required(_ v: Int?, _ key: String) throws -> Int {
+            guard let v else { throw LDError("\(source): header meta '\(key)' is missing or not a count") }
+            return v
         }
         func double(_ key: String) throws -> Double {
-            guard let d = m[key]?.doubleValue else { throw LDError("\(source): header meta '\(key)' is missing or not a number") }
+            guard let d = m[key]?.doubleValue, d.isFinite else { throw LDError("\(source): header meta '\(key)' is missing or not a number") }
             return d
         }
         func pair(_ key: String) throws -> (Float, Float) {
@@ -262,46 +315,54 @@ public struct LabelStreamInfo: Equatable {
         guard let mix = [MixKind.none, .cutmix, .mixup].first(where: { $0.name == mixName }) else {
             throw LDError("\(source): header meta 'mix' is '\(mixName)', expected cutmix, mixup or none")
         }
+        let topK = try required(LabelStreamInfo.int(m["top_k"]), "top_k")
         let logitName = m["logits"]?.stringValue ?? ""
-        guard let logits = LogitStorage(name: logitName, topK: try int("top_k")) else {
-            throw LDError("\(source): header meta 'logits' '\(logitName)' with top_k \(try int("top_k")) is not a logit format")
+        guard let logits = LogitStorage(name: logitName, topK: topK) else {
+            throw LDError("\(source): header meta 'logits' '\(logitName)' with top_k \(topK) is not a logit format")
         }
         guard case .bool(let dropLast)? = m["drop_last"] else {
             throw LDError("\(source): header meta 'drop_last' is missing or not a boolean")
         }
-        let start = try int("epoch_start"), end = try int("epoch_end")
+        let start = try required(LabelStreamInfo.int(m["epoch_start"]), "epoch_start")
+        let end = try required(info.epochEnd, "epoch_end")
         guard start <= end else { throw LDError("\(source): header meta epoch range \(start):\(end) is empty") }
         let scale = try pair("crop_scale"), ratio = try pair("crop_ratio")
         guard scale.0 <= scale.1, ratio.0 > 0, ratio.0 <= ratio.1 else {
             throw LDError("\(source): header meta crop_scale or crop_ratio is not a range")
         }
-        settings = RelabelSettings(seed: header.seed, epochs: try int("epochs"), epochRange: start..<end,
-                                   batchSize: try int("batch_size"), dropLast: dropLast, mix: mix,
-                                   cutmixAlpha: try double("cutmix_alpha"), mixupAlpha: try double("mixup_alpha"),
-                                   crop: RandomResizedCrop(scale: scale, ratio: ratio),
-                                   flipProbability: Float(try double("flip")), logits: logits)
-        images = try int("images")
-        batchesPerEpoch = try int("batches_per_epoch")
-        guard images >= 0, settings.batchSize >= 1, batchesPerEpoch == settings.batchesPerEpoch(images: images) else {
-            throw LDError("\(source): header meta batches_per_epoch \(batchesPerEpoch) does not match \(images) images in batches of \(settings.batchSize)")
+        let settings = RelabelSettings(seed: header.seed, epochs: try required(info.epochs, "epochs"), epochRange: start..<end,
+                                       batchSize: try required(info.batchSize, "batch_size"), dropLast: dropLast, mix: mix,
+                                       cutmixAlpha: try double("cutmix_alpha"), mixupAlpha: try double("mixup_alpha"),
+                                       crop: RandomResizedCrop(scale: scale, ratio: ratio),
+                                       flipProbability: Float(try double("flip")), logits: logits)
+        let images = try required(info.images, "images"), perEpoch = try required(info.batchesPerEpoch, "batches_per_epoch")
+        guard settings.batchSize >= 1, perEpoch == settings.batchesPerEpoch(images: images) else {
+            throw LDError("\(source): header meta batches_per_epoch \(perEpoch) does not match \(images) images in batches of \(settings.batchSize)")
         }
+        return settings
     }
 
-    /// Throws unless a label stream's header refers to `images`: same image-set hash (so the same images,
-    /// labels and order), same image shape, and, when `classes` is given, that many classes (a student or
-    /// teacher of another class count cannot use the logits). `source` names the stream in errors.
+    /// A count from a JSON value, bounded as `init(header:)` reads them.
+    static func int(_ v: JSONValue?) -> Int? {
+        guard let d = v?.doubleValue, d >= 0, d <= Double(limit), d == d.rounded() else { return nil }
+        return Int(d)
+    }
+
+    /// Throws unless a label stream's header refers to `images`: the same image-set hash (so the same images,
+    /// labels and order), the same image shape and, when `classes` is given, that many classes. A header
+    /// without a hash or a shape (a hand-made stream) is checked for what it has. `source` names the stream.
     public static func check(_ header: StreamHeader, images: Dataset, classes: Int? = nil, source: String) throws {
         guard header.kind == .labels else { throw LDError("\(source): a '\(header.kind)' stream, expected labels") }
-        let hash = images.contentHash
-        guard header.imageSetHash == hash else {
-            throw LDError("\(source): labels made for image set \(header.imageSetHash ?? "none"), but \(images.source) is \(hash)")
+        if let h = header.imageSetHash, h != images.contentHash {
+            throw LDError("\(source): labels made for image set \(h), but --data \(images.source) is \(images.contentHash)")
         }
         let shape = [images.channels, images.height, images.width]
-        guard header.shape == shape else {
-            throw LDError("\(source): labels for \(header.shape) images, \(images.source) has \(shape)")
+        if !header.shape.isEmpty && header.shape != shape {
+            throw LDError("\(source): labels for \(header.shape) images, --data \(images.source) has \(shape)")
         }
-        if let k = classes, header.classes != k {
-            throw LDError("\(source): logits for \(header.classes) classes, expected \(k)")
+        let k = classes ?? images.classes
+        if header.classes != 0 && header.classes != k {
+            throw LDError("\(source): labels have \(header.classes) classes, \(classes == nil ? "--data \(images.source) has" : "expected") \(k)")
         }
     }
 }

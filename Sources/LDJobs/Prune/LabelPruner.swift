@@ -195,7 +195,7 @@ public enum LabelPruneJob {
                             if let why = f.mismatch(with: h) {
                                 throw LDError("\(reader.name): stream \(reader.streamIndex) does not match the first input stream: \(why)")
                             }
-                            if let r = run, let r2 = LabelPruning.declaredRunBatches(h), r2 != r {
+                            if let r = run, let r2 = LabelStreamInfo(header: h).declaredRunBatches, r2 != r {
                                 throw LDError("\(reader.name): stream \(reader.streamIndex) declares a run of \(r2) batches, the first stream \(r)")
                             }
                             continue
@@ -204,7 +204,7 @@ public enum LabelPruneJob {
                         if let want = o.imageSetHash, let have = h.imageSetHash, want != have {
                             throw LDError("\(reader.name): labels are for image set \(have), the images given are \(want)")
                         }
-                        run = LabelPruning.declaredRunBatches(h)
+                        run = LabelStreamInfo(header: h).declaredRunBatches
                         if o.rule == .prefix, let r = run {
                             // The pool is known from the header: stream it.
                             poolSize = LabelPruning.keptCount(total: r, ratio: o.ratio)

@@ -59,20 +59,6 @@ public enum LabelPruning {
         return rng.next()
     }
 
-    /// The number of label batches of the whole relabel run as its header declares it
-    /// (`meta.epochs` x `meta.batches_per_epoch`, `epochs` at least `epoch_end`), or nil when the header does not
-    /// say or the stream is already pruned.
-    public static func declaredRunBatches(_ header: StreamHeader) -> Int? {
-        if header.meta["pruned"] != nil { return nil }
-        func int(_ key: String) -> Int? {
-            guard let d = header.meta[key]?.doubleValue, d >= 0, d < 1e15, d == d.rounded() else { return nil }
-            return Int(d)
-        }
-        guard let perEpoch = int("batches_per_epoch"), perEpoch > 0 else { return nil }
-        guard let epochs = [int("epochs"), int("epoch_end")].compactMap({ $0 }).max(), epochs > 0 else { return nil }
-        return epochs * perEpoch
-    }
-
     /// The header of the pruned stream: the input's, with `meta.pruned` = {rule, ratio, kept, total, seed, keep}
     /// (and `of`: the input's own `pruned`, when it was already pruned), so a consumer knows the records form a pool.
     public static func prunedHeader(_ input: StreamHeader, rule: LabelPruneRule, ratio: Double, kept: Int, total: Int,

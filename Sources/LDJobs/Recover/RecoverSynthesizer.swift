@@ -223,13 +223,7 @@ public final class RecoverSynthesizer {
             let m = min(chunk, n - start)
             normalize(pixels[(start * imageSize)..<((start + m) * imageSize)], count: m, into: evalInput)
             let logits = model.predict(evalInput)
-            let k = logits.shape[1]
-            for b in 0..<m {
-                let row = logits.data + b * k
-                var best = 0
-                for j in 1..<k where row[j] > row[best] { best = j }
-                if best == Int(labels[start + b]) { hits += 1 }
-            }
+            hits += Predictions.correctCount(logits, labels: Array(labels[start..<(start + m)]))
             start += m
         }
         return hits

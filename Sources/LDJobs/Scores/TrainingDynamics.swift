@@ -72,7 +72,7 @@ public final class TrainingDynamics {
                                 var z = 0.0
                                 for j in 0..<k { z += exp(Double(row[j] - maxLogit)) }
                                 var sq = 0.0, pY = 0.0, pOther = -1.0
-                                var isCorrect = true
+                                let isCorrect = Predictions.isTop1(y, in: row, classes: k)
                                 for j in 0..<k {
                                     let p = exp(Double(row[j] - maxLogit)) / z
                                     if j == y {
@@ -81,8 +81,6 @@ public final class TrainingDynamics {
                                     } else {
                                         sq += p * p
                                         if p > pOther { pOther = p }
-                                        // argmax ties go to the lower index (as `Model.evaluate` counts them).
-                                        if row[j] > row[y] || (row[j] == row[y] && j < y) { isCorrect = false }
                                     }
                                 }
                                 if k == 1 { pOther = 0 }

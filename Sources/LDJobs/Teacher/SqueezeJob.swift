@@ -160,8 +160,8 @@ public struct SqueezeJob {
         model.training = false
         var info: [String: JSONValue] = [
             "data": .string(dataName), "images": .int(Int64(train.count)), "epochs": .int(Int64(s.epochs)),
-            "optimizer": .string(s.optimizer), "lr": .number(s.learningRate), "batch_size": .int(Int64(s.batchSize)),
-            "augment": .string(s.augment), "settings": s.json,
+            "optimizer": .string(s.optimizer.rawValue), "lr": .number(s.learningRate), "batch_size": .int(Int64(s.batchSize)),
+            "augment": .string(s.augment.rawValue), "settings": s.json,
         ]
         if let mode = classStats { info["class_stats_mode"] = .string(mode.rawValue) }
         if case .object(let last) = history.last ?? .null {

@@ -21,10 +21,10 @@ public struct TeacherSettings: Codable, Equatable {
     public var weightDecay: Float
     /// Epochs of linear warm-up (from 1% of the rate) before the per-step cosine decay.
     public var warmupEpochs: Int
-    /// `sgd`, `adamw` or `adam`.
-    public var optimizer: String
+    /// SGD (coupled decay on every parameter), AdamW or Adam (decay on conv and linear kernels only).
+    public var optimizer: OptimizerKind
     /// `crop` (RandomCrop with `cropPadding` + flip), `rrc` (RandomResizedCrop 0.08–1 + flip) or `none`.
-    public var augment: String
+    public var augment: AugmentKind
     /// Zero padding of `augment = crop`.
     public var cropPadding: Int
     /// Seed of the weights, the shuffles and the augmentations.
@@ -38,7 +38,7 @@ public struct TeacherSettings: Codable, Equatable {
 
     /// Collects the settings; `validate()` checks them.
     public init(model: ModelConfig, epochs: Int, batchSize: Int, learningRate: Float, momentum: Float,
-                weightDecay: Float, warmupEpochs: Int, optimizer: String, augment: String, cropPadding: Int = 4,
+                weightDecay: Float, warmupEpochs: Int, optimizer: OptimizerKind, augment: AugmentKind, cropPadding: Int = 4,
                 seed: UInt64, scores: Bool, el2nEpochs: Int, trainSetHash: String) {
         self.model = model; self.epochs = epochs; self.batchSize = batchSize; self.learningRate = learningRate
         self.momentum = momentum; self.weightDecay = weightDecay; self.warmupEpochs = warmupEpochs
@@ -63,23 +63,13 @@ public struct TeacherSettings: Codable, Equatable {
         guard warmupEpochs >= 0 && warmupEpochs < epochs else {
             throw LDError("--warmup-epochs must be in 0..<\(epochs) (the epochs), got \(warmupEpochs)")
         }
-        guard ["sgd", "adamw", "adam"].contains(optimizer) else {
-            throw LDError("unknown optimizer '\(optimizer)' (expected sgd, adamw or adam)")
-        }
-        guard ["crop", "rrc", "none"].contains(augment) else {
-            throw LDError("unknown augmentation '\(augment)' (expected crop, rrc or none)")
-        }
         guard cropPadding >= 0 else { throw LDError("--crop-padding must be >= 0, got \(cropPadding)") }
         guard el2nEpochs > 0 else { throw LDError("--el2n-epochs must be positive, got \(el2nEpochs)") }
     }
 
     /// The per-image training augmentation.
     public var sampleAugment: SampleAugment {
-        switch augment {
-        case "crop": return .randomCrop(RandomCrop(padding: cropPadding, flipProbability: 0.5))
-        case "rrc": return .randomResizedCrop(RandomResizedCrop(), flipProbability: 0.5)
-        default: return .none
-        }
+        (try? augment.sampler(cropPadding: cropPadding, cropScale: (0.08, 1))) ?? .none
     }
 
     /// The settings as a JSON object (stored in checkpoints and model files).
@@ -164,11 +154,8 @@ public final class TeacherTrainer {
         model.training = true
         stepsPerEpoch = (data.count + settings.batchSize - 1) / settings.batchSize
         let params = model.parameters, lr = settings.learningRate, wd = settings.weightDecay
-        switch settings.optimizer {
-        case "adamw": optimizer = AdamW(params, learningRate: lr, weightDecay: wd)
-        case "adam": optimizer = Adam(params, learningRate: lr, weightDecay: wd)
-        default: optimizer = SGD(params, learningRate: lr, momentum: settings.momentum, weightDecay: wd, decayScope: .all)
-        }
+        optimizer = settings.optimizer.make(params, learningRate: lr, momentum: settings.momentum, weightDecay: wd,
+                                            decayScope: settings.optimizer == .sgd ? .all : .flagged)
         let warm = settings.warmupEpochs * stepsPerEpoch
         let cosine = LRSchedule.cosine(base: lr, total: settings.epochs * stepsPerEpoch - warm)
         schedule = warm > 0 ? .warmup(steps: warm, startFactor: 0.01, then: cosine) : cosine
@@ -201,7 +188,7 @@ public final class TeacherTrainer {
             throw LDError("epoch \(epoch + 1) step \(step + 1): the loss is \(loss) at lr \(lr); try a lower --lr")
         }
         scores?.record(logits: logits, indices: indices, labels: loader.labels, epoch: epoch)
-        epochCorrect += TeacherTrainer.correctCount(logits, loader.labels)
+        epochCorrect += Predictions.correctCount(logits, labels: loader.labels)
         epochLossSum += Double(loss) * Double(indices.count)
         epochSeen += indices.count
         model.backward(dLogits)
@@ -224,19 +211,6 @@ public final class TeacherTrainer {
         step = 0
         epochLossSum = 0; epochCorrect = 0; epochSeen = 0
         return s
-    }
-
-    /// Rows of `logits` whose largest value (lowest index on ties) is the label.
-    static func correctCount(_ logits: Tensor, _ labels: [Int32]) -> Int {
-        let k = logits.shape[1], x = logits.data
-        var n = 0
-        for (r, y) in labels.enumerated() {
-            let row = x + r * k
-            var best = 0
-            for j in 1..<max(k, 1) where row[j] > row[best] { best = j }
-            if best == Int(y) { n += 1 }
-        }
-        return n
     }
 
     // MARK: - Checkpoints

@@ -38,14 +38,10 @@ extension Model {
             for i in 0..<n {
                 let row = p + i * k
                 let y = Int(loader.labels[i])
-                // Rank of the true class: how many logits beat it (ties count against it only if earlier).
                 let target = row[y]
-                var better = 0
+                let better = Predictions.rank(of: y, in: row, classes: k)
                 var maxv = row[0]
-                for j in 0..<k {
-                    if row[j] > target || (row[j] == target && j < y) { better += 1 }
-                    if row[j] > maxv { maxv = row[j] }
-                }
+                for j in 0..<k where row[j] > maxv { maxv = row[j] }
                 if better == 0 { correct1 += 1 }
                 if better < top { correct5 += 1 }
                 var sum = 0.0

@@ -45,49 +45,13 @@ public enum LabelPool {
     }
 }
 
-/// The facts a label stream's first header gives about its run (`meta` of ld-relabel and ld-prune).
-public struct StudentStreamInfo: Equatable {
-    /// Total epochs of the relabel run (`epochs`), if stated.
-    public var epochs: Int?
-    /// First stored epoch (`epoch_start`, 0 when absent).
-    public var epochStart: Int
-    /// Batch size of the relabel run (`batch_size`).
-    public var batchSize: Int?
-    /// Batches per relabel epoch before any pruning (`batches_per_epoch`).
-    public var batchesPerEpoch: Int?
-    /// Whether ld-prune kept a subset (`pruned` present).
-    public var pruned: Bool
-    /// The input normalisation the teacher saw, when the stream states it (`mean`, `std`).
-    public var mean: [Float]?
-    public var std: [Float]?
-
-    public init(header: StreamHeader) {
-        func int(_ key: String) -> Int? { header.meta[key]?.doubleValue.map { Int($0) } }
-        func floats(_ key: String) -> [Float]? {
-            guard let a = header.meta[key]?.arrayValue else { return nil }
-            let v = a.compactMap { $0.doubleValue.map(Float.init) }
-            return v.count == a.count && !v.isEmpty ? v : nil
-        }
-        epochs = int("epochs")
-        epochStart = int("epoch_start") ?? 0
-        batchSize = int("batch_size")
-        batchesPerEpoch = int("batches_per_epoch")
-        if let p = header.meta["pruned"], p != .null { pruned = true } else { pruned = false }
-        mean = floats("mean")
-        std = floats("std")
-    }
-
-    /// Epochs the stream holds from `epochStart` on, if the header says (concatenated shards continue it).
-    public var storedEpochs: Int? { epochs.map { $0 - epochStart } }
-}
-
 /// A label stream opened for training: checks its kind and that it belongs to the image set, then yields
 /// its records, each validated against the images, counting records and bytes read.
 public final class LabelStreamInput {
     public let name: String
     /// The first stream's header.
     public let header: StreamHeader
-    public let info: StudentStreamInfo
+    public let info: LabelStreamInfo
     /// Records returned so far.
     public private(set) var recordsRead = 0
     private let reader: StreamReader
@@ -103,20 +67,9 @@ public final class LabelStreamInput {
         try reader.expect(kind: .labels)
         reader.requireMatchingHeaders()
         header = reader.header
-        info = StudentStreamInfo(header: header)
+        info = LabelStreamInfo(header: header)
         self.images = images
-        if let h = header.imageSetHash {
-            let mine = images.contentHash
-            if h != mine {
-                throw LDError("\(name): label stream was made for image set \(h), but --images \(images.source) is \(mine)")
-            }
-        }
-        if !header.shape.isEmpty && header.shape != [images.channels, images.height, images.width] {
-            throw LDError("\(name): label stream is for \(header.shape) images, --images \(images.source) has [\(images.channels), \(images.height), \(images.width)]")
-        }
-        if header.classes != 0 && header.classes != images.classes {
-            throw LDError("\(name): label stream has \(header.classes) classes, --images \(images.source) has \(images.classes)")
-        }
+        try LabelStreamInfo.check(header, images: images, source: name)
     }
 
     /// Bytes read from the input so far (as stored: compressed if the stream is).

@@ -5,11 +5,6 @@ import LDNetworks
 // Student recipes of the seeds (sre2l_cda.md 7, lpld.md 6, rethinkdc.md 2, anchors.md A.1/A.5) as named presets.
 // ld-train resolves a preset, then applies every knob the user gave on top of it.
 
-/// Which optimiser a recipe trains the student with.
-public enum StudentOptimizerKind: String, CaseIterable, Sendable {
-    case adamw, adam, sgd
-}
-
 /// How the learning rate moves over the epochs (stepped once per epoch, before it: epoch e runs at lr(e)).
 public enum StudentScheduleKind: String, CaseIterable, Sendable {
     /// 0.5 (1 + cos(pi e / E)) x base (the soft-label recipes).
@@ -22,22 +17,12 @@ public enum StudentScheduleKind: String, CaseIterable, Sendable {
     case constant
 }
 
-/// Per-image augmentation of the online and hard modes (replay uses the stored boxes).
-public enum StudentAugmentKind: String, CaseIterable, Sendable {
-    /// RandomResizedCrop (scale `cropScale`, ratio 3/4..4/3) plus a horizontal flip at p = 0.5.
-    case rrc
-    /// RandomCrop with 4 pixels of zero padding plus a flip (the CIFAR recipe).
-    case crop
-    /// The image as it is.
-    case none
-}
-
 /// A student training recipe: optimiser, schedule, loss and augmentation. Presets reproduce the seeds'
 /// recipes; every field can be overridden afterwards.
 public struct StudentRecipe: Equatable {
     /// Preset name the recipe started from.
     public var name: String
-    public var optimizer: StudentOptimizerKind
+    public var optimizer: OptimizerKind
     public var learningRate: Float
     public var weightDecay: Float
     /// SGD momentum (ignored by Adam/AdamW, whose betas are PyTorch's defaults 0.9, 0.999).
@@ -54,7 +39,7 @@ public struct StudentRecipe: Equatable {
     public var schedule: StudentScheduleKind
     /// Linear warm-up epochs from 0.01 x lr before the schedule (which then spans the remaining epochs).
     public var warmupEpochs: Int
-    public var augment: StudentAugmentKind
+    public var augment: AugmentKind
     /// RandomResizedCrop scale range.
     public var cropScale: (min: Float, max: Float)
     /// Batch mixing of the online and hard modes.
@@ -121,23 +106,13 @@ public struct StudentRecipe: Equatable {
 
     /// The optimiser over `parameters`.
     public func makeOptimizer(_ parameters: [Parameter]) -> Optimizer {
-        switch optimizer {
-        case .adamw: return AdamW(parameters, learningRate: learningRate, weightDecay: weightDecay, decayScope: decayScope)
-        case .adam: return Adam(parameters, learningRate: learningRate, weightDecay: weightDecay, decayScope: decayScope)
-        case .sgd: return SGD(parameters, learningRate: learningRate, momentum: momentum, weightDecay: weightDecay,
-                              decayScope: decayScope)
-        }
+        optimizer.make(parameters, learningRate: learningRate, momentum: momentum, weightDecay: weightDecay,
+                       decayScope: decayScope)
     }
 
     /// The per-image augmentation sampler.
     public func sampleAugment() throws -> SampleAugment {
-        switch augment {
-        case .none: return .none
-        case .crop: return .randomCrop(RandomCrop(padding: 4, flipProbability: 0.5))
-        case .rrc:
-            return .randomResizedCrop(try RandomResizedCrop.validated(scale: (cropScale.min, cropScale.max)),
-                                      flipProbability: 0.5)
-        }
+        try augment.sampler(cropPadding: 4, cropScale: (cropScale.min, cropScale.max))
     }
 
     /// Checks the numbers; throws a one-line reason.

@@ -23,7 +23,7 @@ public enum RecipePreset: String, CaseIterable, Sendable {
 
 /// Recipe knobs given explicitly; each one that is set replaces the preset's value.
 public struct RecipeOverrides: Equatable, Sendable {
-    public var optimizer: StudentOptimizerKind?
+    public var optimizer: OptimizerKind?
     public var learningRate: Float?
     public var weightDecay: Float?
     public var momentum: Float?
@@ -34,7 +34,7 @@ public struct RecipeOverrides: Equatable, Sendable {
     public var scaleByTSquared = false
     public var schedule: StudentScheduleKind?
     public var warmupEpochs: Int?
-    public var augment: StudentAugmentKind?
+    public var augment: AugmentKind?
     public var cropScale: (Float, Float)?
     public var mix: MixKind?
     public var evalEvery: Int?

@@ -50,6 +50,25 @@ public enum SampleAugment: Equatable {
     }
 }
 
+/// The per-image augmentations a run can name (`--augment`), for the teacher and the student alike.
+public enum AugmentKind: String, CaseIterable, Codable, Sendable {
+    /// RandomResizedCrop (scale range given, ratio 3/4..4/3) plus a horizontal flip at p = 0.5.
+    case rrc
+    /// RandomCrop with zero padding plus a flip at p = 0.5 (the CIFAR recipe pads 4).
+    case crop
+    /// The image as it is.
+    case none
+
+    /// The sampler: `crop` pads `cropPadding` pixels, `rrc` draws its area from `cropScale`.
+    public func sampler(cropPadding: Int, cropScale: (Float, Float)) throws -> SampleAugment {
+        switch self {
+        case .none: return .none
+        case .crop: return .randomCrop(RandomCrop(padding: cropPadding, flipProbability: 0.5))
+        case .rrc: return .randomResizedCrop(try RandomResizedCrop.validated(scale: cropScale), flipProbability: 0.5)
+        }
+    }
+}
+
 /// One batch's draw: which images, each one's crop and flip, and the batch's mix. A label record stores
 /// exactly these; the online modes and the teacher draw them.
 public struct BatchDraw: Equatable {

@@ -35,6 +35,23 @@ extension Optimizer {
 }
 
 /// Which parameters receive weight decay (PyTorch parameter groups).
+/// The optimisers a run can name (`--optimizer`): one factory for the teacher and the student.
+public enum OptimizerKind: String, CaseIterable, Codable, Sendable {
+    case adamw, adam, sgd
+
+    /// The optimiser over `parameters`. `momentum` is SGD's (Adam's betas are PyTorch's defaults, 0.9 and
+    /// 0.999); `decayScope` says which parameters decay.
+    public func make(_ parameters: [Parameter], learningRate: Float, momentum: Float, weightDecay: Float,
+                     decayScope: WeightDecayScope) -> Optimizer {
+        switch self {
+        case .adamw: return AdamW(parameters, learningRate: learningRate, weightDecay: weightDecay, decayScope: decayScope)
+        case .adam: return Adam(parameters, learningRate: learningRate, weightDecay: weightDecay, decayScope: decayScope)
+        case .sgd: return SGD(parameters, learningRate: learningRate, momentum: momentum, weightDecay: weightDecay,
+                              decayScope: decayScope)
+        }
+    }
+}
+
 public enum WeightDecayScope: Sendable {
     /// Every parameter decays (a single PyTorch group, as `SGD(net.parameters(), weight_decay=...)`).
     case all
