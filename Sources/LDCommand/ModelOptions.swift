@@ -26,14 +26,13 @@ public struct ModelOptions: ParsableArguments {
         guard depth > 0 else { throw ValidationError("--depth must be positive, got \(depth)") }
     }
 
-    /// The configuration for square images of `channels` x `imageSize` x `imageSize` and `classes` classes.
+    /// The configuration for square images of `channels` x `imageSize` x `imageSize` and `classes` classes:
+    /// the registered architecture with the options it reads.
     public func config(channels: Int, imageSize: Int, classes: Int) -> ModelConfig {
-        switch model.name {
-        case "resnet18":
-            return .resnet18(channels: channels, imageSize: imageSize, classes: classes, stem: stem.rawValue)
-        default:
-            return .convnet(width: width, depth: depth, channels: channels, imageSize: imageSize, classes: classes)
-        }
+        // `model` holds a registered name, so the look-up cannot fail.
+        (try? ModelConfig.named(model.name, width: width, depth: depth, stem: stem.rawValue, channels: channels,
+                                imageSize: imageSize, classes: classes))
+            ?? ModelConfig(arch: model.name, channels: channels, imageSize: imageSize, classes: classes)
     }
 
     /// The configuration for the images of `data` (which must be square).
@@ -45,8 +44,11 @@ public struct ModelOptions: ParsableArguments {
     }
 
     /// A short description for summaries: `convnet w64 d3`, `resnet18 small`.
-    public var summary: String {
-        model.name == "convnet" ? "convnet w\(width) d\(depth)" : "\(model.name) \(stem.rawValue)"
+    public var summary: String { config(channels: 1, imageSize: 1, classes: 1).summary }
+
+    /// The models and their options, for the tools' `--help`.
+    public static var modelsHelp: String {
+        "Models (--model):\n" + Architectures.helpLines.map { "  " + $0 }.joined(separator: "\n")
     }
 }
 
@@ -60,10 +62,10 @@ public struct ModelName: ExpressibleByArgument, Equatable, Sendable {
     }
 
     public var defaultValueDescription: String { name }
-    public static var allValueStrings: [String] { ["convnet", "resnet18"] }
+    public static var allValueStrings: [String] { Architectures.names }
 }
 
-/// A ResNet's stem.
+/// A ResNet's stem (the registry's `ResNet18.stems`).
 public enum ResNetStem: String, CaseIterable, ExpressibleByArgument, Sendable {
     case small, imagenet
 }

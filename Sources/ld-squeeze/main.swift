@@ -43,6 +43,9 @@ struct Squeeze: ParsableCommand {
         run with the epoch, step and learning rate and keeps the last good checkpoint. The checkpoint is removed \
         after a successful run.
 
+        """ + ModelOptions.modelsHelp + """
+
+
         Examples:
           ld-squeeze --data fmnist:train --val fmnist:test -o teacher.ldm --class-stats --scores scores.lds
           ld-squeeze --eval-only teacher.ldm --val fmnist:test

@@ -67,6 +67,9 @@ struct Train: ParsableCommand {
         accuracy, epochs, images, label records and bytes read, the resolved
         recipe, wall time, the saved model's hash). Progress on stderr.
 
+        """ + ModelOptions.modelsHelp + """
+
+
         Examples:
           ld-relabel --teacher t.ldm --data syn/ --epochs 300 --batch-size 50 \\
             | ld-prune --ratio 40 \\

@@ -220,3 +220,55 @@ final class EngineTests: XCTestCase {
         }
     }
 }
+
+/// The architecture registry: each model is one file; the tools list and build them by name.
+final class ArchitectureRegistryTests: XCTestCase {
+    func testEveryArchitectureBuildsWithItsDefaultsAndRunsAForward() throws {
+        XCTAssertEqual(Set(Architectures.names).count, Architectures.names.count, "names are unique")
+        for arch in Architectures.all {
+            var width = 64, depth = 3, stem = "small"
+            for o in arch.options {
+                switch o {
+                case .width(let w): width = w
+                case .depth(let d): depth = d
+                case .stem(let s): stem = s
+                }
+            }
+            for (channels, size) in [(1, 28), (3, 32)] {
+                let config = try ModelConfig.named(arch.name, width: width, depth: depth, stem: stem, channels: channels,
+                                                   imageSize: size, classes: 10)
+                var rng = LDRandom(seed: 1, stage: .weightInit)
+                let model = try Model(config, rng: &rng)
+                model.training = false
+                let y = model.forward(Tensor(shape: [2, channels, size, size]))
+                XCTAssertEqual(y.shape, [2, 10], "\(arch.name) \(channels)x\(size)")
+                XCTAssertFalse(model.summary.isEmpty)
+            }
+        }
+    }
+
+    func testUnknownNameListsTheKnownOnes() {
+        XCTAssertThrowsError(try Architectures.named("vgg")) { error in
+            for name in Architectures.names { XCTAssertTrue("\(error)".contains(name), "\(error)") }
+        }
+    }
+
+    /// Model files key weights by parameter name: the registry must keep today's names and counts.
+    func testParameterNamesAndCountsAreUnchanged() throws {
+        var rng = LDRandom(seed: 1, stage: .weightInit)
+        let convnet = try Model(.convnet(width: 64, depth: 3, channels: 1, imageSize: 28, classes: 10), rng: &rng)
+        XCTAssertEqual(convnet.parameters.map(\.name).prefix(4),
+                       ["blocks.0.conv.weight", "blocks.0.conv.bias", "blocks.0.bn.weight", "blocks.0.bn.bias"])
+        XCTAssertEqual(convnet.parameters.last?.name, "fc.bias")
+        XCTAssertEqual(convnet.parameters.reduce(0) { $0 + $1.value.count }, 640 + 2 * (36_864 + 64) + 3 * 128 + 5_770)
+        let resnet = try Model(.resnet18(channels: 3, imageSize: 32, classes: 10), rng: &rng)
+        let names = resnet.parameters.map(\.name)
+        for n in ["conv1.weight", "bn1.weight", "layer1.0.conv1.weight", "layer2.0.downsample.0.weight", "layer4.1.bn2.bias", "fc.weight"] {
+            XCTAssertTrue(names.contains(n), n)
+        }
+        // torchvision's resnet18(num_classes=10) has 11,181,642 parameters; the 3x3 stem has 1,728 instead of 9,408.
+        XCTAssertEqual(resnet.parameters.reduce(0) { $0 + $1.value.count }, 11_181_642 - 9_408 + 1_728)
+        XCTAssertEqual(resnet.config, ModelConfig(arch: "resnet18", width: 64, depth: 18, channels: 3, imageSize: 32,
+                                                  classes: 10, stem: "small"))
+    }
+}

@@ -33,49 +33,7 @@ public final class Model {
         self.config = config
         let ws = Workspace()
         workspace = ws
-        var layers: [Layer] = []
-        var bns: [BatchNorm2d] = []
-        switch config.arch {
-        case "convnet":
-            var c = config.channels, res = config.imageSize
-            for d in 0..<config.depth {
-                let conv = Conv2d(c, config.width, kernel: 3, padding: 1, bias: true, name: "blocks.\(d).conv", workspace: ws)
-                // BN → ReLU → avg-pool 2 as one fused layer (the un-pooled activation is never stored)
-                let bn = BatchNorm2d(config.width, relu: true, pool: true, name: "blocks.\(d).bn")
-                conv.initialize(&rng, .pytorchDefault)
-                // the first block's small-input convolution is recomputed rather than stored (ConvBatchNorm)
-                if ConvBatchNorm.suits(conv, bn) { layers.append(ConvBatchNorm(conv, bn)) } else { layers += [conv, bn] }
-                bns.append(bn)
-                c = config.width; res /= 2
-            }
-            let fc = Linear(c * res * res, config.classes, name: "fc")
-            fc.initialize(&rng)
-            layers += [Flatten(), fc]
-        default: // resnet18
-            let imagenet = config.stem == "imagenet"
-            let conv = imagenet
-                ? Conv2d(config.channels, 64, kernel: 7, stride: 2, padding: 3, bias: false, name: "conv1", workspace: ws)
-                : Conv2d(config.channels, 64, kernel: 3, stride: 1, padding: 1, bias: false, name: "conv1", workspace: ws)
-            conv.initialize(&rng)
-            let bn = BatchNorm2d(64, relu: true, name: "bn1")
-            layers += [conv, bn]
-            bns.append(bn)
-            if imagenet { layers.append(MaxPool2d(kernel: 3, stride: 2, padding: 1)) }
-            var c = 64
-            for (stage, width) in [64, 128, 256, 512].enumerated() {
-                for b in 0..<2 {
-                    let stride = (stage > 0 && b == 0) ? 2 : 1
-                    let block = BasicBlock(c, width, stride: stride, name: "layer\(stage + 1).\(b)", workspace: ws)
-                    block.initialize(&rng)
-                    layers.append(block)
-                    bns += block.batchNorms
-                    c = width
-                }
-            }
-            let fc = Linear(512, config.classes, name: "fc")
-            fc.initialize(&rng)
-            layers += [GlobalAvgPool2d(), fc]
-        }
+        let (layers, bns) = try Architectures.named(config.arch).layers(config, workspace: ws, rng: &rng)
         for l in layers {
             switch l {
             case let c as Conv2d: c.gradientPool = gradients

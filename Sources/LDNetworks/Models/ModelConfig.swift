@@ -4,7 +4,7 @@ import LDData
 /// A model description: architecture name plus its configuration, serialisable as JSON (model files store it
 /// next to the weights, which are keyed by `Parameter.name` and buffer name).
 public struct ModelConfig: Codable, Equatable, Sendable {
-    /// `convnet` or `resnet18`.
+    /// The architecture's name in the registry (`Architectures`): `convnet`, `resnet18`.
     public var arch: String
     /// ConvNet width (channels of every conv); ignored by ResNet-18.
     public var width: Int
@@ -34,26 +34,26 @@ public struct ModelConfig: Codable, Equatable, Sendable {
     /// ResNet-18 with the small-image stem (default) or the ImageNet stem.
     public static func resnet18(channels: Int = 3, imageSize: Int = 32, classes: Int = 10,
                                 stem: String = "small") -> ModelConfig {
-        ModelConfig(arch: "resnet18", width: 64, depth: 18, channels: channels, imageSize: imageSize, classes: classes, stem: stem)
+        ResNet18.canonical(ModelConfig(arch: "resnet18", channels: channels, imageSize: imageSize, classes: classes, stem: stem))
+    }
+
+    /// The architecture `name` with the options given (each architecture keeps the ones it reads and fixes the
+    /// rest), for inputs of `channels` x `imageSize` x `imageSize` and `classes` classes.
+    public static func named(_ name: String, width: Int, depth: Int, stem: String, channels: Int, imageSize: Int,
+                             classes: Int) throws -> ModelConfig {
+        try Architectures.named(name).canonical(ModelConfig(arch: name, width: width, depth: depth, channels: channels,
+                                                             imageSize: imageSize, classes: classes, stem: stem))
     }
 
     /// Checks the fields before a model is built; throws a one-line reason.
     public func validate() throws {
-        guard ["convnet", "resnet18"].contains(arch) else {
-            throw LDError("model config: unknown arch '\(arch)' (expected convnet or resnet18)")
-        }
+        let architecture = try Architectures.named(arch).self
         guard channels > 0, imageSize > 0, classes > 0 else {
             throw LDError("model config: channels \(channels), imageSize \(imageSize), classes \(classes) must be positive")
         }
-        if arch == "convnet" {
-            guard width > 0, depth > 0 else { throw LDError("model config: convnet width \(width) and depth \(depth) must be positive") }
-            guard imageSize >> depth > 0 else {
-                throw LDError("model config: convnet depth \(depth) pools image size \(imageSize) down to 0")
-            }
-        } else {
-            guard stem == "small" || stem == "imagenet" else {
-                throw LDError("model config: unknown resnet18 stem '\(stem)' (expected small or imagenet)")
-            }
-        }
+        try architecture.validate(self)
     }
+
+    /// A short description: `convnet w64 d3`, `resnet18 small`.
+    public var summary: String { (try? Architectures.named(arch).describe(self)) ?? arch }
 }

@@ -189,9 +189,7 @@ public struct ModelFile {
         }
     }
 
-    static func describe(_ c: ModelConfig) -> String {
-        c.arch == "convnet" ? "width \(c.width), depth \(c.depth)" : "stem \(c.stem)"
-    }
+    static func describe(_ c: ModelConfig) -> String { c.summary }
 }
 
 /// A generator that returns zeros: builds a model whose weights are about to be overwritten from a file.
