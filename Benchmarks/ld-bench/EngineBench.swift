@@ -67,7 +67,7 @@ private func sgemmRate(threads: Int, size: Int = 1536, secs: Double) -> Double {
     var rng = BenchRNG(state: 1)
     rng.fillUniform(a, -1, 1); rng.fillUniform(b, -1, 1)
     let dt = timeit(secs: secs, warm: 1) {
-        matmul(m: size, n: size, k: size, a: a.data, b: b.data, c: c.data)
+        sgemm(size, size, size, a.data, b.data, c.data)
     }
     return 2 * Double(size * size * size) / dt / 1e9
 }
@@ -171,9 +171,8 @@ func engineBench(_ args: [String]) throws {
         case "--secs": i += 1; secs = Double(args[i]) ?? secs
         case "--threads": i += 1; threads = Int(args[i]) ?? threads
         case "--only": i += 1; only = args[i]
-        // Winograd settings (development): fewest channels (0 turns it off), tile 2 or 4, smallest plane side
+        // Winograd settings (development): fewest channels (0 turns it off), smallest plane side
         case "--winograd": i += 1; Conv2d.winogradMinChannels = Int(args[i]) ?? 16; Conv2d.winograd = Conv2d.winogradMinChannels > 0
-        case "--winograd-tile": i += 1; Conv2d.winogradTile = Int(args[i]) == 2 ? 2 : 4
         case "--winograd-min-size": i += 1; Conv2d.winogradMinSize = Int(args[i]) ?? Conv2d.winogradMinSize
         case "--winograd-dw": i += 1; Conv2d.winogradWeightGradient = args[i] != "0"
         case "--winograd-block": i += 1; Conv2d.winogradBlockFloats = Int(args[i]) ?? Conv2d.winogradBlockFloats
@@ -243,7 +242,7 @@ func gemmShapesBench() {
         var line = name
         for t in [1, 2] {
             Engine.threads = t
-            let dt = timeit(secs: 0.5, warm: 1) { matmul(transA: ta, transB: tb, m: m, n: n, k: k, a: a.data, b: b.data, c: c.data) }
+            let dt = timeit(secs: 0.5, warm: 1) { sgemm(transA: ta, transB: tb, m, n, k, a.data, b.data, c.data) }
             line += String(format: "\t%.1f", 2 * Double(m * n * k) / dt / 1e9)
         }
         print(line)
@@ -260,11 +259,11 @@ func convShapesBench() {
         let x = Tensor(shape: [c, n, hw, hw]); rng.fillNormal(x, std: 1)
         let dy = Tensor(shape: [c, n, hw, hw]); rng.fillNormal(dy, std: 1)
         var line = "\(c)ch \(hw)x\(hw) n\(n)"
-        for (wino, tile) in [(false, 0), (true, 2), (true, 4)] {
-            Conv2d.winograd = wino; Conv2d.winogradTile = tile; Conv2d.winogradMinSize = 1
+        for wino in [false, true] {
+            Conv2d.winograd = wino; Conv2d.winogradMinSize = 1
             let f = timeit(secs: 0.4) { _ = conv.forward(x) }
             let b = timeit(secs: 0.4) { _ = conv.backward(dy) }
-            line += String(format: "\t%@ fwd %.1f ms dx %.1f ms", wino ? "F\(tile)x\(tile)" : "im2col", f * 1000, b * 1000)
+            line += String(format: "\t%@ fwd %.1f ms dx %.1f ms", wino ? "F4x4" : "im2col", f * 1000, b * 1000)
         }
         // training: the weights change every step, so their transform is paid on every forward; the
         // backward adds the weight gradient (im2col + GEMM, or Winograd)

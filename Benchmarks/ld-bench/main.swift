@@ -10,7 +10,7 @@ import LDJobs
 let usage = """
 usage: ld-bench                 everything: engine workloads, the recover loop, then the stream benchmark
        ld-bench engine [--secs S] [--threads T] [--only NAME]
-                       [--winograd MINCHANNELS (0: off)] [--winograd-tile 2|4] [--winograd-min-size S]
+                       [--winograd MINCHANNELS (0: off)] [--winograd-min-size S]
                        [--winograd-dw 0|1] [--winograd-block FLOATS] [--winograd-min-tiles N]
                        [--columns FLOATS (im2col chunk)] [--fuse-stem 0|1 (ConvNet's first block as ConvBatchNorm)]
                        [--steps N (exactly N steps, no table: allocation counts)]

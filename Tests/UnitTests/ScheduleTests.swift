@@ -35,15 +35,18 @@ final class ScheduleTests: XCTestCase {
         XCTAssertEqual((0...5).map { s.lr(at: $0) }, [1, 1, 0.5, 0.5, 0.25, 0.25])
     }
 
+    /// The DC/DSA/DM reference schedule (anchors.md A.1) as a step decay: epochs 0...E run and the rate is
+    /// multiplied by 0.1 after epoch E/2 + 1.
     func testDatasetCondensationProtocol() {
+        func dc(base: Float, epochs: Int) -> LRSchedule { .stepDecay(base: base, milestones: [epochs / 2 + 2], gamma: 0.1) }
         // E = 300: epochs 0...300 run; the rate drops after epoch 151 has run, so epoch 152 is the first at 0.001.
-        let s = LRSchedule.datasetCondensation(base: 0.01, epochs: 300)
+        let s = dc(base: 0.01, epochs: 300)
         XCTAssertEqual(s.lr(at: 0), 0.01)
         XCTAssertEqual(s.lr(at: 151), 0.01)
         XCTAssertEqual(s.lr(at: 152), 0.001, accuracy: 1e-10)
         XCTAssertEqual(s.lr(at: 300), 0.001, accuracy: 1e-10)
         // E = 5: epochs 0...5; the drop happens after epoch 5/2+1 = 3, so epoch 4 is the first at 0.1.
-        let small = LRSchedule.datasetCondensation(base: 1, epochs: 5)
+        let small = dc(base: 1, epochs: 5)
         XCTAssertEqual(small.lr(at: 3), 1)
         XCTAssertEqual(small.lr(at: 4), 0.1, accuracy: 1e-7)
     }

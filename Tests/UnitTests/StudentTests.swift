@@ -45,7 +45,6 @@ final class StudentTests: XCTestCase {
         XCTAssertEqual(dc.weightDecay, 5e-4)
         XCTAssertEqual(dc.lrSchedule.lr(at: 149), 0.01)
         XCTAssertEqual(dc.lrSchedule.lr(at: 150), 0.001, accuracy: 1e-9)
-        XCTAssertTrue(dc.isHardPreset)
 
         var warm = lpld
         warm.epochs = 100

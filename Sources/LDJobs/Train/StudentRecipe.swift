@@ -88,9 +88,6 @@ public struct StudentRecipe: Equatable {
         return r
     }
 
-    /// Whether the preset trains on hard labels (`rethinkdc-hard`, `dc`).
-    public var isHardPreset: Bool { name == "rethinkdc-hard" || name == "dc" }
-
     /// The learning-rate schedule over epochs.
     public var lrSchedule: LRSchedule {
         let main = max(epochs - warmupEpochs, 1)

@@ -44,10 +44,3 @@ public func sgemm(transA: Bool = false, transB: Bool = false, _ m: Int, _ n: Int
     }
 }
 
-/// Public wrapper of the engine's sgemm for benchmarks and tools: row-major
-/// C (M,N) = alpha * op(A) * op(B) + beta * C.
-public func matmul(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int, alpha: Float = 1,
-                   a: UnsafePointer<Float>, b: UnsafePointer<Float>, beta: Float = 0,
-                   c: UnsafeMutablePointer<Float>) {
-    sgemm(transA: transA, transB: transB, m, n, k, alpha: alpha, a, b, beta: beta, c)
-}

@@ -90,18 +90,15 @@ public final class Conv2d: Layer {
     nonisolated(unsafe) public static var columnBudget = 1 << 22
 
     /// Whether 3×3 stride-1 pad-1 convolutions with at least `winogradMinChannels` input and output channels
-    /// and planes of at least `winogradMinSize` pixels a side use Winograd (`winogradTile`) for the forward
-    /// pass and the input gradient, and with F(4×4) for the weight gradient too. Measured with `ld-bench conv`
+    /// and planes of at least `winogradMinSize` pixels a side use Winograd F(4×4, 3×3) for the forward
+    /// pass, the input gradient and (`winogradWeightGradient`) the weight gradient. Measured with `ld-bench conv`
     /// (one thread, batch 64-128): F(4×4, 3×3) takes 0.35-0.55x im2col's time on 4×4 to 32×32 planes with
     /// 64-512 channels, and about 0.9x on 7×7.
     nonisolated(unsafe) public static var winograd = true
     /// Fewest input and output channels for the Winograd path (small channel counts make its 16 GEMMs too
     /// thin to pay for the transforms).
     nonisolated(unsafe) public static var winogradMinChannels = 16
-    /// Output tile side of the Winograd path: 4 for F(4×4, 3×3) (a quarter of the multiplies), 2 for
-    /// F(2×2, 3×3) (4/9 of them, lighter transforms).
-    nonisolated(unsafe) public static var winogradTile = 4
-    /// Whether the F(4×4) path also computes the weight gradient by Winograd (else im2col + GEMM).
+    /// Whether the weight gradient is computed by Winograd too (else im2col + GEMM).
     nonisolated(unsafe) public static var winogradWeightGradient = true
     /// Smallest plane side for the Winograd path.
     nonisolated(unsafe) public static var winogradMinSize = 4
@@ -125,11 +122,9 @@ public final class Conv2d: Layer {
 
     /// Transformed weights for the forward (or, `flipped`, the input-gradient) Winograd convolution.
     private func winogradWeights(flipped: Bool) -> UnsafePointer<Float> {
-        let tile = Conv2d.winogradTile
-        let count = (tile + 2) * (tile + 2) * outChannels * inChannels
+        let count = 36 * outChannels * inChannels
         @inline(__always) func transform(_ w: UnsafePointer<Float>, into u: UnsafeMutablePointer<Float>) {
-            if tile == 4 { winograd43Weights(w, co: outChannels, ci: inChannels, flipped: flipped, into: u) }
-            else { LDNetworks.winogradWeights(w, co: outChannels, ci: inChannels, flipped: flipped, into: u) }
+            winograd43Weights(w, co: outChannels, ci: inChannels, flipped: flipped, into: u)
         }
         if flags.training && flags.wantsParamGrads {
             let u = workspace.weightBuffer(count)
@@ -138,9 +133,9 @@ public final class Conv2d: Layer {
         }
         let cache = flipped ? winogradFlipped : winogradForward
         let w = UnsafePointer(weight.value.data), wc = weight.value.count
-        if let u = cache.u, let src = cache.source, cache.tile == tile, memcmp(src, w, wc * 4) == 0 { return UnsafePointer(u) }
+        if let u = cache.u, let src = cache.source, memcmp(src, w, wc * 4) == 0 { return UnsafePointer(u) }
         if cache.source == nil { cache.source = .allocate(capacity: wc) }
-        if cache.tile != tile { cache.u?.deallocate(); cache.u = .allocate(capacity: count); cache.tile = tile }
+        if cache.u == nil { cache.u = .allocate(capacity: count) }
         cache.source!.update(from: w, count: wc)
         transform(w, into: cache.u!)
         return UnsafePointer(cache.u!)
@@ -150,14 +145,8 @@ public final class Conv2d: Layer {
     private func winograd(_ x: UnsafePointer<Float>, inC: Int, n: Int, h: Int, w: Int, _ u: UnsafePointer<Float>,
                           outC: Int, bias: UnsafePointer<Float>?, _ y: UnsafeMutablePointer<Float>,
                           epilogue: ConvEpilogue? = nil) {
-        if Conv2d.winogradTile == 4 {
-            winograd43Conv(x, inC: inC, n: n, h: h, w: w, u, outC: outC, bias: bias, y, workspace: workspace,
-                           budget: Conv2d.winogradBlockFloats, minTiles: Conv2d.winogradMinTiles, epilogue: epilogue)
-        } else {
-            precondition(epilogue == nil, "Conv2d: an output epilogue needs the F(4x4) path")
-            winogradConv(x, inC: inC, n: n, h: h, w: w, u, outC: outC, bias: bias, y, workspace: workspace,
-                         budget: Conv2d.winogradBlockFloats, minTiles: Conv2d.winogradMinTiles)
-        }
+        winograd43Conv(x, inC: inC, n: n, h: h, w: w, u, outC: outC, bias: bias, y, workspace: workspace,
+                       budget: Conv2d.winogradBlockFloats, minTiles: Conv2d.winogradMinTiles, epilogue: epilogue)
     }
 
     /// Images per chunk for columns of `perImage` floats.
@@ -174,7 +163,7 @@ public final class Conv2d: Layer {
         let howo = ho * wo, p = n * howo, ckk = inChannels * kernel * kernel
         let y = output.data
         if usesWinograd(height: h, width: w) {
-            let u = winogradWeights(flipped: false)   // (α², K, C), α = tile + 2
+            let u = winogradWeights(flipped: false)   // (36, K, C)
             winograd(x.data, inC: inChannels, n: n, h: h, w: w, u, outC: outChannels,
                      bias: bias.map { UnsafePointer($0.value.data) }, y)
             return output
@@ -209,7 +198,7 @@ public final class Conv2d: Layer {
     /// no statistics hook or class statistics, no fused pooling, no fused ReLU before a residual); then call
     /// the layers one by one. No backward may follow.
     public func forward(_ x: Tensor, then bn: BatchNorm2d, residual: Tensor? = nil, relu: Bool = false) -> Tensor? {
-        guard x.shape.count == 4, bn.channels == outChannels, Conv2d.winogradTile == 4, residual == nil || !bn.fusedReLU,
+        guard x.shape.count == 4, bn.channels == outChannels, residual == nil || !bn.fusedReLU,
               usesWinograd(height: x.shape[2], width: x.shape[3]), let affine = bn.inferenceAffine() else { return nil }
         precondition(x.shape[0] == inChannels, "Conv2d: input \(x.shape), expected (\(inChannels),N,H,W)")
         input = x
@@ -246,7 +235,7 @@ public final class Conv2d: Layer {
             return wantDx ? dx : nil
         }
         let winogradDx = usesWinograd(height: h, width: w)
-        let winogradDw = wantDp && winogradDx && Conv2d.winogradTile == 4 && Conv2d.winogradWeightGradient
+        let winogradDw = wantDp && winogradDx && Conv2d.winogradWeightGradient
         if winogradDw {
             winograd43WeightGradient(x.data, g, inC: inChannels, outC: outChannels, n: n, h: h, w: w,
                                      into: weight.grad.data, workspace: workspace,
@@ -292,7 +281,7 @@ public final class Conv2d: Layer {
         }
         if wantDx && winogradDx {
             // dx is the 3×3 pad-1 convolution of dy with the transposed, 180°-rotated weights.
-            let u = winogradWeights(flipped: true)   // (α², C, K)
+            let u = winogradWeights(flipped: true)   // (36, C, K)
             winograd(g, inC: outChannels, n: n, h: h, w: w, u, outC: inChannels, bias: nil, dx.data)
         }
         return wantDx ? dx : nil
@@ -407,6 +396,5 @@ public final class Conv2d: Layer {
 private final class TransformedWeights {
     var source: UnsafeMutablePointer<Float>?
     var u: UnsafeMutablePointer<Float>?
-    var tile = 0
     deinit { source?.deallocate(); u?.deallocate() }
 }

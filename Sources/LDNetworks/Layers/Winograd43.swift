@@ -3,10 +3,25 @@ import LDRecords
 import LDData
 import COpenBLAS
 
-// Winograd F(4×4, 3×3) (Lavin & Gray 2016): 6×6 input tiles at a 4-pixel step give 4×4 output tiles for
-// 36 multiplies per (in, out) channel pair instead of 144: a quarter of im2col's GEMM work (F(2×2, 3×3)
-// saves 2.25x), at the price of heavier transforms and larger rounding (the transforms scale by up to 8;
-// errors stay near 1e-6 of the output's magnitude in float32, below what training notices).
+// Winograd F(4×4, 3×3) for 3×3 stride-1 pad-1 convolutions on channel-major activations (Lavin & Gray,
+// "Fast Algorithms for Convolutional Neural Networks", 2016): 6×6 input tiles at a 4-pixel step give 4×4
+// output tiles for 36 multiplies per (in, out) channel pair instead of 144, done as 36 independent GEMMs
+// over the tiles of a block of images: a quarter of im2col's GEMM work, at the price of heavier transforms
+// and larger rounding (the transforms scale by up to 8; errors stay near 1e-6 of the output's magnitude in
+// float32, below what training notices).
+//
+//   U[ξ] (Co, Ci) = (G g Gᵀ)[ξ]        weights; ξ = 6·row + col of the 6×6 transformed tile
+//   V[ξ] (Ci, T)  = (Bᵀ d B)[ξ]        input tiles: 6×6 at a 4-pixel step from (−1, −1), zero outside
+//   M[ξ] (Co, T)  = U[ξ] · V[ξ]
+//   y tile (4×4)  = Aᵀ M A, cropped at the edges.
+//
+// The input gradient of such a convolution is itself a 3×3 stride-1 pad-1 convolution of dy with the
+// weights transposed (Ci ↔ Co) and rotated by 180° (`flipped`), so the same routine computes dx.
+//
+// Speed comes from locality: the batch is cut into blocks of whole images small enough that a block's V
+// and M (36·(Ci + Co) floats per tile) stay in the caches, each worker thread takes whole blocks
+// (transform in, 36 single-threaded GEMMs, transform out), and the transforms run along rows of tiles
+// over contiguous memory so that the compiler vectorises them.
 //
 //   Bᵀ = [4  0 −5  0  1  0]     G = [ 1/4     0     0 ]     Aᵀ = [1  1  1  1  1  0]
 //        [0 −4 −4  1  1  0]         [−1/6  −1/6  −1/6 ]          [0  1 −1  2 −2  0]
@@ -15,11 +30,11 @@ import COpenBLAS
 //        [0  2 −1 −2  1  0]         [1/24 −1/12   1/6 ]
 //        [0  4  0 −5  0  1]         [ 0      0     1  ]
 //
-// Same layout and blocking as F(2×2, 3×3) (Winograd.swift), with 36 planes instead of 16. A tile's six
-// columns x0 − 1 ... x0 + 4 (x0 = 4·tx) are the four phases of a row, P_k[j] = row[4j + k − 1]:
+// A tile's six columns x0 − 1 ... x0 + 4 (x0 = 4·tx) are the four phases of a row, P_k[j] = row[4j + k − 1]:
 // P0[tx], P1[tx], P2[tx], P3[tx], P0[tx+1], P1[tx+1], so every pass runs over contiguous memory.
 
-/// u (36, outC, inC) from weights (co, ci, 3, 3); `flipped` as in `winogradWeights`.
+/// u (36, outC, inC) from weights (co, ci, 3, 3). With `flipped`, the result is for the input-gradient
+/// convolution: outC = ci, inC = co, g'[c][k] = rot180(g[k][c]).
 func winograd43Weights(_ g: UnsafePointer<Float>, co: Int, ci: Int, flipped: Bool, into u: UnsafeMutablePointer<Float>) {
     let outC = flipped ? ci : co, inC = flipped ? co : ci
     let plane = outC * inC

@@ -58,15 +58,6 @@ public final class Model {
         batchNorms.map { (($0.name.isEmpty ? "" : $0.name + ".") + "class_stats", $0.classStatistics) }
     }
 
-    /// Throws unless `x` is a batch this model accepts: (N ≥ 1, channels, imageSize, imageSize).
-    public func validateInput(_ x: Tensor) throws {
-        let c = config
-        guard x.shape.count == 4, x.shape[0] >= 1, x.shape[1] == c.channels,
-              x.shape[2] == c.imageSize, x.shape[3] == c.imageSize else {
-            throw LDError("model \(c.arch): input shape \(x.shape), expected (N, \(c.channels), \(c.imageSize), \(c.imageSize))")
-        }
-    }
-
     /// Train mode (batch statistics, running-stat updates) or eval mode.
     public var training: Bool = true {
         didSet { for l in layers { l.training = training } }

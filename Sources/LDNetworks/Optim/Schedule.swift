@@ -52,11 +52,4 @@ public indirect enum LRSchedule: Sendable, Equatable {
         }
     }
 
-    /// The DC/DSA/DM evaluation schedule (anchors.md A.1): the reference trains epochs 0...epochs (that is
-    /// epochs + 1 epochs) and multiplies the rate by 0.1 after epoch epochs/2 + 1 has run, so epochs
-    /// 0...epochs/2+1 run at base and epochs/2+2...epochs at base/10. The reference rebuilds its SGD at that
-    /// point, which clears the momentum: call `SGD.resetState()` when `lr(at:)` first changes.
-    public static func datasetCondensation(base: Float, epochs: Int) -> LRSchedule {
-        .stepDecay(base: base, milestones: [epochs / 2 + 2], gamma: 0.1)
-    }
 }
