@@ -9,63 +9,7 @@ struct Prune: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ld-prune",
         abstract: "Filter record streams: prune label batches at a ratio, select image subsets by score, dump any stream as NDJSON.",
-        discussion: """
-        Three modes: --ratio (label streams), --ipc (image subsets), --dump.
-
-        Label mode (--ratio; the input is a label stream from ld-relabel) keeps exactly
-        round(N/R) of the N label-batch records, rounded half away from zero,
-        and writes them in global batch order as a label stream with the same
-        header plus meta.pruned (which tells ld-train the records form a pool).
-          random      seeded uniform subset (LPLD's pool); one pass, holds
-                      about round(N/R) records, writes at the end of input
-          prefix      global ids < round(epochs x batches_per_epoch / R)
-                      (LPLD's less-label generation); streams through
-          confidence  mean largest teacher probability of the batch
-          margin      mean gap between the top two teacher probabilities
-          cut-ratio   share of the original image: 1 - CutMix box area /
-                      image area, Mixup lambda, 1 unmixed
-          correct     share of the batch whose teacher argmax is the image's
-                      class (needs --data, the image set of the labels)
-        Metric rules keep the --keep easy (high) or hard (low, default) end.
-
-        Image mode (--ipc K --data DATASET) picks K images per class by --select
-        random|el2n|forgetting|aum|ccs using ld-squeeze's scores (--scores),
-        and writes an image stream (-o) and/or a PNG folder (--png).
-        hard = high EL2N, high forgetting, low AUM. ccs drops each class's
-        lowest-AUM fraction --ccs-cutoff, cuts the rest into --ccs-strata
-        equal-width strata of --ccs-score and spreads the budget over them by
-        water-filling. meta.source_indices (and the folder's manifest.json)
-        give each kept image's index in DATASET.
-
-        --combine F (RethinkDC's Prune-Combine): select F^2 x K images per
-        class by the same rule, downsample each whole image to one cell of an
-        F x F grid (area averaging; an axis of n pixels is cut so the first
-        n mod F cells are one pixel longer, as RDED) and tile F x F images of
-        a class into one canvas of the original size, so the output holds
-        exactly K = --ipc images per class. The n-th image of a class in the
-        rule's rank order (for el2n easy: the n-th easiest) goes to canvas
-        n mod K, cell n div K, cells row-major: the K best lead the K
-        canvases. The output records meta.grid = F and
-        meta.cell_source_indices (per canvas, each cell's index in DATASET),
-        in the stream header and in manifest.json; ld-train
-        --grid-aware-crop reads the grid from there.
-
-        --report prints, as NDJSON on stderr (or --report-file), the bytes in
-        and out per component (indices, boxes, flips, mix, logits, fields,
-        framing, header), the compression ratio, the peak memory and, with
-        --data, the images' bytes as PNG and raw.
-
-        Examples:
-          ld-relabel ... | ld-prune --ratio 40 | ld-train --data syn/ ...
-          cat shard-*.ldl | ld-prune --ratio 33.3 --rule prefix -o pool.ldl
-          ld-prune --ratio 40 --report --data syn/ < labels.ldl > pruned.ldl
-          ld-prune --data fmnist:train --select random --ipc 10 -o subset.ldi
-          ld-prune --data fmnist:train --scores s.lds --select ccs --ipc 50 \\
-            --png subset/
-          ld-prune --data fmnist:train --scores s.lds --select el2n \\
-            --keep easy --ipc 10 --combine 2 -o pca.ldi
-          ld-prune --dump pruned.ldl | jq -c 'select(.type == "header")'
-        """,
+        discussion: Manual.prune,
         version: LD.version
     )
 

@@ -9,58 +9,7 @@ struct Recover: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ld-recover",
         abstract: "Synthesise distilled images per class by BatchNorm-statistics matching (SRe2L, CDA, LPLD).",
-        discussion: """
-        Each image starts as Gaussian noise in the teacher's normalised pixel
-        space and is optimised with Adam (betas 0.5, 0.9; a fresh optimiser and
-        a cosine learning rate per batch) so that the frozen teacher classifies
-        it as its class and the per-channel mean and biased variance at every
-        BatchNorm input match a target:
-          loss = CE + r_bn * (first-bn-multiplier * R_0 + R_1 + ...),
-          R_l  = ||var_l - var*_l||_2 + ||mean_l - mean*_l||_2.
-        Each step draws ONE crop box (RandomResizedCrop), ONE flip and ONE roll
-        (0..jitter pixels per axis) for the whole batch, in that order; after
-        the step pixels are clamped to [0, 1]. The last iterate is saved as
-        floor(pixel * 255).
-
-          sre2l  cross-class batches: one image of each class of a chunk of
-                 --batch-size classes (default all) per IPC index; BN target:
-                 the teacher's running statistics.
-          cda    sre2l with a crop-scale curriculum: the lower bound falls from
-                 1 to the --crop-scale minimum (default 0.5) over the first
-                 --milestone of the iterations (--easy2hard-mode).
-          lpld   within-class batches (--batch-size images, default --ipc);
-                 BN target: that class's statistics (ld-squeeze --class-stats).
-
-        Defaults follow the reference Fashion-MNIST pipeline: 1000 iterations,
-        lr 0.25, r-bn 0.01, first BN x10, crop scale 0.5-1, flip, jitter 2;
-        cda's curriculum falls from the whole image to the same 0.5. The crop
-        keeps the BN loss of a 28-pixel image well above a crop-free run's
-        (--crop-scale 1,1, the seeds' CIFAR recipe, matches the statistics
-        ~100x better) but trains better students.
-
-        Output: --png DIR, a PNG ImageFolder (DIR/000/ipc0000.png, ...), with
-        manifest.json (settings, teacher hash, mean, std, class names) written
-        last; and/or -o FILE, an image record stream (`-` is stdout).
-
-        Shards: random draws are keyed by class, image and batch, so shards
-        (--classes A:B, --ipc-start/--ipc-end) make exactly the images of the
-        whole run. Run them into one --png folder (or merge their folders and
-        re-run the whole command there, which only writes the manifest), or
-        `cat` their streams. Batches are fixed chunks of the whole run: class
-        ranges must fall on multiples of --batch-size for sre2l/cda, IPC
-        ranges for lpld. Resume: the same command skips every batch whose
-        images are all in the --png folder. Give every shard the same --threads (1 for
-        bit-identical results on any machine).
-
-        At the end the teacher's top-1 on the saved images and the BN loss at
-        the first and last iteration (mean over batches) go to stderr, and as
-        one NDJSON line to stdout.
-
-        Examples:
-          ld-recover --teacher teacher.ldm --method lpld --ipc 10 --png syn/
-          ld-recover --teacher teacher.ldm --batch-size 5 --classes 0:5 \\
-            -o part0.ldi
-        """,
+        discussion: Manual.recover,
         version: LD.version
     )
 

@@ -9,32 +9,7 @@ struct Relabel: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ld-relabel",
         abstract: "Write FKD-style soft labels: per epoch and batch, the augmentation parameters and the teacher's logits.",
-        discussion: """
-        Each epoch shuffles the images (a permutation keyed by the seed and the epoch) and cuts them into \
-        batches of --batch-size; the last batch of an epoch is partial unless --drop-last. Each image gets a \
-        RandomResizedCrop box (torchvision's rule, --crop-scale) and a horizontal flip (p = 0.5); each batch \
-        is mixed (--mix: CutMix by default, as the seeds). The teacher, in eval mode and with its own \
-        normalisation, labels the augmented batch; its raw logits are stored with everything needed to \
-        rebuild that batch exactly: one label-batch record per batch, in global batch order (batch id = \
-        epoch * batches_per_epoch + batch), on stdout or -o FILE.
-
-        Every draw is keyed by (seed, epoch, batch, image position), so --epochs A:B produces exactly the \
-        records of epochs A..<B of the whole run: shards made anywhere concatenate (cat) into the full stream \
-        (same label records byte for byte; each shard keeps its own header and end record, whose epoch range \
-        in the meta differs). Memory is one batch, whatever the number of epochs. ld-train --teacher draws \
-        its batches with the same keys.
-
-        Bytes per image and epoch: 2K + 13 (fp16), 4K + 13 (fp32) or 4k + 13 \
-        (--top-k k), plus 4 with a mix; per batch 44 (56 with a mix). The seeds' \
-        files take about 2K + 25 (sre2l_cda.md 6.2). --zstd compresses the stream.
-
-        Examples (Fashion-MNIST, 100 synthetic images, 300 epochs, batches of 50):
-          ld-relabel --teacher t.ldm --data syn/ --epochs 300 --batch-size 50 > l.ldl
-          ld-relabel --teacher t.ldm --data syn/ --epochs 0:150 --epochs-total 300 \\
-            --batch-size 50 -o a.ldl
-          ld-relabel --teacher t.ldm --data syn/ --epochs 150:300 --batch-size 50 -o b.ldl
-          cat a.ldl b.ldl | ld-prune --dump | head
-        """,
+        discussion: Manual.relabel,
         version: LD.version
     )
 

@@ -10,46 +10,7 @@ struct Squeeze: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ld-squeeze",
         abstract: "Train and evaluate a teacher; store per-class BatchNorm statistics and per-example training-dynamics scores.",
-        discussion: """
-        Trains a classifier on --data with hard labels (shuffled mini-batches, per-image augmentation, cross-entropy, \
-        linear warm-up then per-step cosine decay), evaluates it on --val after every epoch, and writes the model \
-        file (-o) with the data set's normalisation and class names. Per-epoch metrics go to stdout (or --metrics) \
-        as NDJSON; progress (epoch, step, loss, images/s, time left) goes to stderr.
-
-        Defaults are the Fashion-MNIST teacher: ConvNet-BN width 64, depth 3, 12 epochs, batch 128, SGD lr 0.05 \
-        momentum 0.9 weight decay 5e-4 (all parameters), 1 warm-up epoch, horizontal flip only (--augment crop with \
-        --crop-padding 0; with padding 2 the same run underfits and stops at 91.9%). Width 64 (not the ConvNet \
-        default 128) costs a quarter of the compute and still reaches >= 92% top-1 on fmnist:test; recover and \
-        relabel get 4x cheaper with it too. The run is about 13 minutes on two idle cores with OpenBLAS's AVX-512 \
-        kernels (longer on a busy machine). Where `-v` shows "OpenBLAS core Prescott" (CPU not recognised, slow \
-        SSE3 kernels), export OPENBLAS_CORETYPE=SkylakeX (or Haswell) first: training is 1.6-2.5x faster.
-
-        --class-stats: after training, one pass over the training images (eval mode, no augmentation) stores each \
-        BatchNorm layer's per-class input mean and biased variance in the model file (LPLD's "model with class \
-        BN"). --class-stats-mode exact (default) stores the exact moments over every image of the class; ema \
-        reproduces LPLD's estimator: one shuffled pass, per-batch class subsets, EMA with momentum 0.1.
-
-        --scores FILE: training-dynamics scores recorded during training, in train mode, on the augmented view each \
-        example gets in each epoch, from the softmax at that step: a record stream of kind `scores` with one \
-        record per training example (by index) and columns el2n (||p - onehot(y)||_2 averaged over the first \
-        --el2n-epochs epochs; the CCS code sums them, same ranking), forgetting (correct-to-incorrect transitions; \
-        never-learned examples score 0), aum (p_y - max_{k!=y} p_k summed over all epochs, on probabilities) and \
-        correct (epochs classified correctly).
-
-        Checkpoints: after every epoch the whole state goes to OUTPUT.ckpt (atomically). Ctrl-C (SIGINT) or SIGTERM \
-        finishes the current step, writes the checkpoint and exits 130 (143); the same command with --resume \
-        continues bit-identically (same flags required; a different flag is refused; a --metrics file gets the \
-        earlier epochs' lines again, stdout only the new ones). A non-finite loss stops the \
-        run with the epoch, step and learning rate and keeps the last good checkpoint. The checkpoint is removed \
-        after a successful run.
-
-        """ + ModelOptions.modelsHelp + """
-
-
-        Examples:
-          ld-squeeze --data fmnist:train --val fmnist:test -o teacher.ldm --class-stats --scores scores.lds
-          ld-squeeze --eval-only teacher.ldm --val fmnist:test
-        """,
+        discussion: Manual.squeeze,
         version: LD.version
     )
 

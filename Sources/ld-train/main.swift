@@ -13,70 +13,7 @@ struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ld-train",
         abstract: "Train a student on a (distilled) image set with replayed, online or hard labels; evaluate on real data.",
-        discussion: """
-        The student starts from random weights and learns from exactly one
-        label source:
-
-        --labels FILE|-  a label stream from ld-relabel or ld-prune. Each
-            record is replayed exactly: its images, crop boxes, flips and
-            mix are re-applied and its logits are the KL targets.
-            A complete stream (not pruned, at least --epochs epochs stored)
-            is read as it arrives: training epoch e replays stored epoch e
-            in order, and only the current record is in memory. Otherwise
-            (pruned, fewer stored epochs, or --pool-sampling given) the
-            records form LPLD's label pool: all are read first, and each
-            epoch replays batches_per_epoch of them (the relabel run's
-            count, from the header) drawn with or without replacement,
-            keyed by (seed, epoch). With no label source named and stdin
-            a pipe or a file, the labels are read from stdin.
-        --teacher MODEL  online soft labels (RethinkDC's soft protocol): each
-            epoch shuffles the images, draws per-image augmentations and a
-            per-batch mix with ld-relabel's keys, and the teacher (eval
-            mode) labels exactly the batch the student sees.
-        --hard  the images' own classes with cross-entropy (RethinkDC's hard
-            protocol, DC's).
-
-        Normalisation: the teacher's with --teacher; with --labels the
-        stream's mean/std if its header has them, else the --val set's
-        published constants; with --hard the --val set's.
-
-        Recipes (--recipe) set every knob; flags given override them:
-          lpld (default)  AdamW lr 1e-3, wd 0.01 on conv/linear kernels only,
-                          cosine per epoch, 300 epochs, KL at T=20 (batchmean,
-                          no T^2), batch 128, RandomResizedCrop 0.08-1 + flip,
-                          CutMix, evaluation every 10 epochs
-          sre2l           the same with batch 1024
-          rethinkdc-soft  as lpld, evaluation every 50 epochs
-          rethinkdc-hard  as rethinkdc-soft with cross-entropy and no mix
-          dc              SGD lr 0.01, momentum 0.9, wd 5e-4 on every
-                          parameter, batch 256, lr x0.1 from epoch E/2,
-                          RandomResizedCrop 0.5-1 + flip, no mix, evaluation
-                          at the end
-        --hard without --recipe uses dc. With --labels, epochs and batch
-        size default to the relabel run's.
-
-        --grid-aware-crop (RethinkDC's PCA Augment, with --hard or --teacher):
-        the images are canvases of F x F cells (ld-prune --combine F records
-        meta.grid = F; --grid F gives or overrides it). Each image's
-        RandomResizedCrop first picks one of the F^2 cells, then draws its
-        window inside that cell, the --crop-scale range relative to the
-        cell's area, so a view never shows a seam between two images.
-
-        Output: an NDJSON line per evaluation on stdout (epoch, top1, top5,
-        val loss, train loss, lr, wall_s), then a summary line (best and last
-        accuracy, epochs, images, label records and bytes read, the resolved
-        recipe, wall time, the saved model's hash). Progress on stderr.
-
-        """ + ModelOptions.modelsHelp + """
-
-
-        Examples:
-          ld-relabel --teacher t.ldm --data syn/ --epochs 300 --batch-size 50 \\
-            | ld-prune --ratio 40 \\
-            | ld-train --data syn/ --val fmnist:test
-          ld-train --data pca.ldi --hard --grid-aware-crop --val fmnist:test
-          ld-train --data syn/ --teacher t.ldm --val fmnist:test -o student.ldm
-        """,
+        discussion: Manual.train,
         version: LD.version
     )
 

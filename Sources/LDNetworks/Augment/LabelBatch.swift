@@ -1,7 +1,6 @@
 import LDKernels
 import LDRecords
 import LDData
-import LDNetworks
 /// The bridge between label-batch records and the pixels they describe: ld-relabel draws a batch's
 /// augmentations, builds the batch with `LabelBatchBuilder`, runs the teacher on it and stores the record;
 /// ld-train replays the record through the same builder, so the student sees exactly the pixels the teacher

@@ -1,7 +1,6 @@
 import LDKernels
 import LDRecords
 import LDData
-import LDNetworks
 /// Fills a batch tensor (N, C, H, W) with normalised, augmented images of a data set.
 ///
 /// The augmentations are given (drawn by `BatchDraws`, or replayed from a label record). Images are first

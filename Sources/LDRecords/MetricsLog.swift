@@ -1,7 +1,4 @@
 import LDKernels
-import LDRecords
-import LDData
-import LDNetworks
 /// NDJSON metrics: one compact JSON object per line (sorted keys), to stdout (`-`) or a file written
 /// atomically when the run ends. Lines to stdout are flushed as they are written, so `| jq` follows a run.
 public final class MetricsLog {

@@ -1,7 +1,6 @@
 import LDKernels
 import LDRecords
 import LDData
-import LDNetworks
 /// Accuracy of a model on a labelled data set.
 public struct Evaluation: Equatable {
     public var top1: Double
