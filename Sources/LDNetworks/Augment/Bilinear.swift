@@ -108,3 +108,16 @@ func bilinearPlanesBackward(_ dsrc: UnsafeMutablePointer<Float>, srcPlane: Int, 
         }
     }
 }
+
+/// Reverses `count` floats in place (a horizontal flip of one row).
+@inline(__always)
+func reverseInPlace(_ row: UnsafeMutablePointer<Float>, count: Int) {
+    var a = 0, b = count - 1
+    while a < b {
+        let t = row[a]
+        row[a] = row[b]
+        row[b] = t
+        a += 1
+        b -= 1
+    }
+}

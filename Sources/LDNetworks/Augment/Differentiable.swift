@@ -56,14 +56,7 @@ public func horizontalFlip(_ x: Tensor, into y: Tensor) {
     if src == dst {
         for r in 0..<rowsTotal {
             let row = dst + r * w
-            var a = 0, b = w - 1
-            while a < b {
-                let t = row[a]
-                row[a] = row[b]
-                row[b] = t
-                a += 1
-                b -= 1
-            }
+            reverseInPlace(row, count: w)
         }
     } else {
         for r in 0..<rowsTotal {

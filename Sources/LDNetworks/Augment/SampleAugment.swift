@@ -76,14 +76,7 @@ public struct SampleAugmentation: Equatable, Hashable, Sendable {
             row.advanced(by: x0).update(from: s + sy * w + box.left + x0, count: x1 - x0)
             if x1 < ow { row.advanced(by: x1).update(repeating: fill, count: ow - x1) }
             if flip {
-                var a = 0, b = ow - 1
-                while a < b {
-                    let t = row[a]
-                    row[a] = row[b]
-                    row[b] = t
-                    a += 1
-                    b -= 1
-                }
+                reverseInPlace(row, count: ow)
             }
         }
     }
