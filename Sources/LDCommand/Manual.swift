@@ -12,8 +12,8 @@ public enum Manual {
 
         Defaults are the Fashion-MNIST teacher: ConvNet-BN width 64, depth 3, 12 epochs, batch 128, SGD lr 0.05 \
         momentum 0.9 weight decay 5e-4 (all parameters), 1 warm-up epoch, horizontal flip only (--augment crop with \
-        --crop-padding 0; with padding 2 the same run underfits and stops at 91.9%). Width 64 (not the ConvNet \
-        default 128) costs a quarter of the compute and still reaches >= 92% top-1 on fmnist:test; recover and \
+        --crop-padding 0; with padding 2 the same run underfits and stops at 91.9%). Width 64 (the DC papers' ConvNet \
+        has 128) costs a quarter of the compute and still reaches >= 92% top-1 on fmnist:test; recover and \
         relabel get 4x cheaper with it too. The run is about 13 minutes on two idle cores with OpenBLAS's AVX-512 \
         kernels (longer on a busy machine). Where `-v` shows "OpenBLAS core Prescott" (CPU not recognised, slow \
         SSE3 kernels), export OPENBLAS_CORETYPE=SkylakeX (or Haswell) first: training is 1.6-2.5x faster.
@@ -123,7 +123,8 @@ public enum Manual {
           ld-relabel --teacher t.ldm --data syn/ --epochs 300 --batch-size 50 > l.ldl
           ld-relabel --teacher t.ldm --data syn/ --epochs 0:150 --epochs-total 300 \\
             --batch-size 50 -o a.ldl
-          ld-relabel --teacher t.ldm --data syn/ --epochs 150:300 --batch-size 50 -o b.ldl
+          ld-relabel --teacher t.ldm --data syn/ --epochs 150:300 --batch-size 50 \\
+            -o b.ldl
           cat a.ldl b.ldl | ld-prune --dump | head
         """
 

@@ -11,6 +11,9 @@ import Glibc
 /// - `LDError`: `tool: message`, exit 1;
 /// - a closed downstream (`| head`): exit 0, quietly;
 /// - help and version requests: their text on stdout, exit 0.
+///
+/// With `LD_PARSE_ONLY=1` in the environment a tool parses and validates its command line and exits 0
+/// without running it (the tests check every documented command line this way).
 public enum ToolMain {
     public static func run<C: ParsableCommand>(_ type: C.Type, name: String) -> Never {
         // A closed downstream (`| head`) must end the run quietly, not kill it mid-write with SIGPIPE:
@@ -18,6 +21,7 @@ public enum ToolMain {
         signal(SIGPIPE, SIG_IGN)
         do {
             var command = try type.parseAsRoot()
+            if getenv("LD_PARSE_ONLY") != nil { exit(0) }
             try command.run()
             exit(0)
         } catch let error as LDError {

@@ -10,7 +10,7 @@ struct Prune: ParsableCommand {
         commandName: "ld-prune",
         abstract: "Filter record streams: prune label batches at a ratio, select image subsets by score, dump any stream as NDJSON.",
         discussion: Manual.prune,
-        version: LD.version
+        version: LD.versionLine
     )
 
     @Flag(help: "Print the input streams as NDJSON on stdout (one line per header, record and end).")

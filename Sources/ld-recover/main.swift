@@ -10,7 +10,7 @@ struct Recover: ParsableCommand {
         commandName: "ld-recover",
         abstract: "Synthesise distilled images per class by BatchNorm-statistics matching (SRe2L, CDA, LPLD).",
         discussion: Manual.recover,
-        version: LD.version
+        version: LD.versionLine
     )
 
     @Option(help: "Teacher model file (.ldm); lpld needs one with class statistics (ld-squeeze --class-stats).")

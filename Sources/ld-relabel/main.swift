@@ -10,7 +10,7 @@ struct Relabel: ParsableCommand {
         commandName: "ld-relabel",
         abstract: "Write FKD-style soft labels: per epoch and batch, the augmentation parameters and the teacher's logits.",
         discussion: Manual.relabel,
-        version: LD.version
+        version: LD.versionLine
     )
 
     @Option(help: "Teacher model file (from ld-squeeze).")

@@ -11,7 +11,7 @@ struct Squeeze: ParsableCommand {
         commandName: "ld-squeeze",
         abstract: "Train and evaluate a teacher; store per-class BatchNorm statistics and per-example training-dynamics scores.",
         discussion: Manual.squeeze,
-        version: LD.version
+        version: LD.versionLine
     )
 
     @Option(help: "Training data set: fmnist:train, cifar10:DIR, folder:DIR, an image stream, ...")

@@ -14,7 +14,7 @@ struct Train: ParsableCommand {
         commandName: "ld-train",
         abstract: "Train a student on a (distilled) image set with replayed, online or hard labels; evaluate on real data.",
         discussion: Manual.train,
-        version: LD.version
+        version: LD.versionLine
     )
 
     @Option(help: "The training images: a data set name, a PNG folder or an image stream.")
