@@ -3,6 +3,8 @@
 #   make demo           install what is missing, build, run a small end-to-end example on Fashion-MNIST
 #   make test           install what is missing, build, run every test (unit, golden files, tool pipes,
 #                       and the pipelines smoke run: every tool in real pipes, a few seconds)
+#   make install        the five tools, their man pages and bash/zsh/fish completions under PREFIX
+#                       (default /usr/local; DESTDIR honoured); make uninstall removes exactly those files
 #   make bench          engine and stream benchmarks (images/s, GFLOP/s, MB/s next to the sgemm ceiling)
 #   make fuzz           libFuzzer on the stream reader for FUZZ_SECONDS (default 120)
 #   make golden-update  regenerate the committed golden files (single-threaded BLAS, fixed seeds)
@@ -12,8 +14,17 @@ SWIFT       ?= swift
 CONFIG      ?= release
 BIN         := .build/$(CONFIG)
 FUZZ_SECONDS ?= 120
+PREFIX      ?= /usr/local
+DESTDIR     ?=
+TOOLS       := ld-squeeze ld-recover ld-relabel ld-prune ld-train
+MANUALS     := .build/plugins/GenerateManual/outputs
+bindir      := $(DESTDIR)$(PREFIX)/bin
+man1dir     := $(DESTDIR)$(PREFIX)/share/man/man1
+bashdir     := $(DESTDIR)$(PREFIX)/share/bash-completion/completions
+zshdir      := $(DESTDIR)$(PREFIX)/share/zsh/site-functions
+fishdir     := $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d
 
-.PHONY: all setup build test demo bench fuzz golden-update clean
+.PHONY: all setup build test demo bench fuzz golden-update clean install uninstall
 
 all: build
 
@@ -29,6 +40,7 @@ build: setup
 test: build
 	$(SWIFT) test -c $(CONFIG) --disable-swift-testing
 	$(MAKE) -C pipelines smoke BIN=$(abspath $(BIN))
+	@bash scripts/install-check.sh
 
 demo: build
 	@bash scripts/demo.sh $(BIN)
@@ -41,6 +53,24 @@ fuzz: setup
 
 golden-update: build
 	LD_GOLDEN_UPDATE=1 $(SWIFT) test -c $(CONFIG) --disable-swift-testing --filter ToolTests
+
+# Man pages come from swift-argument-parser's generate-manual plugin, completions from each tool's
+# --generate-completion-script: both from the same flags and help the tools parse.
+install: build
+	$(SWIFT) package generate-manual > /dev/null
+	install -d $(bindir) $(man1dir) $(bashdir) $(zshdir) $(fishdir)
+	for t in $(TOOLS); do \
+	  install -m 755 $(BIN)/$$t $(bindir)/$$t && \
+	  install -m 644 $(MANUALS)/$$t/$$t.1 $(man1dir)/$$t.1 && \
+	  $(BIN)/$$t --generate-completion-script bash > $(bashdir)/$$t && \
+	  $(BIN)/$$t --generate-completion-script zsh > $(zshdir)/_$$t && \
+	  $(BIN)/$$t --generate-completion-script fish > $(fishdir)/$$t.fish || exit 1; \
+	done
+
+uninstall:
+	for t in $(TOOLS); do \
+	  rm -f $(bindir)/$$t $(man1dir)/$$t.1 $(bashdir)/$$t $(zshdir)/_$$t $(fishdir)/$$t.fish; \
+	done
 
 clean:
 	rm -rf .build fuzz/bin
