@@ -242,6 +242,11 @@ public enum Manual {
         accuracy, epochs, images, label records and bytes read, the resolved
         recipe, wall time, the saved model's hash). Progress on stderr.
 
+        Evaluation is cheap by default: every --eval-every epochs (the
+        recipe's) on --eval-sample 1000 images spread over --val, and on the
+        whole set after the last epoch (the summary's accuracies). For dense
+        curves on the whole set: --eval-every 1 --eval-sample 0.
+
         """ + ModelOptions.modelsHelp + """
 
 

@@ -50,6 +50,9 @@ struct Train: ParsableCommand {
     @Option(help: "With --grid-aware-crop: the grid factor F, instead of the image set's meta.grid.")
     var grid: Int?
 
+    @Option(help: "Evaluations before the last use this many --val images spread over the set (0: all); the last uses all.")
+    var evalSample = 1000
+
     @Option(name: .shortAndLong, help: "Save the trained student as a model file.")
     var output: String?
 
@@ -82,6 +85,7 @@ struct Train: ParsableCommand {
         }
         if grid != nil && !gridAwareCrop { throw ValidationError("--grid applies with --grid-aware-crop") }
         if let g = grid, g < 1 { throw ValidationError("--grid must be >= 1, got \(g)") }
+        if evalSample < 0 { throw ValidationError("--eval-sample must be >= 0, got \(evalSample)") }
         if gridAwareCrop, let a = training.augment, a != .rrc {
             throw ValidationError("--grid-aware-crop constrains RandomResizedCrop; --augment \(a.rawValue) has none to constrain")
         }
@@ -97,6 +101,7 @@ struct Train: ParsableCommand {
         job.gridAwareCrop = gridAwareCrop
         job.grid = grid
         job.seed = common.seed
+        job.evalSample = evalSample
         job.output = output
         job.console = common.console
         let metrics = try MetricsLog(path: "-")

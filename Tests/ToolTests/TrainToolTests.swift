@@ -158,6 +158,19 @@ final class TrainToolTests: ToolTestCase {
         XCTAssertEqual(try stripped(bare.stdout), try stripped(r.stdout))
     }
 
+    /// Evaluations before the last use --eval-sample images of --val; the last one the whole set.
+    func testEvaluationSampleAndFullLastEvaluation() throws {
+        try makeInputs()
+        let all = try Dataset.load(path("tiny.ldi")).count
+        let r = try run("ld-train", student + ["--hard", "--epochs", "3", "--batch-size", "8", "--eval-every", "1",
+                                               "--eval-sample", "5"])
+        XCTAssertEqual(r.status, 0, r.err)
+        let lines = r.stdout.split(separator: "\n").compactMap {
+            try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
+        }.filter { $0["epoch"] != nil }
+        XCTAssertEqual(lines.map { $0["images"] as? Int }, [5, 5, all])
+    }
+
     func testGoldenOnlineTeacherAndHard() throws {
         try makeInputs()
         let t = try run("ld-train", student + ["--teacher", "teacher.ldm", "--epochs", "3", "--batch-size", "8", "-o", "t.ldm"])

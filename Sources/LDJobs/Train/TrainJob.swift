@@ -95,6 +95,9 @@ public struct TrainJob {
     public var gridAwareCrop = false
     public var grid: Int?
     public var seed: UInt64 = 0
+    /// Evaluations before the last one use `evalSample` images of --val spread evenly over it (0: all); the
+    /// last evaluation always uses the whole set.
+    public var evalSample = 1000
     /// The model file to write, if any.
     public var output: String?
     public var console = Console()
@@ -130,6 +133,8 @@ public struct TrainJob {
     struct Prepared {
         var data: Dataset
         var val: Dataset
+        /// What the evaluations before the last one use: `val`, or `evalSample` of its images.
+        var valSample: Dataset
         var teacher: ModelFile?
         var stream: LabelStreamInput?
         var normalization: Normalization
@@ -186,7 +191,7 @@ public struct TrainJob {
         let model = try Model(config, rng: &initRNG)
         let complete = stream.map { !$0.info.pruned && ($0.info.storedEpochs ?? 0) >= recipe.epochs } ?? false
         let mode = stream == nil ? (teacher != nil ? "teacher" : "hard") : "labels"
-        let prepared = Prepared(data: data, val: val, teacher: teacher, stream: stream, normalization: normalization,
+        let prepared = Prepared(data: data, val: val, valSample: try sample(val), teacher: teacher, stream: stream, normalization: normalization,
                                 recipe: recipe, model: model, trainer: StudentTrainer(model: model, recipe: recipe),
                                 maker: try StudentBatchMaker(images: data, normalization: normalization),
                                 gridFactor: gridFactor, poolMode: !complete || poolSampling != nil, mode: mode)
@@ -194,6 +199,12 @@ public struct TrainJob {
         console.detail("ld-train: recipe " + JSONValue.object(recipe.json).serialized)
         if console.verbose { for line in model.summary { console.detail(line) } }
         return prepared
+    }
+
+    /// `evalSample` images of `val` at an even stride (all of them when it has no more, or with 0).
+    func sample(_ val: Dataset) throws -> Dataset {
+        guard evalSample > 0, val.count > evalSample else { return val }
+        return try val.subset((0..<evalSample).map { $0 * val.count / evalSample })
     }
 
     func gridFactor(_ data: Dataset) throws -> Int? {
@@ -357,7 +368,7 @@ struct TrainLoop {
         let done = e + 1
         let every = run.recipe.evalEvery
         guard done == epochs || (every > 0 && done % every == 0) else { return }
-        let ev = try run.model.evaluate(run.val, normalization: run.normalization)
+        let ev = try run.model.evaluate(done == epochs ? run.val : run.valSample, normalization: run.normalization)
         last = (ev.top1, ev.top5)
         if ev.top1 > best.top1 { best = (ev.top1, done) }
         var line = ev.json
