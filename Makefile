@@ -32,6 +32,7 @@ setup:
 	@sh scripts/setup.sh
 
 build: setup
+	@sh scripts/revision.sh
 	$(SWIFT) build -c $(CONFIG)
 
 # Tests run in release mode (the engine is too slow unoptimised); they use only the public API.

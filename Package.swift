@@ -16,12 +16,6 @@ import PackageDescription
 
 let tools = ["ld-squeeze", "ld-recover", "ld-relabel", "ld-prune", "ld-train"]
 
-// The git revision the tools report with --version (a checkout with uncommitted changes says so).
-let revision: String = {
-    guard let git = Context.gitInformation else { return "unknown" }
-    return String(git.currentCommit.prefix(12)) + (git.hasUncommittedChanges ? "-dirty" : "")
-}()
-
 // Hot loops share raw buffers across worker threads (disjoint slices) and are written against pointers,
 // so exclusivity checks only cost; cross-module optimisation keeps small accessors of the lower layers
 // inlinable in the layers above.
@@ -45,7 +39,8 @@ let package = Package(
         .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
 
-        .target(name: "CBuildInfo", cSettings: [.define("LD_REVISION", to: "\"\(revision)\"")]),
+        // The git revision of the build, from Sources/CBuildInfo/revision.h (written by `make build`).
+        .target(name: "CBuildInfo"),
         layer("LDKernels", ["COpenBLAS", "CBuildInfo"]),
         layer("LDRecords", ["LDKernels", "CZstd"]),
         layer("LDData", ["LDKernels", "LDRecords", "CPNG", "CZlib"]),

@@ -1,4 +1,4 @@
-// The git revision ld was built from, set by Package.swift (Context.gitInformation) as LD_REVISION.
+// The git revision ld was built from (LD_REVISION in revision.h, which scripts/revision.sh writes).
 #ifndef LD_BUILDINFO_H
 #define LD_BUILDINFO_H
 const char *ld_revision(void);
