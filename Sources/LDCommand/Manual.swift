@@ -244,8 +244,9 @@ public enum Manual {
 
         Evaluation is cheap by default: every --eval-every epochs (the
         recipe's) on --eval-sample 1000 images spread over --val, and on the
-        whole set after the last epoch (the summary's accuracies). For dense
-        curves on the whole set: --eval-every 1 --eval-sample 0.
+        whole set after the last epoch (the summary's accuracies; its best
+        is over the evaluations on the whole set). For dense curves on the
+        whole set: --eval-every 1 --eval-sample 0.
 
         """ + ModelOptions.modelsHelp + """
 

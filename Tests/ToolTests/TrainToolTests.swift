@@ -169,6 +169,7 @@ final class TrainToolTests: ToolTestCase {
             try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
         }.filter { $0["epoch"] != nil }
         XCTAssertEqual(lines.map { $0["images"] as? Int }, [5, 5, all])
+        XCTAssertEqual(try summary(r.stdout)["best_epoch"] as? Int, 3, "the best is over whole-set evaluations only")
     }
 
     func testGoldenOnlineTeacherAndHard() throws {

@@ -368,9 +368,11 @@ struct TrainLoop {
         let done = e + 1
         let every = run.recipe.evalEvery
         guard done == epochs || (every > 0 && done % every == 0) else { return }
-        let ev = try run.model.evaluate(done == epochs ? run.val : run.valSample, normalization: run.normalization)
+        let whole = done == epochs || run.valSample.count == run.val.count
+        let ev = try run.model.evaluate(whole ? run.val : run.valSample, normalization: run.normalization)
         last = (ev.top1, ev.top5)
-        if ev.top1 > best.top1 { best = (ev.top1, done) }
+        // The best accuracy is over evaluations on the whole set only (a sample's is not comparable).
+        if whole && ev.top1 > best.top1 { best = (ev.top1, done) }
         var line = ev.json
         line["epoch"] = .int(Int64(done))
         line["train_loss"] = .rounded(loss.mean, places: 5)
