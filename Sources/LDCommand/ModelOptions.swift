@@ -65,7 +65,16 @@ public struct ModelName: ExpressibleByArgument, Equatable, Sendable {
     public static var allValueStrings: [String] { Architectures.names }
 }
 
-/// A ResNet's stem (the registry's `ResNet18.stems`).
-public enum ResNetStem: String, CaseIterable, ExpressibleByArgument, Sendable {
-    case small, imagenet
+/// A ResNet's stem, one of the registry's `ResNet18.stems`.
+public struct ResNetStem: ExpressibleByArgument, Equatable, Sendable {
+    public let rawValue: String
+
+    public init?(argument: String) {
+        guard ResNet18.stems.contains(argument) else { return nil }
+        rawValue = argument
+    }
+
+    public static let small = ResNetStem(argument: "small")!
+    public var defaultValueDescription: String { rawValue }
+    public static var allValueStrings: [String] { ResNet18.stems }
 }

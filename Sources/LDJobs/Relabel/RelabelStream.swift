@@ -259,10 +259,7 @@ public struct LabelStreamInfo: Equatable, Sendable {
 
     public init(header: StreamHeader) {
         let m = header.meta
-        func int(_ key: String) -> Int? {
-            guard let d = m[key]?.doubleValue, d >= 0, d <= Double(LabelStreamInfo.limit), d == d.rounded() else { return nil }
-            return Int(d)
-        }
+        func int(_ key: String) -> Int? { LabelStreamInfo.int(m[key]) }
         func floats(_ key: String) -> [Float]? {
             guard let a = m[key]?.arrayValue, !a.isEmpty, a.count <= 4096 else { return nil }
             let v = a.compactMap { $0.doubleValue.flatMap { $0.isFinite ? Float($0) : nil } }
