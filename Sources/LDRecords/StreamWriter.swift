@@ -85,6 +85,7 @@ public final class StreamWriter {
 
     /// Encodes and writes one record.
     public func write<R: RecordCodec>(_ record: R) throws {
+        try record.checkWritable()
         try write(kind: R.recordKind, payload: record.encode())
     }
 

@@ -77,8 +77,11 @@ struct Squeeze: ParsableCommand {
         common.apply()
         let validation = val.map { ValidationSet(name: $0, limit: valLimit) }
         if let path = evalOnly {
-            let log = try MetricsLog(path: metrics ?? "-")
-            try log.write(try EvaluateJob(model: path, val: validation!).run())
+            var job = EvaluateJob(model: path, val: validation!)
+            job.metrics = metrics ?? "-"
+            let line = try job.run()
+            let log = try MetricsLog(path: job.metrics)
+            try log.write(line)
             return try log.close()
         }
         let epochs = training.epochs ?? 12

@@ -16,6 +16,11 @@ extension Dataset {
     ///   (population statistics of pixel/255 per channel).
     static func loadImageFolder(directory: String, source: String) throws -> Dataset {
         try Files.requireDirectory(directory, what: "image")
+        // ld-recover records its run in `.ld-recover.json` first and writes `manifest.json` last: a folder
+        // with the one and not the other is a run that stopped (or a shard), not a complete set.
+        if Files.isFile("\(directory)/.ld-recover.json") && !Files.isFile("\(directory)/manifest.json") {
+            throw LDError("\(directory): an unfinished ld-recover run (no manifest.json yet): run the same ld-recover command again, over all classes, to finish it")
+        }
         let folders = try Files.list(directory).filter {
             !$0.hasPrefix(".") && Files.isDirectory("\(directory)/\($0)")
         }
@@ -38,6 +43,7 @@ extension Dataset {
         let (channels, height, width) = (first.channels, first.height, first.width)
         let imageSize = channels * height * width
         let n = paths.count
+        try Memory.require(Double(n) * Double(imageSize), for: "\(directory): \(n) images of \(channels)x\(height)x\(width)")
         var pixels = [UInt8](repeating: 0, count: n * imageSize)
         pixels.withUnsafeMutableBufferPointer { $0.baseAddress!.update(from: first.pixels, count: imageSize) }
 

@@ -61,9 +61,13 @@ extension Dataset {
         }
         let (c, h, w) = (header.shape[0], header.shape[1], header.shape[2])
         var records: [ImageRecord] = []
+        var held = 0.0
         while let r = try reader.next() {
             guard r.kind == .image else { continue }
             records.append(try ImageRecord(r, header: reader.header))
+            // the records and the set built from them: a compressed stream can expand without bound
+            held += 2 * Double(c * h * w + 64)
+            if held > Memory.available { try Memory.require(held, for: "\(reader.name): \(records.count) images of \(c)x\(h)x\(w)") }
         }
         guard !records.isEmpty else { throw LDError("\(reader.name): image stream holds no images") }
         let n = records.count
@@ -88,15 +92,29 @@ extension Dataset {
                 labels[position] = Int32(records[i].label)
             }
         }
-        func floats(_ key: String, default value: Float) -> [Float] {
-            let v = header.meta[key]?.arrayValue?.compactMap { $0.doubleValue.map(Float.init) } ?? []
-            return v.count == c ? v : [Float](repeating: value, count: c)
+        // Absent fields take defaults; present ones must be right (a wrong count is refused, not replaced).
+        func floats(_ key: String, default value: Float) throws -> [Float] {
+            guard let given = header.meta[key], given != .null else { return [Float](repeating: value, count: c) }
+            let a = given.arrayValue ?? []
+            let v = a.compactMap { $0.doubleValue.map(Float.init) }
+            guard v.count == a.count, a.count == c else {
+                throw LDError("\(reader.name): header '\(key)' has \(a.count) values for \(c)-channel images")
+            }
+            return v
         }
-        var names = header.meta["class_names"]?.arrayValue?.compactMap { $0.stringValue } ?? []
-        if names.count != header.classes { names = (0..<header.classes).map(String.init) }
+        let mean = try floats("mean", default: 0.5), std = try floats("std", default: 0.5)
+        try Normalization.check(mean: mean, std: std, source: "\(reader.name): header")
+        var names = (0..<header.classes).map(String.init)
+        if let given = header.meta["class_names"], given != .null {
+            let a = given.arrayValue ?? []
+            let strings = a.compactMap { $0.stringValue }
+            guard strings.count == a.count, a.count == header.classes else {
+                throw LDError("\(reader.name): header 'class_names' has \(a.count) entries for \(header.classes) classes")
+            }
+            names = strings
+        }
         var set = Dataset(pixels: pixels, labels: labels, classes: header.classes, channels: c, height: h, width: w,
-                          mean: floats("mean", default: 0.5), std: floats("std", default: 0.5),
-                          classNames: names, source: path)
+                          mean: mean, std: std, classNames: names, source: path)
         if let g = header.meta[ImageGridMeta.key], g != .null {
             set.grid = try ImageGridMeta.factor(g.doubleValue ?? .nan, source: path)
         }

@@ -32,6 +32,11 @@ public struct RecoverJob {
     @discardableResult
     public func run() throws -> [String: JSONValue] {
         let start = Progress.now()
+        var files = RunFiles()
+        files.input("--teacher", teacher)
+        files.output("-o", stream)
+        files.outputFolder("--png", folder)
+        try files.check()
         let file = try ModelFile.load(path: teacher)
         let config = file.model.config
         var settings = self.settings

@@ -31,6 +31,11 @@ public struct RelabelJob {
     }
 
     public func run() throws {
+        var files = RunFiles()
+        files.input("--teacher", teacher)
+        files.data("--data", data)
+        files.output("-o", output)
+        try files.check()
         let teacherFile = try ModelFile.load(path: teacher)
         let images = try Dataset.load(data)
         let relabeler = try Relabeler(teacher: teacherFile, images: images, settings: settings)

@@ -148,11 +148,20 @@ public struct TrainJob {
     }
 
     func prepare() throws -> Prepared {
+        var files = RunFiles()
+        files.data("--data", self.data)
+        files.data("--val", self.val)
+        switch source {
+        case .teacher(let t): files.input("--teacher", t)
+        case .stream(let l): files.input("--labels", l)
+        case .hard: break
+        }
+        files.output("-o", output)
+        try files.check()
         let data = try Dataset.load(self.data)
         guard data.count > 0 else { throw LDError("--data \(data.source) holds no images") }
         let gridFactor = try self.gridFactor(data)
         let val = try Dataset.load(self.val)
-        if let o = output { try OutputFile.probe(o) }
 
         var teacher: ModelFile? = nil, stream: LabelStreamInput? = nil
         let normalization: Normalization
