@@ -64,6 +64,11 @@ struct Squeeze: ParsableCommand {
     func validate() throws {
         if evalOnly != nil {
             guard val != nil else { throw ValidationError("--eval-only needs --val") }
+            let training = self.training.given + [(data != nil, "--data"), (output != nil, "-o"), (classStats, "--class-stats"),
+                (scores != nil, "--scores"), (el2nEpochs != nil, "--el2n-epochs"), (resume, "--resume"), (limit != nil, "--limit")]
+            for (given, name) in training where given {
+                throw ValidationError("\(name) does not apply to --eval-only (it evaluates a model file on --val and writes nothing else)")
+            }
         } else {
             guard data != nil else { throw ValidationError("--data is required (or --eval-only MODEL --val DATA)") }
             guard output != nil else { throw ValidationError("-o/--output is required (the model file to write)") }

@@ -83,6 +83,17 @@ extension Dataset {
         let manifestPath = "\(directory)/manifest.json"
         if Files.isFile(manifestPath) {
             let m = try FolderManifest(path: manifestPath, channels: channels, classes: folders.count)
+            // An ld-recover folder states its run's classes and IPC: a shard's folder holds part of them.
+            if let k = m.recoverClasses, k != folders.count {
+                throw LDError("\(directory): holds \(folders.count) of the \(k) classes of its ld-recover run (a class shard): run ld-recover over all classes into it to finish the set")
+            }
+            if let ipc = m.recoverIPC {
+                var counts = [Int](repeating: 0, count: folders.count)
+                for l in labels { counts[Int(l)] += 1 }
+                if let c = counts.firstIndex(where: { $0 != ipc }) {
+                    throw LDError("\(directory): class folder \(folders[c]) holds \(counts[c]) images, its ld-recover run makes \(ipc) per class (an IPC shard or an unfinished run): run ld-recover over the whole --ipc into it to finish the set")
+                }
+            }
             if let names = m.classNames { classNames = names }
             mean = m.mean
             std = m.std
@@ -151,6 +162,9 @@ private struct FolderManifest {
     var std: [Float]?
     var classNames: [String]?
     var grid: Int?
+    /// `classes` and `ipc` of an ld-recover run (`producer` is ld-recover): what the whole set holds.
+    var recoverClasses: Int?
+    var recoverIPC: Int?
 
     init(path: String, channels: Int, classes: Int) throws {
         let bytes = try Files.readFile(path)
@@ -178,6 +192,10 @@ private struct FolderManifest {
         }
         mean = try floats("mean")
         std = try floats("std")
+        if dict["producer"] as? String == "ld-recover" {
+            recoverClasses = (dict["classes"] as? NSNumber)?.intValue
+            recoverIPC = (dict["ipc"] as? NSNumber)?.intValue
+        }
         if let g = dict[ImageGridMeta.key], !(g is NSNull) {
             grid = try ImageGridMeta.factor((g as? NSNumber)?.doubleValue ?? .nan, source: path)
         }

@@ -139,7 +139,7 @@ public enum SubsetSelection {
     /// rules best first by the kept end (ties: smaller index first), random in its draw order, ccs stratum by
     /// stratum in draw order. `ld-prune --combine` places images on canvases by this rank.
     public static func ranked(_ data: Dataset, scores: ScoreTable?, options o: SubsetSelectionOptions) throws -> [[Int]] {
-        guard o.ipc >= 1 else { throw LDError("--ipc must be >= 1, got \(o.ipc)") }
+        try Limits.check(o.ipc, "--ipc", limit: Limits.ipc)
         let classes = data.classIndices()
         for (c, list) in classes.enumerated() where list.count < o.ipc {
             throw LDError("\(data.source): class \(c) has \(list.count) images, fewer than --ipc \(o.ipc)")

@@ -45,6 +45,9 @@ public struct SqueezeJob {
         try files.check()
         var train = try Dataset.load(dataName)
         if let n = limit, n < train.count { train = try train.subset(Array(0..<n)) }
+        guard train.classes >= 2 else {
+            throw LDError("\(dataName) has \(train.classes) class; a classifier needs at least 2")
+        }
         for (k, n) in train.classCounts().enumerated() where n == 0 {
             let name = k < train.classNames.count ? " (\(train.classNames[k]))" : ""
             throw LDError("\(dataName): class \(k)\(name) has no training images")

@@ -53,3 +53,43 @@ extension String {
         return String(s)
     }
 }
+
+/// Upper limits on counts given as flags or read from headers: far beyond any run ld is meant for (the
+/// seeds train at most 1,000 epochs and recover with at most a few thousand iterations), low enough that
+/// a typo or a forged header is refused by name instead of running for years or filling the disk.
+public enum Limits {
+    public static let epochs = 100_000
+    public static let iterations = 1_000_000
+    public static let batchSize = 1 << 16
+    public static let ipc = 100_000
+
+    /// Throws `LDError("--epochs 1000000000 is more than 100000, ...")` unless 1 <= value <= limit.
+    public static func check(_ value: Int, _ flag: String, limit: Int) throws {
+        guard value >= 1 else { throw LDError("\(flag) must be at least 1, got \(value)") }
+        guard value <= limit else { throw LDError("\(flag) \(value) is more than \(limit), the most ld accepts") }
+    }
+}
+
+/// Free space where a file is about to be written.
+public enum Disk {
+    /// Bytes available to this user on the file system holding `path`'s folder, or nil if unknown.
+    public static func freeBytes(near path: String) -> Double? {
+        let slash = path.lastIndex(of: "/")
+        let dir = slash.map { String(path[...$0]) } ?? "."
+        var st = statvfs()
+        guard statvfs(dir, &st) == 0 else { return nil }
+        return Double(st.f_bavail) * Double(st.f_frsize)
+    }
+
+    /// Throws when `bytes` (an estimate of what a run will write to `path`) is more than the free space
+    /// there. `-` and devices are not checked.
+    public static func require(_ bytes: Double, at path: String, flag: String) throws {
+        guard path != "-", !Files.isDirectory(path) else { return }
+        var st = stat()
+        if stat(path, &st) == 0 && (st.st_mode & S_IFMT) != S_IFREG { return }
+        guard let free = freeBytes(near: path) else { return }
+        if bytes > free {
+            throw LDError("\(flag) \(path) would take about \(Memory.describe(bytes)), the disk there has \(Memory.describe(free)) free")
+        }
+    }
+}

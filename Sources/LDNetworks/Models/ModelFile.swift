@@ -44,7 +44,7 @@ public struct ModelFile {
     public mutating func save(path: String, producer: String, seed: UInt64 = 0) throws {
         let config = model.config
         try Normalization.check(mean: mean, std: std, source: "model \(path)")
-        guard classNames.count == config.classes else {
+        guard classNames.isEmpty || classNames.count == config.classes else {
             throw LDError("model \(path): \(classNames.count) class names for \(config.classes) classes")
         }
         let configJSON = try JSONDecoder().decode(JSONValue.self, from: JSONEncoder().encode(config))
@@ -52,7 +52,7 @@ public struct ModelFile {
             "config": configJSON,
             "mean": .array(mean.map { JSONValue.number($0) }),
             "std": .array(std.map { JSONValue.number($0) }),
-            "class_names": .array(classNames.map { .string($0) }),
+            "class_names": .array((classNames.isEmpty ? (0..<config.classes).map(String.init) : classNames).map { .string($0) }),
             "class_stats": .bool(hasClassStatistics),
         ]
         if !info.isEmpty { meta["info"] = .object(info) }
