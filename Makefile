@@ -6,7 +6,8 @@
 #   make install        the five tools, their man pages and bash/zsh/fish completions under PREFIX
 #                       (default /usr/local; DESTDIR honoured); make uninstall removes exactly those files
 #   make bench          engine and stream benchmarks (images/s, GFLOP/s, MB/s next to the sgemm ceiling)
-#   make fuzz           libFuzzer on the stream reader for FUZZ_SECONDS (default 120)
+#   make fuzz           libFuzzer on the stream reader, then ld-fuzz (valid frames, hostile fields) on
+#                       the five tools' loading paths, FUZZ_SECONDS each (default 120)
 #   make golden-update  regenerate the committed golden files (single-threaded BLAS, fixed seeds)
 #   make clean          remove build products
 
@@ -49,8 +50,9 @@ demo: build
 bench: build
 	$(BIN)/ld-bench
 
-fuzz: setup
+fuzz: build
 	sh fuzz/run.sh $(FUZZ_SECONDS)
+	rm -rf fuzz/bin/structured && $(BIN)/ld-fuzz --seconds $(FUZZ_SECONDS) --work fuzz/bin/structured
 
 golden-update: build
 	LD_GOLDEN_UPDATE=1 $(SWIFT) test -c $(CONFIG) --disable-swift-testing --filter ToolTests

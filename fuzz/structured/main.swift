@@ -305,7 +305,7 @@ while Date().timeIntervalSince(start) < options.seconds {
     }
 }
 var usage = rusage()
-getrusage(RUSAGE_CHILDREN, &usage)
+getrusage(__rusage_who_t(RUSAGE_CHILDREN.rawValue), &usage)
 let peakMB = Double(usage.ru_maxrss) / 1024
 let tools = perTool.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
 print("ld-fuzz: \(executions) executions in \(Int(Date().timeIntervalSince(start))) s (\(tools)); \(refused) refused with one line, \(executions - refused - findings) accepted; peak child memory \(Int(peakMB)) MB (limit \(options.memoryMB) MB); \(findings) findings\(findings > 0 ? " in \(findingsDir)" : "")")
