@@ -168,6 +168,10 @@ final class HostileInputTests: ToolTestCase {
             XCTAssertEqual(r.status, 1, "\(tool) \(args): \(r.err)")
             XCTAssertTrue(r.err.contains("is also the input") || r.err.contains("name the same output"), "\(tool): \(r.err)")
         }
+        // stdout appended onto an input (`>>`): refused before anything is read or written.
+        let appended = try shell("ld-prune --dump labels.ldl >> labels.ldl")
+        XCTAssertEqual(appended.status, 1, appended.err)
+        XCTAssertTrue(appended.err.contains("standard output is the input"), appended.err)
         XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: path("teacher.ldm"))), teacherBytes)
         XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: path("labels.ldl"))), labelBytes)
     }

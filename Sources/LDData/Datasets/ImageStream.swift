@@ -59,6 +59,9 @@ extension Dataset {
         guard header.shape.count == 3, header.shape.allSatisfy({ $0 > 0 }), header.classes > 0 else {
             throw LDError("\(reader.name): image stream header needs shape [C, H, W] and classes, got shape \(header.shape), classes \(header.classes)")
         }
+        guard header.classes <= Limits.classes else {
+            throw LDError("\(reader.name): image stream header says \(header.classes) classes, more than \(Limits.classes)")
+        }
         let (c, h, w) = (header.shape[0], header.shape[1], header.shape[2])
         var records: [ImageRecord] = []
         var held = 0.0

@@ -59,7 +59,11 @@ public struct ScoreTable {
         guard let cols = ScoreRecord.columns(of: h), !cols.isEmpty else {
             throw LDError("\(reader.name): score stream header has no meta.columns")
         }
+        guard cols.count <= 256, Set(cols).count == cols.count else {
+            throw LDError("\(reader.name): score stream header has \(cols.count) columns\(cols.count <= 256 ? ", some named twice" : ", more than 256")")
+        }
         let n = data.count
+        try Memory.require(4 * Double(n) * Double(cols.count), for: "\(reader.name): \(cols.count) score columns of \(n) examples")
         var table = [[Float]](repeating: [Float](repeating: .nan, count: n), count: cols.count)
         var seen = [Bool](repeating: false, count: n)
         var count = 0

@@ -59,6 +59,12 @@ public struct RecoverJob {
         let writer = try stream.map { try StreamWriter(path: $0, header: out.streamHeader(seed: settings.seed)) }
         defer { writer?.abort() }
 
+        // The shard's images are held in memory and written once: both must fit (PNG: at least half the raw
+        // size for synthetic images, which compress little).
+        let bytes = Double(plan.images.count) * Double(out.imageSize)
+        try Memory.require(bytes, for: "\(plan.images.count) images of \(out.imageSize) bytes")
+        if let s = stream { try Disk.require(bytes, at: s, flag: "-o") }
+        if let f = folder { try Disk.require(bytes / 2, at: f + "/manifest.json", flag: "--png") }
         var pixels = [UInt8](repeating: 0, count: plan.images.count * out.imageSize)
         let (todo, skipped) = out.split(plan.batches)
         if !skipped.isEmpty {

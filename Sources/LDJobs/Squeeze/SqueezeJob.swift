@@ -179,11 +179,20 @@ public struct SqueezeJob {
             if let v = val { info["val"] = .string(v.name) }
         }
         var file = ModelFile(model: model, mean: train.mean, std: train.std, classNames: train.classNames, info: info)
-        try file.save(path: output, producer: "ld-squeeze", seed: s.seed)
+        // Both outputs are written in full before either is renamed into place: a failure leaves neither.
+        let modelOutput = try file.write(path: output, producer: "ld-squeeze", seed: s.seed)
+        var outputs = [modelOutput]
         if let path = scores, let sc = trainer.scores {
-            try sc.write(path: path, producer: "ld-squeeze", seed: s.seed, imageSetHash: train.contentHash,
-                         extra: ["data": .string(dataName), "epochs": .int(Int64(s.epochs)), "teacher": .string(file.hash)])
+            do {
+                outputs.append(try sc.write(path: path, producer: "ld-squeeze", seed: s.seed, imageSetHash: train.contentHash,
+                                            extra: ["data": .string(dataName), "epochs": .int(Int64(s.epochs)), "teacher": .string(file.hash)],
+                                            commit: false))
+            } catch {
+                (modelOutput as? OutputFile)?.abort()
+                throw error
+            }
         }
+        for o in outputs { try o.commit() }
         if case .object(let o) = history.last ?? .null, let top1 = o["val_top1"]?.doubleValue {
             return "ld-squeeze: wrote \(output) (val top-1 \(String(format: "%.2f", top1))%)"
         }

@@ -149,6 +149,7 @@ public final class OutputFile: ByteSink {
     private let capacity = 256 * 1024
     private var used = 0
     private var done = false
+    private var prepared = false
 
     /// Opens `path` (`-` is stdout) for writing.
     public init(path: String, binary: Bool = true) throws {
@@ -219,7 +220,7 @@ public final class OutputFile: ByteSink {
     }
 
     public func write(_ bytes: UnsafeRawPointer, count: Int) throws {
-        if done { throw LDError("\(name): write after commit") }
+        if done || prepared { throw LDError("\(name): write after commit") }
         if used + count <= capacity {
             (buffer + used).copyMemory(from: bytes, byteCount: count)
             used += count
@@ -242,20 +243,29 @@ public final class OutputFile: ByteSink {
         }
     }
 
-    /// Flushes, closes and renames the temporary file to its final name. Idempotent.
-    public func commit() throws {
-        if done { return }
+    /// Flushes and closes, keeping the temporary file: `commit()` then only renames it. A run with several
+    /// outputs prepares them all, then commits them, so that a failure while writing leaves none of them.
+    public func prepare() throws {
+        if done || prepared { return }
         do { try flush() } catch { abort(); throw error }
-        done = true
         if owned {
             let r = close(fd)
             fd = -1
             if r != 0 {
                 let e = errnoText()
+                done = true
                 discardTemp()
                 throw LDError("\(name): close failed: \(e)")
             }
         }
+        prepared = true
+    }
+
+    /// Flushes, closes and renames the temporary file to its final name. Idempotent.
+    public func commit() throws {
+        if done { return }
+        try prepare()
+        done = true
         if let temp = tempPath, let final = finalPath {
             if rename(temp, final) != 0 {
                 let e = errnoText()

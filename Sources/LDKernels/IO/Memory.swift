@@ -62,6 +62,8 @@ public enum Limits {
     public static let iterations = 1_000_000
     public static let batchSize = 1 << 16
     public static let ipc = 100_000
+    /// Classes of a data set or model (ImageNet-21k has 21,841).
+    public static let classes = 1 << 17
 
     /// Throws `LDError("--epochs 1000000000 is more than 100000, ...")` unless 1 <= value <= limit.
     public static func check(_ value: Int, _ flag: String, limit: Int) throws {

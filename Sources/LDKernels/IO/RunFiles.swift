@@ -70,8 +70,16 @@ public struct RunFiles {
         return "/" + parts.joined(separator: "/")
     }
 
-    /// Runs the checks; throws a one-line `LDError` for the first problem.
+    /// Runs the checks; throws a one-line `LDError` for the first problem. Standard output counts as an
+    /// output when it is a regular file (`>> input` would append to what is being read).
     public func check() throws {
+        var st = stat()
+        if fstat(1, &st) == 0 && (st.st_mode & S_IFMT) == S_IFREG {
+            let out = (UInt64(st.st_dev), UInt64(st.st_ino))
+            for input in inputs where RunFiles.identity(input.path).map({ $0 == out }) == true {
+                throw LDError("standard output is the input \(input.flag) \(input.path): writing it would destroy the input; redirect elsewhere")
+            }
+        }
         for (i, o) in outputs.enumerated() {
             let oid = RunFiles.identity(o.path)
             for input in inputs {

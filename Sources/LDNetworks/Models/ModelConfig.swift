@@ -48,7 +48,7 @@ public struct ModelConfig: Codable, Equatable, Sendable {
     /// Bounds on the fields, beyond any model ld is meant for, so that a forged configuration is refused
     /// by name instead of being allocated: image channels, input size, classes (ImageNet-21k has 21,841),
     /// ConvNet width and depth.
-    public static let limits = (channels: 16, imageSize: 2048, classes: 1 << 17, width: 8192, depth: 16)
+    public static let limits = (channels: 16, imageSize: 2048, classes: Limits.classes, width: 8192, depth: 16)
 
     /// Checks the fields before a model is built; throws a one-line reason. Beyond the ranges, the
     /// weights (with their gradients and two optimiser states) and one image's activations must fit in the

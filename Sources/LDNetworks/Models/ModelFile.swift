@@ -42,6 +42,12 @@ public struct ModelFile {
 
     /// Writes the model atomically to `path` (`-` for stdout) and records its identity in `hash`.
     public mutating func save(path: String, producer: String, seed: UInt64 = 0) throws {
+        try write(path: path, producer: producer, seed: seed).commit()
+    }
+
+    /// Writes the model to its temporary file and returns the output, prepared but not committed: the caller
+    /// commits it together with the run's other outputs (or drops it, `abort()`, on a later failure).
+    public mutating func write(path: String, producer: String, seed: UInt64 = 0) throws -> ByteSink {
         let config = model.config
         try Normalization.check(mean: mean, std: std, source: "model \(path)")
         guard classNames.isEmpty || classNames.count == config.classes else {
@@ -76,12 +82,13 @@ public struct ModelFile {
                     try writer.write(TensorRecord(name: bn.name + ".class_var", shape: [k, c], data: vars))
                 }
             }
-            try writer.finish()
+            try writer.finish(commit: false)
         } catch {
             writer.abort()
             throw error
         }
         hash = ContentHash.hex(writer.chain)
+        return writer.sink
     }
 
     /// Parameters then BN running statistics, in registration order, by name.
