@@ -240,6 +240,21 @@ final class HostileInputTests: ToolTestCase {
         XCTAssertTrue(pool.err.contains("label pool"), pool.err)
     }
 
+    func testEmptyCropsAndBadMixWeightsAreRefused() throws {
+        try fixtures()
+        let header = StreamHeader(kind: .labels, producer: "t", version: "0", classes: 4)
+        for (name, change) in [("crop.ldl", { (b: inout LabelBatchRecord) in b.crops[0] = CropBox(top: 0, left: 0, height: 0, width: 0) }),
+                               ("lambda.ldl", { (b: inout LabelBatchRecord) in b.lambda = 7 })] {
+            try forge("labels.ldl", name, record: { r in
+                var b = try LabelBatchRecord(r, header: header)
+                change(&b)
+                return b.encode()
+            })
+            let r = try run("ld-train", ["--data", "images.ldi", "--labels", name, "--val", "images.ldi", "--width", "4", "-q"])
+            assertOneLineError(r, mentioning: name == "crop.ldl" ? "crop" : "lambda")
+        }
+    }
+
     func testWrongClassNamesAndNormalisationAreRefused() throws {
         try fixtures(labels: false)
         try forge("images.ldi", "names.ldi", meta: { $0["class_names"] = .array((0..<5).map { .string("c\($0)") }) })

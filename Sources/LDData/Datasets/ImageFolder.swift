@@ -51,7 +51,7 @@ extension Dataset {
         let failures = FolderFailures(count: n)
         pixels.withUnsafeMutableBufferPointer { buf in
             let base = buf.baseAddress!
-            let workers = max(1, min(ProcessInfo.processInfo.activeProcessorCount, 16, n - 1))
+            let workers = max(1, min(Engine.threads, n - 1))
             if n > 1 {
                 DispatchQueue.concurrentPerform(iterations: workers) { w in
                     var i = 1 + w
