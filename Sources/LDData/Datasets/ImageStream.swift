@@ -74,16 +74,37 @@ extension Dataset {
         }
         guard !records.isEmpty else { throw LDError("\(reader.name): image stream holds no images") }
         let n = records.count
-        var slot = [Int](repeating: -1, count: n)
-        for (i, r) in records.enumerated() {
-            guard r.index < UInt64(n) else {
-                throw LDError("\(reader.name): image index \(r.index) out of range for \(n) images")
-            }
-            guard slot[Int(r.index)] < 0 else {
-                throw LDError("\(reader.name): image index \(r.index) appears twice")
-            }
-            slot[Int(r.index)] = i
+        // An ld-recover set states its IPC: class-major, image c * IPC + i is slot i of class c, and the
+        // whole set has classes x IPC images. A merge (`cat` of shards) must be exactly that.
+        var ipc: Int? = nil
+        if header.producer == "ld-recover", let v = header.meta["ipc"]?.doubleValue, v >= 1, v <= Double(Limits.ipc), v == v.rounded() {
+            ipc = Int(v)
         }
+        func slotName(_ index: Int) -> String {
+            guard let k = ipc else { return "image \(index)" }
+            return "image \(index) (class \(index / k), IPC slot \(index % k))"
+        }
+        let whole = ipc.map { $0 * header.classes } ?? n
+        var seen = [Bool](repeating: false, count: max(whole, n))
+        for r in records {
+            guard r.index < UInt64(seen.count) else {
+                throw LDError("\(reader.name): image index \(r.index) out of range for a set of \(whole) images")
+            }
+            let i = Int(r.index)
+            guard !seen[i] else {
+                throw LDError("\(reader.name): \(slotName(i)) appears twice (a shard merged twice?)")
+            }
+            if let k = ipc, Int(r.label) != i / k {
+                throw LDError("\(reader.name): \(slotName(i)) is labelled class \(r.label)")
+            }
+            seen[i] = true
+        }
+        if let missing = seen.firstIndex(of: false) {
+            let count = seen.filter { !$0 }.count
+            throw LDError("\(reader.name): \(slotName(missing)) is missing\(count > 1 ? " (and \(count - 1) more)" : "") of \(whole) images\(ipc != nil ? ": a shard left out of the merge, or a partial run" : "")")
+        }
+        var slot = [Int](repeating: -1, count: n)
+        for (i, r) in records.enumerated() { slot[Int(r.index)] = i }
         let size = c * h * w
         var pixels = [UInt8](repeating: 0, count: n * size)
         var labels = [Int32](repeating: 0, count: n)
