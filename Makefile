@@ -2,7 +2,8 @@
 #
 #   make demo           install what is missing, build, run a small end-to-end example on Fashion-MNIST
 #   make test           install what is missing, build, run every test (unit, golden files, tool pipes,
-#                       and the pipelines smoke run: every tool in real pipes, a few seconds)
+#                       the pipelines smoke run: every tool in real pipes, a few seconds; and the live
+#                       Slurm test: a single-node cluster started here runs pipelines/slurm/, under a minute)
 #   make install        the five tools, their man pages and bash/zsh/fish completions under PREFIX
 #                       (default /usr/local; DESTDIR honoured); make uninstall removes exactly those files
 #   make bench          engine and stream benchmarks (images/s, GFLOP/s, MB/s next to the sgemm ceiling)
@@ -42,6 +43,7 @@ build: setup
 test: build
 	$(SWIFT) test -c $(CONFIG) --disable-swift-testing
 	$(MAKE) -C pipelines smoke BIN=$(abspath $(BIN))
+	@bash scripts/slurm-test.sh $(BIN)
 	@bash scripts/install-check.sh
 
 demo: build
