@@ -83,8 +83,9 @@ private func activationBytes(_ model: Model) -> Int {
         case let f as ConvBatchNorm: n += f.bn.output.count + f.columns.count   // pooled output and kept im2col
         case let p as AvgPool2d: n += p.output.count
         case let p as MaxPool2d: n += p.output.count
-        case let b as BasicBlock:
-            n += b.conv1.output.count + b.bn1.output.count + b.conv2.output.count + b.bn2.output.count + b.output.count
+        case let b as ResidualBlock:
+            n += b.output.count
+            for (c, bn) in zip(b.convs, b.bns) { n += c.output.count + bn.output.count }
             if let d = b.downsample { n += d.conv.output.count + d.bn.output.count }
         default: break
         }

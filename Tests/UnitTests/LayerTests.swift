@@ -365,4 +365,20 @@ final class LayerTests: XCTestCase {
             checkLayer("block eval \(cin)->\(cout) s\(stride)", block, input: randomTensor([cin, 3, 5, 5], &rng), samples: 16, eps: 2e-3, atol: 1e-2)
         }
     }
+
+    /// ResNet-50's bottleneck block (1x1, 3x3/stride, 1x1 to 4x): identity and projection shortcuts.
+    func testBottleneckBlockGradients() {
+        var rng = SplitMix64(seed: 9)
+        for (cin, width, stride) in [(8, 2, 1), (3, 2, 2)] {
+            let block = ResidualBlock.bottleneck(cin, width: width, stride: stride, name: "b", workspace: Workspace())
+            block.initialize(&rng)
+            XCTAssertEqual(block.downsample == nil, cin == 4 * width && stride == 1)
+            XCTAssertEqual(block.parameters.map(\.name).prefix(3), ["b.conv1.weight", "b.bn1.weight", "b.bn1.bias"])
+            checkLayer("bottleneck \(cin)->\(4 * width) s\(stride)", block, input: randomTensor([cin, 3, 5, 5], &rng), samples: 16, eps: 2e-3, atol: 1e-2)
+            block.gradientPool = GradientPool()
+            checkLayer("bottleneck pooled \(cin) s\(stride)", block, input: randomTensor([cin, 3, 5, 5], &rng), samples: 16, eps: 2e-3, atol: 1e-2)
+            block.training = false
+            checkLayer("bottleneck eval \(cin) s\(stride)", block, input: randomTensor([cin, 3, 5, 5], &rng), samples: 16, eps: 2e-3, atol: 1e-2)
+        }
+    }
 }

@@ -162,6 +162,7 @@ final class ModelTests: XCTestCase {
     /// identity; on 16×16 inputs ResNet-18's last stage (2×2 planes) takes the unfused path, so both run.
     func testPredictMatchesEvalForward() throws {
         for config in [ModelConfig.resnet18(channels: 3, imageSize: 16, classes: 5),
+                       try ModelConfig.named("resnet50", width: 64, depth: 3, stem: "small", channels: 3, imageSize: 8, classes: 5),
                        ModelConfig.convnet(width: 32, depth: 3, channels: 1, imageSize: 28, classes: 4)] {
             var rng = SplitMix64(seed: 31)
             let m = try Model(config, rng: &rng)
@@ -268,5 +269,24 @@ final class ArchitectureRegistryTests: XCTestCase {
         XCTAssertEqual(resnet.parameters.reduce(0) { $0 + $1.value.count }, 11_181_642 - 9_408 + 1_728)
         XCTAssertEqual(resnet.config, ModelConfig(arch: "resnet18", width: 64, depth: 18, channels: 3, imageSize: 32,
                                                   classes: 10, stem: "small"))
+    }
+
+    /// torchvision's resnet50() and resnet101() (1000 classes, ImageNet stem) have 25,557,032 and 44,549,160
+    /// parameters; the size estimate used before building (`Architecture.size`) counts the same.
+    func testBottleneckResNetsHaveTorchvisionsParameterCounts() throws {
+        for (name, count, bns) in [("resnet50", 25_557_032, 53), ("resnet101", 44_549_160, 104)] {
+            let config = try ModelConfig.named(name, width: 64, depth: 3, stem: "imagenet", channels: 3, imageSize: 32, classes: 1000)
+            var rng = LDRandom(seed: 1, stage: .weightInit)
+            let m = try Model(config, rng: &rng)
+            XCTAssertEqual(m.parameters.reduce(0) { $0 + $1.value.count }, count, name)
+            XCTAssertEqual(Int(try Architectures.named(name).size(config).parameters), count, name)
+            XCTAssertEqual(m.batchNorms.count, bns, name)
+            let names = m.parameters.map(\.name)
+            for n in ["conv1.weight", "layer1.0.conv3.weight", "layer1.0.downsample.0.weight", "layer3.5.bn3.bias", "fc.weight"] {
+                XCTAssertTrue(names.contains(n), "\(name) \(n)")
+            }
+            let small = try ModelConfig.named(name, width: 64, depth: 3, stem: "small", channels: 3, imageSize: 32, classes: 10)
+            XCTAssertEqual(Int(try Architectures.named(name).size(small).parameters), count - 9_408 + 1_728 - 2049 * 990, name)
+        }
     }
 }

@@ -1,27 +1,33 @@
 import LDKernels
 import LDRecords
 import LDData
-/// ResNet basic block: y = relu(bn2(conv2(relu(bn1(conv1(x))))) + shortcut(x)), shortcut = x or
-/// bn(conv1x1(x)) when the stride or the width changes. x (C,N,H,W) → y (K,N,Ho,Wo).
-public final class BasicBlock: Layer {
-    /// Main branch: conv3×3/stride → BN+ReLU → conv3×3/1 → BN.
-    public let conv1: Conv2d, bn1: BatchNorm2d, conv2: Conv2d, bn2: BatchNorm2d
+/// A ResNet block: y = relu(main(x) + shortcut(x)), main = the convolutions each followed by BN (+ReLU but
+/// the last): basic (ResNet-18: relu(bn1(conv1)) -> bn2(conv2)) or bottleneck (ResNet-50/101: 1x1, 3x3,
+/// 1x1 to 4x), shortcut = x or bn(conv1x1(x)) when the stride or the width changes. x (C,N,H,W) → y (K,N,Ho,Wo).
+public final class ResidualBlock: Layer {
+    /// Main branch: convolution -> BN (+ReLU) pairs; the last BN has no ReLU (the sum's ReLU follows).
+    /// Basic block: conv3x3/stride, conv3x3/1. Bottleneck (torchvision's v1.5): conv1x1, conv3x3/stride,
+    /// conv1x1 to 4x the width.
+    public let convs: [Conv2d], bns: [BatchNorm2d]
+    public var conv1: Conv2d { convs[0] }
+    public var bn1: BatchNorm2d { bns[0] }
     /// Shortcut projection (conv1×1/stride → BN) when the stride or width changes; nil for identity.
     public let downsample: (conv: Conv2d, bn: BatchNorm2d)?
     public var parameters: [Parameter] {
-        var p = conv1.parameters + bn1.parameters + conv2.parameters + bn2.parameters
+        var p: [Parameter] = []
+        for (c, b) in zip(convs, bns) { p += c.parameters + b.parameters }
         if let d = downsample { p += d.conv.parameters + d.bn.parameters }
         return p
     }
-    /// BatchNorm layers in registration order: bn1, bn2, downsample bn.
-    public var batchNorms: [BatchNorm2d] { [bn1, bn2] + (downsample.map { [$0.bn] } ?? []) }
+    /// BatchNorm layers in registration order: bn1, bn2 (, bn3), downsample bn.
+    public var batchNorms: [BatchNorm2d] { bns + (downsample.map { [$0.bn] } ?? []) }
     private var flags = LayerFlags()
-    // NOTE: the setters touch each sub-layer by name (no temporary array): they run on every backward.
     public var training: Bool {
         get { flags.training }
         set {
             flags.training = newValue
-            conv1.training = newValue; bn1.training = newValue; conv2.training = newValue; bn2.training = newValue
+            for c in convs { c.training = newValue }
+            for b in bns { b.training = newValue }
             downsample?.conv.training = newValue; downsample?.bn.training = newValue
         }
     }
@@ -29,8 +35,8 @@ public final class BasicBlock: Layer {
         get { flags.wantsParamGrads }
         set {
             flags.wantsParamGrads = newValue
-            conv1.wantsParamGrads = newValue; bn1.wantsParamGrads = newValue
-            conv2.wantsParamGrads = newValue; bn2.wantsParamGrads = newValue
+            for c in convs { c.wantsParamGrads = newValue }
+            for b in bns { b.wantsParamGrads = newValue }
             downsample?.conv.wantsParamGrads = newValue; downsample?.bn.wantsParamGrads = newValue
         }
     }
@@ -38,45 +44,65 @@ public final class BasicBlock: Layer {
         get { flags.wantsInputGrad }
         set {
             flags.wantsInputGrad = newValue
-            conv1.wantsInputGrad = newValue
+            convs[0].wantsInputGrad = newValue
             downsample?.conv.wantsInputGrad = newValue
         }
     }
     /// Where backward takes its gradient buffers inside a model (see `GradientPool`), its convolutions
     /// included; nil: the block's and the convolutions' own.
     public var gradientPool: GradientPool? {
-        didSet { conv1.gradientPool = gradientPool; conv2.gradientPool = gradientPool; downsample?.conv.gradientPool = gradientPool }
+        didSet { for c in convs { c.gradientPool = gradientPool }; downsample?.conv.gradientPool = gradientPool }
     }
     /// y (K,N,Ho,Wo); dsum is dL/d(pre-activation sum) (K,N,Ho,Wo).
     public let output = Tensor(shape: [0])
     private let dsum = Tensor(shape: [0])
     private var input: Tensor?
 
-    /// A block `name` (e.g. `layer2.0`) from C to K channels; its convolutions share `workspace`.
-    public init(_ inChannels: Int, _ outChannels: Int, stride: Int, name: String, workspace: Workspace) {
-        conv1 = Conv2d(inChannels, outChannels, kernel: 3, stride: stride, padding: 1, bias: false,
-                       name: name + ".conv1", workspace: workspace)
-        bn1 = BatchNorm2d(outChannels, relu: true, name: name + ".bn1")
-        conv2 = Conv2d(outChannels, outChannels, kernel: 3, stride: 1, padding: 1, bias: false,
-                       name: name + ".conv2", workspace: workspace)
-        bn2 = BatchNorm2d(outChannels, name: name + ".bn2")
-        if stride != 1 || inChannels != outChannels {
-            downsample = (Conv2d(inChannels, outChannels, kernel: 1, stride: stride, bias: false,
+    /// A block of `convs` (each followed by its BN, ReLU after all but the last) and a projection shortcut
+    /// from `inChannels` when `stride` or the width changes.
+    init(convs: [Conv2d], inChannels: Int, stride: Int, name: String, workspace: Workspace) {
+        self.convs = convs
+        bns = convs.enumerated().map { i, c in
+            BatchNorm2d(c.outChannels, relu: i < convs.count - 1, name: name + ".bn\(i + 1)")
+        }
+        let out = convs.last!.outChannels
+        if stride != 1 || inChannels != out {
+            downsample = (Conv2d(inChannels, out, kernel: 1, stride: stride, bias: false,
                                  name: name + ".downsample.0", workspace: workspace),
-                          BatchNorm2d(outChannels, name: name + ".downsample.1"))
+                          BatchNorm2d(out, name: name + ".downsample.1"))
         } else {
             downsample = nil
         }
     }
 
-    /// Kaiming-normal (fan-out) weights for conv1, conv2 and the downsample conv, in that order.
+    /// A basic block `name` (e.g. `layer2.0`) from C to K channels; its convolutions share `workspace`.
+    public convenience init(_ inChannels: Int, _ outChannels: Int, stride: Int, name: String, workspace: Workspace) {
+        self.init(convs: [Conv2d(inChannels, outChannels, kernel: 3, stride: stride, padding: 1, bias: false,
+                                 name: name + ".conv1", workspace: workspace),
+                          Conv2d(outChannels, outChannels, kernel: 3, stride: 1, padding: 1, bias: false,
+                                 name: name + ".conv2", workspace: workspace)],
+                  inChannels: inChannels, stride: stride, name: name, workspace: workspace)
+    }
+
+    /// A bottleneck block (torchvision's ResNet-50/101, stride on the 3x3): C -> `width` (1x1) -> `width`
+    /// (3x3/stride) -> 4 `width` (1x1).
+    public static func bottleneck(_ inChannels: Int, width: Int, stride: Int, name: String, workspace: Workspace) -> ResidualBlock {
+        ResidualBlock(convs: [Conv2d(inChannels, width, kernel: 1, stride: 1, bias: false, name: name + ".conv1", workspace: workspace),
+                              Conv2d(width, width, kernel: 3, stride: stride, padding: 1, bias: false, name: name + ".conv2", workspace: workspace),
+                              Conv2d(width, 4 * width, kernel: 1, stride: 1, bias: false, name: name + ".conv3", workspace: workspace)],
+                      inChannels: inChannels, stride: stride, name: name, workspace: workspace)
+    }
+
+    /// Kaiming-normal (fan-out) weights for conv1, conv2 (, conv3) and the downsample conv, in that order.
     public func initialize<G: RandomNumberGenerator>(_ rng: inout G) {
-        conv1.initialize(&rng); conv2.initialize(&rng); downsample?.conv.initialize(&rng)
+        for c in convs { c.initialize(&rng) }
+        downsample?.conv.initialize(&rng)
     }
 
     public func forward(_ x: Tensor) -> Tensor {
         input = x
-        let b = bn2.forward(conv2.forward(bn1.forward(conv1.forward(x))))
+        var b = x
+        for (c, n) in zip(convs, bns) { b = n.forward(c.forward(b)) }
         let s = downsample.map { $0.bn.forward($0.conv.forward(x)) } ?? x
         return addReLU(b, s)
     }
@@ -87,14 +113,16 @@ public final class BasicBlock: Layer {
     public func predict(_ x: Tensor) -> Tensor {
         input = nil
         let s = downsample.map { d in d.conv.forward(x, then: d.bn) ?? d.bn.forward(d.conv.forward(x)) } ?? x
-        let a = conv1.forward(x, then: bn1) ?? bn1.forward(conv1.forward(x))
-        if let y = conv2.forward(a, then: bn2, residual: s, relu: true) { return y }
-        return addReLU(bn2.forward(conv2.forward(a)), s)
+        var a = x
+        for (c, n) in zip(convs, bns).dropLast() { a = c.forward(a, then: n) ?? n.forward(c.forward(a)) }
+        let c = convs.last!, n = bns.last!
+        if let y = c.forward(a, then: n, residual: s, relu: true) { return y }
+        return addReLU(n.forward(c.forward(a)), s)
     }
 
     /// output = relu(b + s).
     private func addReLU(_ b: Tensor, _ s: Tensor) -> Tensor {
-        precondition(b.count == s.count, "BasicBlock: branch \(b.shape) vs shortcut \(s.shape)")
+        precondition(b.count == s.count, "ResidualBlock: branch \(b.shape) vs shortcut \(s.shape)")
         output.reshapeLike(b)
         let bp = UnsafePointer(b.data), sp = UnsafePointer(s.data), yp = output.data
         Engine.parallelRange(b.count, grain: 1 << 15) { lo, hi in
@@ -112,8 +140,8 @@ public final class BasicBlock: Layer {
     /// dsum = dy where y > 0; main branch from dsum (its BatchNorms work in place in dsum), shortcut from
     /// dy masked in place (downsample) or from dy and the mask again (identity). Overwrites dy.
     public func backward(_ dy: Tensor) -> Tensor? {
-        guard let x = input else { preconditionFailure("BasicBlock.backward before forward") }
-        precondition(dy.count == output.count, "BasicBlock.backward: dy \(dy.shape), y \(output.shape)")
+        guard let x = input else { preconditionFailure("ResidualBlock.backward before forward") }
+        precondition(dy.count == output.count, "ResidualBlock.backward: dy \(dy.shape), y \(output.shape)")
         let pool = gradientPool
         let ds = pool?.acquire(output.count) ?? dsum
         ds.reshapeLike(output)
@@ -136,12 +164,17 @@ public final class BasicBlock: Layer {
         }
         var shortcut: Tensor? = nil
         if let d = downsample { shortcut = d.conv.backward(d.bn.backward(dy)!) }
-        let d2 = conv2.backward(bn2.backward(ds)!)!
-        pool?.release(ds)
-        let d1 = conv1.backward(bn1.backward(d2)!)
-        pool?.release(d2)
+        // Down the main branch; each step's buffer is released once the next one has read it.
+        var g: Tensor = ds
+        for k in stride(from: convs.count - 1, through: 1, by: -1) {
+            let next = convs[k].backward(bns[k].backward(g)!)!
+            pool?.release(g)
+            g = next
+        }
+        let d1 = convs[0].backward(bns[0].backward(g)!)
+        pool?.release(g)
         guard flags.wantsInputGrad, let dx = d1 else { pool?.release(shortcut); return nil }
-        precondition(dx.count == x.count, "BasicBlock.backward: shapes")
+        precondition(dx.count == x.count, "ResidualBlock.backward: shapes")
         let xp = dx.data
         if let s = shortcut {
             // The shortcut's gradient is added into conv1's input-gradient buffer (read only by this block).
@@ -166,3 +199,6 @@ public final class BasicBlock: Layer {
         return dx
     }
 }
+
+/// ResNet-18's block (the name the rest of the code and the tests know).
+public typealias BasicBlock = ResidualBlock

@@ -164,11 +164,9 @@ public final class Model {
             case let m as MaxPool2d:
                 h = (h + 2 * m.padding - m.kernel) / m.stride + 1; w = (w + 2 * m.padding - m.kernel) / m.stride + 1
                 line("maxpool\(m.kernel)/\(m.stride)", 0, 0)
-            case let b as BasicBlock:
-                var macs = b.conv1.macs(n: 1, h: h, w: w)
-                if let d = b.downsample { macs += d.conv.macs(n: 1, h: h, w: w) }
-                (h, w) = b.conv1.outputSize(h, w); c = b.conv1.outChannels
-                macs += b.conv2.macs(n: 1, h: h, w: w)
+            case let b as ResidualBlock:
+                var macs = b.downsample.map { $0.conv.macs(n: 1, h: h, w: w) } ?? 0
+                for cv in b.convs { macs += cv.macs(n: 1, h: h, w: w); (h, w) = cv.outputSize(h, w); c = cv.outChannels }
                 line("block \(b.conv1.weight.name.dropLast(13))", params, macs)
             case is GlobalAvgPool2d: h = 1; w = 1; line("global avgpool", 0, 0)
             case is Flatten: c *= h * w; h = 1; w = 1; line("flatten", 0, 0)
@@ -186,12 +184,9 @@ public final class Model {
             switch l {
             case let c as Conv2d: total += c.macs(n: 1, h: h, w: w); (h, w) = c.outputSize(h, w)
             case let f as ConvBatchNorm: total += f.conv.macs(n: 1, h: h, w: w); (h, w) = f.conv.outputSize(h, w); h /= 2; w /= 2
-            case let b as BasicBlock:
-                total += b.conv1.macs(n: 1, h: h, w: w)
-                let (ho, wo) = b.conv1.outputSize(h, w)
-                total += b.conv2.macs(n: 1, h: ho, w: wo)
+            case let b as ResidualBlock:
                 if let d = b.downsample { total += d.conv.macs(n: 1, h: h, w: w) }
-                (h, w) = (ho, wo)
+                for cv in b.convs { total += cv.macs(n: 1, h: h, w: w); (h, w) = cv.outputSize(h, w) }
             case is AvgPool2d: h /= 2; w /= 2
             case let bn as BatchNorm2d where bn.fusedPool: h /= 2; w /= 2
             case let m as MaxPool2d:

@@ -25,16 +25,7 @@ public enum ResNet18: Architecture {
 
     public static func layers<G: RandomNumberGenerator>(_ config: ModelConfig, workspace ws: Workspace,
                                                         rng: inout G) -> (layers: [Layer], batchNorms: [BatchNorm2d]) {
-        var layers: [Layer] = [], bns: [BatchNorm2d] = []
-        let imagenet = config.stem == "imagenet"
-        let conv = imagenet
-            ? Conv2d(config.channels, 64, kernel: 7, stride: 2, padding: 3, bias: false, name: "conv1", workspace: ws)
-            : Conv2d(config.channels, 64, kernel: 3, stride: 1, padding: 1, bias: false, name: "conv1", workspace: ws)
-        conv.initialize(&rng)
-        let bn = BatchNorm2d(64, relu: true, name: "bn1")
-        layers += [conv, bn]
-        bns.append(bn)
-        if imagenet { layers.append(MaxPool2d(kernel: 3, stride: 2, padding: 1)) }
+        var (layers, bns) = stem(config, workspace: ws, rng: &rng)
         var c = 64
         for (stage, width) in [64, 128, 256, 512].enumerated() {
             for b in 0..<2 {
@@ -52,6 +43,21 @@ public enum ResNet18: Architecture {
     }
 
     public static func describe(_ c: ModelConfig) -> String { "resnet18 \(c.stem)" }
+
+    /// The stem every ResNet shares: `conv1` (3x3 stride 1, or 7x7 stride 2 for `imagenet`), `bn1` with
+    /// ReLU, and for `imagenet` a 3x3 stride-2 max-pool; 64 channels out.
+    static func stem<G: RandomNumberGenerator>(_ config: ModelConfig, workspace ws: Workspace,
+                                               rng: inout G) -> (layers: [Layer], batchNorms: [BatchNorm2d]) {
+        let imagenet = config.stem == "imagenet"
+        let conv = imagenet
+            ? Conv2d(config.channels, 64, kernel: 7, stride: 2, padding: 3, bias: false, name: "conv1", workspace: ws)
+            : Conv2d(config.channels, 64, kernel: 3, stride: 1, padding: 1, bias: false, name: "conv1", workspace: ws)
+        conv.initialize(&rng)
+        let bn = BatchNorm2d(64, relu: true, name: "bn1")
+        var layers: [Layer] = [conv, bn]
+        if imagenet { layers.append(MaxPool2d(kernel: 3, stride: 2, padding: 1)) }
+        return (layers, [bn])
+    }
 
     public static func size(_ c: ModelConfig) -> (parameters: Double, activationsPerImage: Double) {
         // 11,168,832 parameters without the classifier (torchvision's count, ImageNet stem, 3 channels).
