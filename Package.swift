@@ -8,6 +8,7 @@
 //   LDRecords   the framed record-stream format: header, records, reader, writer, the record payloads
 //   LDData      data sets, image codecs, normalisation, image grids, crop boxes on images
 //   LDNetworks  layers, models (one file per architecture), losses, optimisers, augmentations
+//   LDInterop   PyTorch interchange: safetensors and torch.save checkpoints with torchvision's names
 //   LDJobs      the distillation jobs: squeeze, recover, relabel, prune, train, scores
 //   LDCommand   the command-line vocabulary the five tools share (option groups, exit codes, progress)
 //
@@ -31,32 +32,39 @@ let package = Package(
     products: tools.map { .executable(name: $0, targets: [$0]) },
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/weichsel/ZIPFoundation", from: "0.9.19"),
     ],
     targets: [
         // C libraries from Debian's -dev packages, found through pkg-config.
         .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
         .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
-        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        // (CZlibSystem, not CZlib: ZIPFoundation declares a module of that name.)
+        .systemLibrary(name: "CZlibSystem", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
 
         // The git revision of the build, from Sources/CBuildInfo/revision.h (written by `make build`).
         .target(name: "CBuildInfo"),
         layer("LDKernels", ["COpenBLAS", "CBuildInfo"]),
         layer("LDRecords", ["LDKernels", "CZstd"]),
-        layer("LDData", ["LDKernels", "LDRecords", "CPNG", "CZlib"]),
+        layer("LDData", ["LDKernels", "LDRecords", "CPNG", "CZlibSystem"]),
         layer("LDNetworks", ["LDKernels", "LDRecords", "LDData", "COpenBLAS"]),
-        layer("LDJobs", ["LDKernels", "LDRecords", "LDData", "LDNetworks"]),
-        layer("LDCommand", ["LDKernels", "LDRecords", "LDData", "LDNetworks", "LDJobs",
+        // PyTorch interchange: safetensors, torch.save archives (a restricted pickle reader), torchvision names.
+        layer("LDInterop", ["LDKernels", "LDRecords", "LDData", "LDNetworks",
+                            .product(name: "ZIPFoundation", package: "ZIPFoundation")]),
+        layer("LDJobs", ["LDKernels", "LDRecords", "LDData", "LDNetworks", "LDInterop"]),
+        layer("LDCommand", ["LDKernels", "LDRecords", "LDData", "LDNetworks", "LDInterop", "LDJobs",
                             .product(name: "ArgumentParser", package: "swift-argument-parser")]),
     ] + tools.map { tool in
         .executableTarget(
             name: tool,
-            dependencies: ["LDCommand", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["LDCommand", "LDInterop", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         )
     } + [
         .executableTarget(name: "ld-bench", dependencies: ["LDJobs"], path: "Benchmarks/ld-bench",
                           swiftSettings: engineFlags),
-        .testTarget(name: "UnitTests", dependencies: ["LDJobs"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "UnitTests", dependencies: ["LDJobs", "LDInterop",
+                                                     .product(name: "ZIPFoundation", package: "ZIPFoundation")],
+                    resources: [.copy("Fixtures")]),
         .testTarget(name: "ToolTests", dependencies: ["LDJobs"]),
     ],
     // Swift 6 tools, Swift 5 language mode: the engine shares raw buffers across worker threads on purpose

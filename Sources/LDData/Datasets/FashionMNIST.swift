@@ -1,6 +1,6 @@
 import LDKernels
 import LDRecords
-import CZlib
+import CZlibSystem
 
 extension Dataset {
     /// The published Fashion-MNIST class names, by label.

@@ -1,0 +1,149 @@
+import Foundation
+import LDKernels
+import ZIPFoundation
+
+/// A `torch.save` checkpoint (the zip format of PyTorch >= 1.6): `<prefix>/data.pkl` (the pickled object,
+/// tensors as persistent ids of storages), `<prefix>/data/<key>` (each storage's raw little-endian bytes),
+/// `<prefix>/byteorder`. The pickle is read by `RestrictedUnpickler`; the zip by ZIPFoundation.
+public enum TorchCheckpoint {
+    /// The most bytes one archive entry may unpack to (a damaged size field cannot ask for more).
+    static let maxEntry: UInt64 = 16 << 30
+
+    /// The state dict of the checkpoint in `bytes`: the pickled object itself when it is a dict of tensors, or
+    /// the dict of tensors under `state_dict` or `model` (with DataParallel's `module.` prefix removed).
+    public static func read(_ bytes: [UInt8], name: String) throws -> StateDict {
+        if bytes.count >= 2 && bytes[0] == 0x80 && bytes[1] <= 5 {
+            throw LDError("\(name): a legacy torch.save file (PyTorch < 1.6, not a zip archive); ld reads the zip format: re-save it with a recent torch.save")
+        }
+        guard bytes.count >= 4, bytes[0] == 0x50, bytes[1] == 0x4B else {
+            throw LDError("\(name): not a torch.save checkpoint (no zip archive signature)")
+        }
+        let archive: Archive
+        do { archive = try Archive(data: Data(bytes), accessMode: .read) } catch {
+            throw LDError("\(name): not a readable zip archive (truncated or damaged)")
+        }
+        let pickles = archive.filter { $0.path == "data.pkl" || $0.path.hasSuffix("/data.pkl") }
+        guard pickles.count == 1 else {
+            throw LDError("\(name): a torch.save archive holds one data.pkl, this one \(pickles.count)")
+        }
+        let pkl = pickles[0].path
+        let prefix = String(pkl.dropLast("data.pkl".count))
+        if let order = archive[prefix + "byteorder"] {
+            let text = String(decoding: try extract(archive, order, name: name), as: UTF8.self)
+            guard text.trimmingCharacters(in: .whitespacesAndNewlines) == "little" else {
+                throw LDError("\(name): tensors stored \(text)-endian; ld reads little-endian checkpoints")
+            }
+        }
+        var storages: [String: StorageRef] = [:]
+        var unpickler = RestrictedUnpickler(try extract(archive, pickles[0], name: name), name: name) { pid in
+            guard case .tuple(let t) = pid, t.count == 5, case .string("storage") = t[0], case .global(let type) = t[1],
+                  case .string(let key) = t[2], case .int(let count) = t[4], count >= 0 else {
+                throw LDError("\(name): persistent id \(pid.kind) is not a torch storage")
+            }
+            guard let dtype = ForeignDType(torchStorage: String(type.dropFirst("torch.".count))) else {
+                throw LDError("\(name): storage type \(type) is not one ld reads")
+            }
+            let ref = StorageRef(key: key, dtype: dtype, count: count)
+            if let seen = storages[key], seen != ref {
+                throw LDError("\(name): storage \(key) is described twice, differently")
+            }
+            storages[key] = ref
+            return .storage(ref)
+        }
+        let root = try unpickler.load()
+        guard case .dict(let top) = root else { throw LDError("\(name): holds \(root.kind), not a dict of tensors") }
+        var stateDict = top
+        if !isTensorDict(top) {
+            let keys = top.items.compactMap { if case .string(let s) = $0.key { return s } else { return nil } }
+            guard let inner = top.items.first(where: { if case .string(let s) = $0.key { return s == "state_dict" || s == "model" }; return false }),
+                  case .dict(let d) = inner.value else {
+                throw LDError("\(name): holds a dict without tensors under 'state_dict' or 'model' (keys: \(keys.prefix(8).joined(separator: ", ")))")
+            }
+            stateDict = d
+        }
+        var loaded: [String: [UInt8]] = [:]
+        var state = StateDict()
+        for (k, v) in stateDict.items {
+            guard case .string(let key) = k else { throw LDError("\(name): state dict key is \(k.kind), not a string") }
+            guard case .tensor(let ref) = v else { throw LDError("\(name): state dict entry '\(key)' is \(v.kind), not a tensor") }
+            if loaded[ref.storage.key] == nil {
+                guard let entry = archive[prefix + "data/" + ref.storage.key] else {
+                    throw LDError("\(name): storage data/\(ref.storage.key) of '\(key)' is missing from the archive")
+                }
+                let data = try extract(archive, entry, name: name)
+                guard data.count == ref.storage.count * ref.storage.dtype.size else {
+                    throw LDError("\(name): storage data/\(ref.storage.key) has \(data.count) bytes, \(ref.storage.count) \(ref.storage.dtype.rawValue) elements need \(ref.storage.count * ref.storage.dtype.size)")
+                }
+                loaded[ref.storage.key] = data
+            }
+            try state.insert(key, try gather(ref, from: loaded[ref.storage.key]!, key: key, name: name))
+        }
+        return state.strippingModulePrefix()
+    }
+
+    static func isTensorDict(_ d: PickleDict) -> Bool {
+        !d.items.isEmpty && d.items.allSatisfy { if case .tensor = $0.value { return true }; return false }
+    }
+
+    static func extract(_ archive: Archive, _ entry: Entry, name: String) throws -> [UInt8] {
+        guard entry.uncompressedSize <= maxEntry else {
+            throw LDError("\(name): archive entry \(entry.path) claims \(entry.uncompressedSize) bytes")
+        }
+        var out = [UInt8]()
+        out.reserveCapacity(Int(entry.uncompressedSize))
+        do {
+            _ = try archive.extract(entry) { chunk in
+                guard UInt64(out.count + chunk.count) <= entry.uncompressedSize else { throw LDError("longer than its size") }
+                out += chunk
+            }
+        } catch {
+            throw LDError("\(name): archive entry \(entry.path) cannot be read (truncated or damaged)")
+        }
+        guard out.count == Int(entry.uncompressedSize) else {
+            throw LDError("\(name): archive entry \(entry.path) is shorter than its size (truncated)")
+        }
+        return out
+    }
+
+    /// The tensor `ref` describes, read through its storage offset and strides (any non-negative strides,
+    /// overlapping ones included); a view reaching outside its storage is refused.
+    static func gather(_ ref: TensorRef, from storage: [UInt8], key: String, name: String) throws -> ForeignTensor {
+        guard ref.shape.count == ref.stride.count, ref.offset >= 0, ref.stride.allSatisfy({ $0 >= 0 }),
+              let count = ForeignTensor.count(ref.shape) else {
+            throw LDError("\(name): tensor '\(key)' has size \(ref.shape), stride \(ref.stride), offset \(ref.offset), which ld cannot read")
+        }
+        if count > 0 {
+            var last = ref.offset
+            for (d, s) in zip(ref.shape, ref.stride) {
+                let (m, o1) = (d - 1).multipliedReportingOverflow(by: s)
+                let (t, o2) = last.addingReportingOverflow(m)
+                guard !o1, !o2 else { throw LDError("\(name): tensor '\(key)' strides overflow") }
+                last = t
+            }
+            guard last < ref.storage.count else {
+                throw LDError("\(name): tensor '\(key)' (size \(ref.shape), stride \(ref.stride), offset \(ref.offset)) reaches element \(last) of a storage of \(ref.storage.count)")
+            }
+        }
+        let dtype = ref.storage.dtype
+        let rank = ref.shape.count
+        var values = [Float](repeating: 0, count: count)
+        storage.withUnsafeBytes { raw in
+            guard count > 0 else { return }
+            var index = [Int](repeating: 0, count: rank)
+            var at = ref.offset
+            for i in 0..<count {
+                values[i] = dtype.float(raw, at)
+                var d = rank - 1
+                while d >= 0 {
+                    index[d] += 1
+                    at += ref.stride[d]
+                    if index[d] < ref.shape[d] { break }
+                    at -= ref.stride[d] * ref.shape[d]
+                    index[d] = 0
+                    d -= 1
+                }
+            }
+        }
+        return ForeignTensor(dtype: dtype, shape: ref.shape, values: values)
+    }
+}
