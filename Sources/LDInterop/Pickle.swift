@@ -13,6 +13,10 @@ public struct StorageRef: Equatable, Sendable {
     public var key: String
     public var dtype: ForeignDType
     public var count: Int
+
+    public init(key: String, dtype: ForeignDType, count: Int) {
+        self.key = key; self.dtype = dtype; self.count = count
+    }
 }
 
 /// A tensor as `torch._utils._rebuild_tensor_v2` describes it: a view of a storage.
@@ -21,6 +25,10 @@ public struct TensorRef: Equatable, Sendable {
     public var offset: Int
     public var shape: [Int]
     public var stride: [Int]
+
+    public init(storage: StorageRef, offset: Int, shape: [Int], stride: [Int]) {
+        self.storage = storage; self.offset = offset; self.shape = shape; self.stride = stride
+    }
 }
 
 /// What the restricted reader builds: plain data, containers, the allow-listed callables (by name, never

@@ -107,7 +107,7 @@ public enum TorchCheckpoint {
 
     /// The tensor `ref` describes, read through its storage offset and strides (any non-negative strides,
     /// overlapping ones included); a view reaching outside its storage is refused.
-    static func gather(_ ref: TensorRef, from storage: [UInt8], key: String, name: String) throws -> ForeignTensor {
+    public static func gather(_ ref: TensorRef, from storage: [UInt8], key: String, name: String) throws -> ForeignTensor {
         guard ref.shape.count == ref.stride.count, ref.offset >= 0, ref.stride.allSatisfy({ $0 >= 0 }),
               let count = ForeignTensor.count(ref.shape) else {
             throw LDError("\(name): tensor '\(key)' has size \(ref.shape), stride \(ref.stride), offset \(ref.offset), which ld cannot read")
