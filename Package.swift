@@ -65,7 +65,8 @@ let package = Package(
         .testTarget(name: "UnitTests", dependencies: ["LDJobs", "LDInterop",
                                                      .product(name: "ZIPFoundation", package: "ZIPFoundation")],
                     resources: [.copy("Fixtures")]),
-        .testTarget(name: "ToolTests", dependencies: ["LDJobs", "LDInterop"]),
+        .testTarget(name: "ToolTests", dependencies: ["LDJobs", "LDInterop",
+                                                     .product(name: "ZIPFoundation", package: "ZIPFoundation")]),
     ],
     // Swift 6 tools, Swift 5 language mode: the engine shares raw buffers across worker threads on purpose
     // (disjoint slices), which strict concurrency checking cannot express without noise.

@@ -72,6 +72,10 @@ public enum PyTorchFile {
         }
         var metaSize: Int?
         if let s = metadata["input_size"], let v = try? JSONDecoder().decode([Int].self, from: Data(s.utf8)), v.count == 3 { metaSize = v[2] }
+        if let p = preset, let first = state["features.0.weight"] ?? state["conv1.weight"], first.shape.count == 4,
+           first.shape[1] != p.channels {
+            throw LDError("\(path): the model takes \(first.shape[1])-channel images, preset \(p.name) is for \(p.channels)")
+        }
         let (config, notes) = try TorchvisionNames.infer(state, name: path, imageSize: settings.imageSize ?? preset?.imageSize ?? metaSize)
         if let p = preset, p.channels != config.channels {
             throw LDError("\(path): the model takes \(config.channels)-channel images, preset \(p.name) is for \(p.channels)")
