@@ -40,7 +40,8 @@ public enum Manual {
         PyTorch interchange: --import FILE reads a state dict with torchvision's names (a .safetensors file or a \
         torch.save checkpoint: a state dict, or a dict holding one under 'state_dict' or 'model', with or without \
         DataParallel's 'module.' prefix; float16 and bfloat16 are widened) and writes it as an ld model file (-o), \
-        which then works everywhere a teacher does. The architecture is read off the names and shapes (resnet18: \
+        which then works everywhere a teacher does; with --class-stats --data SET the import also stores LPLD's \
+        per-class BatchNorm statistics of the pretrained teacher on SET. The architecture is read off the names and shapes (resnet18: \
         conv1, bn1, layer1-4, fc, the stem from conv1.weight's 7x7 or 3x3; convnet: the DC/DSA ConvNet-BN, \
         features.4d / features.4d+1 for block d's conv and BN, classifier) and printed; a missing, extra or \
         mis-shaped key is an error naming it. The pickle is read by a restricted reader (dicts of tensors only) that \
@@ -60,8 +61,8 @@ public enum Manual {
         Examples:
           ld-squeeze --data fmnist:train --val fmnist:test -o teacher.ldm --class-stats --scores scores.lds
           ld-squeeze --eval-only teacher.ldm --val fmnist:test
-          ld-squeeze --import resnet18-f37072fd.pth --preset imagenet --class-names wnids.txt -o teacher.ldm
-          ld-squeeze --import cifar_teacher.safetensors --preset cifar10 -o teacher.ldm
+          ld-squeeze --import resnet18.pth --preset imagenet -o teacher.ldm
+          ld-squeeze --import cifar.safetensors --preset cifar10 -o teacher.ldm
           ld-squeeze --export student.ldm -o student.safetensors
         """
 

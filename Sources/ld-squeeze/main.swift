@@ -89,7 +89,11 @@ struct Squeeze: ParsableCommand {
         if converting {
             guard importPath == nil || exportPath == nil else { throw ValidationError("--import and --export are two runs") }
             guard output != nil else { throw ValidationError("--import and --export need -o/--output") }
-            guard data == nil, evalOnly == nil else { throw ValidationError("--import and --export take no --data or --eval-only") }
+            guard evalOnly == nil else { throw ValidationError("--import and --export take no --eval-only") }
+            guard data == nil || (importPath != nil && classStats) else {
+                throw ValidationError("--data goes with --import only for --class-stats (the class statistics' images)")
+            }
+            if classStats && data == nil { throw ValidationError("--import with --class-stats needs --data (the images to measure)") }
             if exportPath != nil, preset != nil || mean != nil || std != nil || imageSize != nil || classNames != nil {
                 throw ValidationError("--preset, --mean, --std, --image-size and --class-names go with --import")
             }
@@ -133,7 +137,10 @@ struct Squeeze: ParsableCommand {
             }
             let settings = ImportSettings(preset: preset, mean: try floats(mean, "--mean"), std: try floats(std, "--std"),
                                           imageSize: imageSize, classNames: names)
-            for line in try ImportJob(input: input, output: output!, settings: settings).run() { common.console.say(line) }
+            var job = ImportJob(input: input, output: output!, settings: settings)
+            if classStats, let d = data { job.classStats = (d, classStatsMode, training.batchSize ?? 128) }
+            job.console = common.console
+            for line in try job.run() { common.console.say(line) }
             return
         }
         if let model = exportPath {

@@ -46,6 +46,13 @@ final class InteropToolTests: ToolTestCase {
             XCTAssertEqual(r.status, 0, r.err)
         }
         XCTAssertEqual(try payloads("teacher.ldm.ldl"), try payloads("back.ldm.ldl"))
+        // LPLD's class statistics of an imported (pretrained) teacher
+        let stats = try run("ld-squeeze", ["--import", "teacher.safetensors", "--class-stats", "--data", "images.ldi", "-o", "stats.ldm"])
+        XCTAssertEqual(stats.status, 0, stats.err)
+        XCTAssertTrue(stats.err.contains("class statistics of 8 images of images.ldi (exact)"), stats.err)
+        let withStats = try ModelFile.load(path: path("stats.ldm"))
+        XCTAssertTrue(withStats.hasClassStatistics)
+        XCTAssertEqual(withStats.model.batchNorms[0].classStatistics?.count, [128, 128, 128, 128], "2 images of 8x8 per class")
     }
 
     func payloads(_ file: String) throws -> [[UInt8]] {
@@ -109,7 +116,8 @@ final class InteropToolTests: ToolTestCase {
     func testConversionFlagsAreChecked() throws {
         for args in [["--import", "a.pt"], ["--import", "a.pt", "--export", "b.ldm", "-o", "x"],
                      ["--export", "b.ldm", "--preset", "imagenet", "-o", "x"], ["--import", "a.pt", "--preset", "mnist", "-o", "x"],
-                     ["--import", "a.pt", "--mean", "0.5,x", "-o", "x"], ["--data", "fmnist:train", "--preset", "fmnist", "-o", "x"]] {
+                     ["--import", "a.pt", "--mean", "0.5,x", "-o", "x"], ["--data", "fmnist:train", "--preset", "fmnist", "-o", "x"],
+                     ["--import", "a.pt", "--class-stats", "-o", "x"], ["--import", "a.pt", "--data", "fmnist:train", "-o", "x"]] {
             let r = try run("ld-squeeze", args)
             XCTAssertEqual(r.status, 64, "\(args): \(r.err)")
         }

@@ -11,6 +11,9 @@ public struct ImportJob {
     public var output: String
     public var settings: ImportSettings
     public var producer = "ld-squeeze"
+    /// With a data set: LPLD's per-class BatchNorm statistics of the imported teacher on it (`--class-stats`).
+    public var classStats: (data: String, mode: ClassStatisticsMode, batchSize: Int)?
+    public var console = Console(quiet: true, verbose: false)
 
     public init(input: String, output: String, settings: ImportSettings) {
         self.input = input
@@ -23,6 +26,18 @@ public struct ImportJob {
     public func run() throws -> [String] {
         try OutputFile.probe(output)
         var (file, notes) = try PyTorchFile.importModel(path: input, settings: settings)
+        if let cs = classStats {
+            let data = try Dataset.load(cs.data)
+            try file.check(data, role: "--data")
+            let progress = console.progress("class statistics (\(cs.mode.rawValue))", total: data.count)
+            try ClassStatisticsPass.run(model: file.model, data: data, normalization: Normalization(of: file), mode: cs.mode,
+                                        batchSize: cs.batchSize) { progress.update($0) }
+            progress.finish(data.count)
+            file.model.training = false
+            file.info["class_stats_data"] = .string(cs.data)
+            file.info["class_stats_mode"] = .string(cs.mode.rawValue)
+            notes.append("class statistics of \(data.count) images of \(cs.data) (\(cs.mode.rawValue))")
+        }
         try file.save(path: output, producer: producer)
         return notes + ["wrote \(output) (model \(file.hash))"]
     }
