@@ -1,11 +1,23 @@
 import LDKernels
 
-/// A dict or list being built by the pickle machine (shared by reference, as the pickle memo requires).
+/// A dict or list being built by the pickle machine (shared by reference, as the pickle memo requires), and
+/// a tuple; each knows how deeply it nests, so that no value nests deeper than `RestrictedUnpickler.maxDepth`
+/// (deeper values would overflow the stack when they are freed).
 public final class PickleDict {
-    public var items: [(key: PickleValue, value: PickleValue)] = []
+    public internal(set) var items: [(key: PickleValue, value: PickleValue)] = []
+    var depth = 1
 }
 public final class PickleList {
-    public var items: [PickleValue] = []
+    public internal(set) var items: [PickleValue] = []
+    var depth = 1
+}
+public final class PickleTuple {
+    public let items: [PickleValue]
+    let depth: Int
+    init(_ items: [PickleValue]) {
+        self.items = items
+        depth = 1 + (items.map(\.depth).max() ?? 0)
+    }
 }
 
 /// A storage a torch checkpoint refers to by persistent id: `data/<key>` in the archive, `count` elements.
@@ -40,12 +52,21 @@ public indirect enum PickleValue {
     case float(Double)
     case string(String)
     case bytes([UInt8])
-    case tuple([PickleValue])
+    case tuple(PickleTuple)
     case list(PickleList)
     case dict(PickleDict)
     case global(String)
     case storage(StorageRef)
     case tensor(TensorRef)
+
+    var depth: Int {
+        switch self {
+        case .tuple(let t): return t.depth
+        case .list(let l): return l.depth
+        case .dict(let d): return d.depth
+        default: return 0
+        }
+    }
 
     var kind: String {
         switch self {
@@ -72,6 +93,9 @@ public indirect enum PickleValue {
 /// `os.system` or `builtins.eval`), and every opcode that builds arbitrary objects (INST, OBJ, NEWOBJ, EXT),
 /// is refused by name before anything is built. Nothing in the input is ever executed or imported.
 public struct RestrictedUnpickler {
+    /// The deepest nesting of containers a pickle may build (a state dict needs about 5).
+    public static let maxDepth = 100
+
     public static let allowedGlobals: Set<String> = {
         var s: Set<String> = ["collections.OrderedDict", "torch._utils._rebuild_tensor_v2", "torch._utils._rebuild_parameter"]
         for t in ["Float", "Double", "Half", "BFloat16", "Long", "Int", "Short", "Char", "Byte", "Bool"] { s.insert("torch.\(t)Storage") }
@@ -139,7 +163,7 @@ public struct RestrictedUnpickler {
     mutating func global(_ module: String, _ attribute: String) throws -> PickleValue {
         let full = "\(module).\(attribute)"
         guard RestrictedUnpickler.allowedGlobals.contains(full) else {
-            throw fail("the pickle names the global '\(full)', which a state dict of tensors does not need; refused (nothing was run)")
+            throw fail("the pickle names the global '\(full)', which a state dict of tensors does not need; refused (nothing was run; torch.save(model.state_dict(), path) saves the weights alone)")
         }
         return .global(full)
     }
@@ -163,7 +187,7 @@ public struct RestrictedUnpickler {
             case UInt8(ascii: "2"): let v = try pop(); stack += [v, v]     // DUP
             case UInt8(ascii: "}"): stack.append(.dict(PickleDict()))      // EMPTY_DICT
             case UInt8(ascii: "]"): stack.append(.list(PickleList()))      // EMPTY_LIST
-            case UInt8(ascii: ")"): stack.append(.tuple([]))               // EMPTY_TUPLE
+            case UInt8(ascii: ")"): stack.append(try tuple([]))            // EMPTY_TUPLE
             case UInt8(ascii: "N"): stack.append(.none)
             case 0x88: stack.append(.bool(true))                           // NEWTRUE
             case 0x89: stack.append(.bool(false))                          // NEWFALSE
@@ -202,11 +226,14 @@ public struct RestrictedUnpickler {
                 let attribute = try pop(), module = try pop()
                 guard case .string(let a) = attribute, case .string(let m) = module else { throw fail("pickle STACK_GLOBAL without names") }
                 stack.append(try global(m, a))
-            case UInt8(ascii: "t"): stack.append(.tuple(try popMark()))    // TUPLE
-            case 0x85: stack.append(.tuple([try pop()]))                   // TUPLE1
-            case 0x86: let b = try pop(), a = try pop(); stack.append(.tuple([a, b]))           // TUPLE2
-            case 0x87: let c = try pop(), b = try pop(), a = try pop(); stack.append(.tuple([a, b, c]))  // TUPLE3
-            case UInt8(ascii: "l"): let l = PickleList(); l.items = try popMark(); stack.append(.list(l))  // LIST
+            case UInt8(ascii: "t"): stack.append(try tuple(try popMark()))    // TUPLE
+            case 0x85: stack.append(try tuple([try pop()]))                   // TUPLE1
+            case 0x86: let b = try pop(), a = try pop(); stack.append(try tuple([a, b]))           // TUPLE2
+            case 0x87: let c = try pop(), b = try pop(), a = try pop(); stack.append(try tuple([a, b, c]))  // TUPLE3
+            case UInt8(ascii: "l"):                                           // LIST
+                let l = PickleList()
+                try append(try popMark(), to: l)
+                stack.append(.list(l))
             case UInt8(ascii: "d"):                                        // DICT
                 let d = PickleDict()
                 try add(pairs: try popMark(), to: d)
@@ -214,11 +241,11 @@ public struct RestrictedUnpickler {
             case UInt8(ascii: "a"):                                        // APPEND
                 let v = try pop()
                 guard case .list(let l) = try top() else { throw fail("pickle APPEND to \(try top().kind)") }
-                l.items.append(v)
+                try append([v], to: l)
             case UInt8(ascii: "e"):                                        // APPENDS
                 let vs = try popMark()
                 guard case .list(let l) = try top() else { throw fail("pickle APPENDS to \(try top().kind)") }
-                l.items += vs
+                try append(vs, to: l)
             case UInt8(ascii: "s"):                                        // SETITEM
                 let v = try pop(), k = try pop()
                 guard case .dict(let d) = try top() else { throw fail("pickle SETITEM on \(try top().kind)") }
@@ -252,33 +279,48 @@ public struct RestrictedUnpickler {
     func add(pairs: [PickleValue], to d: PickleDict) throws {
         guard pairs.count % 2 == 0 else { throw fail("pickle dict items are not pairs") }
         for i in stride(from: 0, to: pairs.count, by: 2) { d.items.append((pairs[i], pairs[i + 1])) }
+        d.depth = max(d.depth, 1 + (pairs.map(\.depth).max() ?? 0))
+        guard d.depth <= RestrictedUnpickler.maxDepth else { throw fail("pickle nests deeper than \(RestrictedUnpickler.maxDepth)") }
+    }
+
+    func append(_ values: [PickleValue], to l: PickleList) throws {
+        l.items += values
+        l.depth = max(l.depth, 1 + (values.map(\.depth).max() ?? 0))
+        guard l.depth <= RestrictedUnpickler.maxDepth else { throw fail("pickle nests deeper than \(RestrictedUnpickler.maxDepth)") }
+    }
+
+    func tuple(_ items: [PickleValue]) throws -> PickleValue {
+        let t = PickleTuple(items)
+        guard t.depth <= RestrictedUnpickler.maxDepth else { throw fail("pickle nests deeper than \(RestrictedUnpickler.maxDepth)") }
+        return .tuple(t)
     }
 
     /// Evaluates an allow-listed callable on plain values.
     func call(_ callable: PickleValue, _ args: PickleValue) throws -> PickleValue {
-        guard case .global(let f) = callable, case .tuple(let a) = args else {
+        guard case .global(let f) = callable, case .tuple(let t) = args else {
             throw fail("pickle REDUCE calls \(callable.kind), which is not callable here")
         }
+        let a = t.items
         switch f {
         case "collections.OrderedDict":
             let d = PickleDict()
             if let first = a.first {
                 guard case .list(let l) = first else { throw fail("OrderedDict built from \(first.kind)") }
                 for item in l.items {
-                    guard case .tuple(let kv) = item, kv.count == 2 else { throw fail("OrderedDict item is not a pair") }
-                    d.items.append((kv[0], kv[1]))
+                    guard case .tuple(let kv) = item, kv.items.count == 2 else { throw fail("OrderedDict item is not a pair") }
+                    try add(pairs: kv.items, to: d)
                 }
             }
             return .dict(d)
         case "torch._utils._rebuild_tensor_v2":
             guard a.count >= 4, case .storage(let s) = a[0], case .int(let offset) = a[1],
-                  case .tuple(let size) = a[2], case .tuple(let stride) = a[3] else {
+                  case .tuple(let sizeTuple) = a[2], case .tuple(let strideTuple) = a[3] else {
                 throw fail("_rebuild_tensor_v2 with arguments it does not take")
             }
             func ints(_ v: [PickleValue]) throws -> [Int] {
                 try v.map { guard case .int(let i) = $0 else { throw fail("tensor size or stride is not an integer") }; return i }
             }
-            return .tensor(TensorRef(storage: s, offset: offset, shape: try ints(size), stride: try ints(stride)))
+            return .tensor(TensorRef(storage: s, offset: offset, shape: try ints(sizeTuple.items), stride: try ints(strideTuple.items)))
         case "torch._utils._rebuild_parameter":
             guard let t = a.first, case .tensor = t else { throw fail("_rebuild_parameter without a tensor") }
             return t

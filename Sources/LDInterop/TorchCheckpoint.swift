@@ -8,10 +8,18 @@ import ZIPFoundation
 public enum TorchCheckpoint {
     /// The most bytes one archive entry may unpack to (a damaged size field cannot ask for more).
     static let maxEntry: UInt64 = 16 << 30
+    /// The most elements one tensor may have (a stride-0 view can be far larger than its storage).
+    static let maxElements = 1 << 31
 
-    /// The state dict of the checkpoint in `bytes`: the pickled object itself when it is a dict of tensors, or
+    /// The state dict of the checkpoint at `path`: the pickled object itself when it is a dict of tensors, or
     /// the dict of tensors under `state_dict` or `model` (with DataParallel's `module.` prefix removed).
-    public static func read(_ bytes: [UInt8], name: String) throws -> StateDict {
+    /// The archive is read from the file, not from memory: ZIPFoundation's in-memory archives trap on an
+    /// offset past the end of the data, its file archives report it.
+    public static func read(path: String) throws -> StateDict {
+        let name = path
+        guard let handle = FileHandle(forReadingAtPath: path) else { throw LDError("\(path): cannot open") }
+        let bytes = [UInt8]((try? handle.read(upToCount: 4)) ?? Data())
+        try? handle.close()
         if bytes.count >= 2 && bytes[0] == 0x80 && bytes[1] <= 5 {
             throw LDError("\(name): a legacy torch.save file (PyTorch < 1.6, not a zip archive); ld reads the zip format: re-save it with a recent torch.save")
         }
@@ -19,7 +27,7 @@ public enum TorchCheckpoint {
             throw LDError("\(name): not a torch.save checkpoint (no zip archive signature)")
         }
         let archive: Archive
-        do { archive = try Archive(data: Data(bytes), accessMode: .read) } catch {
+        do { archive = try Archive(url: URL(fileURLWithPath: path), accessMode: .read) } catch {
             throw LDError("\(name): not a readable zip archive (truncated or damaged)")
         }
         let pickles = archive.filter { $0.path == "data.pkl" || $0.path.hasSuffix("/data.pkl") }
@@ -36,7 +44,7 @@ public enum TorchCheckpoint {
         }
         var storages: [String: StorageRef] = [:]
         var unpickler = RestrictedUnpickler(try extract(archive, pickles[0], name: name), name: name) { pid in
-            guard case .tuple(let t) = pid, t.count == 5, case .string("storage") = t[0], case .global(let type) = t[1],
+            guard case .tuple(let tuple) = pid, case let t = tuple.items, t.count == 5, case .string("storage") = t[0], case .global(let type) = t[1],
                   case .string(let key) = t[2], case .int(let count) = t[4], count >= 0 else {
                 throw LDError("\(name): persistent id \(pid.kind) is not a torch storage")
             }
@@ -71,8 +79,9 @@ public enum TorchCheckpoint {
                     throw LDError("\(name): storage data/\(ref.storage.key) of '\(key)' is missing from the archive")
                 }
                 let data = try extract(archive, entry, name: name)
-                guard data.count == ref.storage.count * ref.storage.dtype.size else {
-                    throw LDError("\(name): storage data/\(ref.storage.key) has \(data.count) bytes, \(ref.storage.count) \(ref.storage.dtype.rawValue) elements need \(ref.storage.count * ref.storage.dtype.size)")
+                let (need, overflow) = ref.storage.count.multipliedReportingOverflow(by: ref.storage.dtype.size)
+                guard !overflow, data.count == need else {
+                    throw LDError("\(name): storage data/\(ref.storage.key) has \(data.count) bytes, \(ref.storage.count) \(ref.storage.dtype.rawValue) elements need \(overflow ? "more" : String(need))")
                 }
                 loaded[ref.storage.key] = data
             }
@@ -90,7 +99,7 @@ public enum TorchCheckpoint {
             throw LDError("\(name): archive entry \(entry.path) claims \(entry.uncompressedSize) bytes")
         }
         var out = [UInt8]()
-        out.reserveCapacity(Int(entry.uncompressedSize))
+        out.reserveCapacity(Int(min(entry.uncompressedSize, 1 << 26)))
         do {
             _ = try archive.extract(entry) { chunk in
                 guard UInt64(out.count + chunk.count) <= entry.uncompressedSize else { throw LDError("longer than its size") }
@@ -109,7 +118,7 @@ public enum TorchCheckpoint {
     /// overlapping ones included); a view reaching outside its storage is refused.
     public static func gather(_ ref: TensorRef, from storage: [UInt8], key: String, name: String) throws -> ForeignTensor {
         guard ref.shape.count == ref.stride.count, ref.offset >= 0, ref.stride.allSatisfy({ $0 >= 0 }),
-              let count = ForeignTensor.count(ref.shape) else {
+              let count = ForeignTensor.count(ref.shape), count <= maxElements else {
             throw LDError("\(name): tensor '\(key)' has size \(ref.shape), stride \(ref.stride), offset \(ref.offset), which ld cannot read")
         }
         if count > 0 {

@@ -112,6 +112,9 @@ public enum TorchvisionNames {
             if let bad = t.values.firstIndex(where: { !$0.isFinite }) {
                 throw LDError("\(name): '\(key)' holds a non-finite value (\(t.values[bad])) at element \(bad)")
             }
+            if key.hasSuffix(".running_var"), let bad = t.values.firstIndex(where: { $0 < 0 }) {
+                throw LDError("\(name): '\(key)' holds a negative variance (\(t.values[bad])) at element \(bad)")
+            }
             t.values.withUnsafeBufferPointer { tensor.data.update(from: $0.baseAddress!, count: tensor.count) }
         }
         for key in counters {

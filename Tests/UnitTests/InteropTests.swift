@@ -316,4 +316,51 @@ final class InteropTests: XCTestCase {
                           mentioning: ["legacy torch.save"])
         try assertRefused(Array("hello, this is not a checkpoint".utf8), mentioning: ["longer than the file"])
     }
+
+    /// Mutated pickles, archives and safetensors files are read or refused with an LDError, never a crash or a
+    /// hang (LD_INTEROP_FUZZ=N runs N mutations of each instead of 300).
+    func testMutatedFilesAreReadOrRefusedNeverCrash() throws {
+        let rounds = Int(ProcessInfo.processInfo.environment["LD_INTEROP_FUZZ"] ?? "") ?? 300
+        let pt = try Files.readFile(fixture("convnet_ckpt.pt"))
+        let archive = try Archive(data: Data(pt), accessMode: .read)
+        var pickle = [UInt8]()
+        _ = try archive.extract(archive.first { $0.path.hasSuffix("data.pkl") }!) { pickle += $0 }
+        let st = try Files.readFile(fixture("convnet_f16.safetensors"))
+        var state: UInt64 = 0x9E37_79B9_7F4A_7C15
+        func next(_ n: Int) -> Int {
+            state ^= state << 13; state ^= state >> 7; state ^= state << 17
+            return Int(state % UInt64(max(n, 1)))
+        }
+        func mutate(_ bytes: [UInt8], keep: Int = 0) -> [UInt8] {
+            var b = bytes
+            for _ in 0..<(1 + next(8)) {
+                switch next(5) {
+                case 0: b.removeLast(min(b.count - keep, next(64)))
+                case 1: let i = next(b.count); b.insert(UInt8(next(256)), at: i)
+                case 2: let i = next(b.count); b.remove(at: i)
+                default:
+                    // anywhere, or in the first or last 1.5 KB (pickle, zip directory, safetensors header)
+                    let span = min(1536, b.count - keep)
+                    let i = [keep + next(b.count - keep), keep + next(span), b.count - 1 - next(span)][next(3)]
+                    b[i] = UInt8(next(256))
+                }
+            }
+            return b
+        }
+        var outcomes = [0, 0]
+        let zipPath = try tempDir() + "/mutated.pt"
+        for _ in 0..<rounds {
+            var u = RestrictedUnpickler(mutate(pickle), name: "p") { _ in .storage(StorageRef(key: "0", dtype: .f32, count: 4)) }
+            do { _ = try u.load(); outcomes[0] += 1 } catch { XCTAssertTrue(error is LDError, "\(error)"); outcomes[1] += 1 }
+            try Data(mutate(pt)).write(to: URL(fileURLWithPath: zipPath))
+            do { _ = try TorchCheckpoint.read(path: zipPath); outcomes[0] += 1 } catch { XCTAssertTrue(error is LDError, "\(error)"); outcomes[1] += 1 }
+            do { _ = try Safetensors.read(mutate(st), name: "s"); outcomes[0] += 1 } catch { XCTAssertTrue(error is LDError, "\(error)"); outcomes[1] += 1 }
+        }
+        print("interop fuzz: \(rounds) rounds x 3 readers: \(outcomes[0]) read, \(outcomes[1]) refused")
+        // nesting is bounded: 100000 TUPLE1s on None is refused, not a stack overflow when freed
+        var deep: [UInt8] = [0x80, 0x02, UInt8(ascii: "N")] + [UInt8](repeating: 0x85, count: 100_000) + [UInt8(ascii: ".")]
+        var u = RestrictedUnpickler(deep, name: "deep") { _ in .none }
+        XCTAssertThrowsError(try u.load()) { XCTAssertTrue("\($0)".contains("nests deeper than 100"), "\($0)") }
+        deep = []
+    }
 }
