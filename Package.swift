@@ -32,25 +32,22 @@ let package = Package(
     products: tools.map { .executable(name: $0, targets: [$0]) },
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
-        .package(url: "https://github.com/weichsel/ZIPFoundation", from: "0.9.19"),
     ],
     targets: [
         // C libraries from Debian's -dev packages, found through pkg-config.
         .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
         .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
-        // (CZlibSystem, not CZlib: ZIPFoundation declares a module of that name.)
-        .systemLibrary(name: "CZlibSystem", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
 
         // The git revision of the build, from Sources/CBuildInfo/revision.h (written by `make build`).
         .target(name: "CBuildInfo"),
         layer("LDKernels", ["COpenBLAS", "CBuildInfo"]),
         layer("LDRecords", ["LDKernels", "CZstd"]),
-        layer("LDData", ["LDKernels", "LDRecords", "CPNG", "CZlibSystem"]),
+        layer("LDData", ["LDKernels", "LDRecords", "CPNG", "CZlib"]),
         layer("LDNetworks", ["LDKernels", "LDRecords", "LDData", "COpenBLAS"]),
         // PyTorch interchange: safetensors, torch.save archives (a restricted pickle reader), torchvision names.
-        layer("LDInterop", ["LDKernels", "LDRecords", "LDData", "LDNetworks",
-                            .product(name: "ZIPFoundation", package: "ZIPFoundation")]),
+        layer("LDInterop", ["LDKernels", "LDRecords", "LDData", "LDNetworks", "CZlib"]),
         layer("LDJobs", ["LDKernels", "LDRecords", "LDData", "LDNetworks", "LDInterop"]),
         layer("LDCommand", ["LDKernels", "LDRecords", "LDData", "LDNetworks", "LDInterop", "LDJobs",
                             .product(name: "ArgumentParser", package: "swift-argument-parser")]),
@@ -62,11 +59,8 @@ let package = Package(
     } + [
         .executableTarget(name: "ld-bench", dependencies: ["LDJobs"], path: "Benchmarks/ld-bench",
                           swiftSettings: engineFlags),
-        .testTarget(name: "UnitTests", dependencies: ["LDJobs", "LDInterop",
-                                                     .product(name: "ZIPFoundation", package: "ZIPFoundation")],
-                    resources: [.copy("Fixtures")]),
-        .testTarget(name: "ToolTests", dependencies: ["LDJobs", "LDInterop",
-                                                     .product(name: "ZIPFoundation", package: "ZIPFoundation")]),
+        .testTarget(name: "UnitTests", dependencies: ["LDJobs", "LDInterop"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "ToolTests", dependencies: ["LDJobs", "LDInterop"]),
     ],
     // Swift 6 tools, Swift 5 language mode: the engine shares raw buffers across worker threads on purpose
     // (disjoint slices), which strict concurrency checking cannot express without noise.

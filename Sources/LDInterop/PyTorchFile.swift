@@ -52,17 +52,14 @@ public enum PyTorchFile {
     /// The state dict of a `.safetensors` file or a `torch.save` checkpoint (told apart by their first bytes),
     /// the safetensors metadata (empty for a checkpoint) and the format's name.
     public static func read(path: String) throws -> (state: StateDict, metadata: [String: String], format: String) {
-        guard let handle = FileHandle(forReadingAtPath: path) else {
-            throw LDError("\(path): cannot open\(Files.isDirectory(path) ? " (a directory)" : "")")
+        guard !Files.isDirectory(path) else { throw LDError("\(path): is a directory, expected a .safetensors or torch.save file") }
+        let bytes = try Files.readFile(path)
+        let zip = bytes.count >= 2 && bytes[0] == 0x50 && bytes[1] == 0x4B
+        let json = bytes.count >= 9 && bytes[8] == UInt8(ascii: "{")
+        if zip || (!json && bytes.first == 0x80) {
+            return (try TorchCheckpoint.read(bytes, name: path), [:], "torch.save checkpoint")
         }
-        let head = [UInt8]((try? handle.read(upToCount: 9)) ?? Data())
-        try? handle.close()
-        let zip = head.count >= 2 && head[0] == 0x50 && head[1] == 0x4B
-        let json = head.count >= 9 && head[8] == UInt8(ascii: "{")
-        if zip || (!json && head.first == 0x80) {
-            return (try TorchCheckpoint.read(path: path), [:], "torch.save checkpoint")
-        }
-        let (state, metadata) = try Safetensors.read(try Files.readFile(path), name: path)
+        let (state, metadata) = try Safetensors.read(bytes, name: path)
         return (state.strippingModulePrefix(), metadata, "safetensors")
     }
 

@@ -1,49 +1,42 @@
 import Foundation
 import LDKernels
-import ZIPFoundation
 
 /// A `torch.save` checkpoint (the zip format of PyTorch >= 1.6): `<prefix>/data.pkl` (the pickled object,
 /// tensors as persistent ids of storages), `<prefix>/data/<key>` (each storage's raw little-endian bytes),
-/// `<prefix>/byteorder`. The pickle is read by `RestrictedUnpickler`; the zip by ZIPFoundation.
+/// `<prefix>/byteorder`. The pickle is read by `RestrictedUnpickler`, the zip by `ZipArchive`.
 public enum TorchCheckpoint {
-    /// The most bytes one archive entry may unpack to (a damaged size field cannot ask for more).
-    static let maxEntry: UInt64 = 16 << 30
     /// The most elements one tensor may have (a stride-0 view can be far larger than its storage).
     static let maxElements = 1 << 31
 
     /// The state dict of the checkpoint at `path`: the pickled object itself when it is a dict of tensors, or
     /// the dict of tensors under `state_dict` or `model` (with DataParallel's `module.` prefix removed).
-    /// The archive is read from the file, not from memory: ZIPFoundation's in-memory archives trap on an
-    /// offset past the end of the data, its file archives report it.
     public static func read(path: String) throws -> StateDict {
-        let name = path
-        guard let handle = FileHandle(forReadingAtPath: path) else { throw LDError("\(path): cannot open") }
-        let bytes = [UInt8]((try? handle.read(upToCount: 4)) ?? Data())
-        try? handle.close()
+        try read(try Files.readFile(path), name: path)
+    }
+
+    /// The state dict of the checkpoint in `bytes`; `name` starts errors.
+    public static func read(_ bytes: [UInt8], name: String) throws -> StateDict {
         if bytes.count >= 2 && bytes[0] == 0x80 && bytes[1] <= 5 {
             throw LDError("\(name): a legacy torch.save file (PyTorch < 1.6, not a zip archive); ld reads the zip format: re-save it with a recent torch.save")
         }
         guard bytes.count >= 4, bytes[0] == 0x50, bytes[1] == 0x4B else {
             throw LDError("\(name): not a torch.save checkpoint (no zip archive signature)")
         }
-        let archive: Archive
-        do { archive = try Archive(url: URL(fileURLWithPath: path), accessMode: .read) } catch {
-            throw LDError("\(name): not a readable zip archive (truncated or damaged)")
-        }
-        let pickles = archive.filter { $0.path == "data.pkl" || $0.path.hasSuffix("/data.pkl") }
+        let archive = try ZipArchive(bytes, name: name)
+        let pickles = archive.entries.filter { $0.path == "data.pkl" || $0.path.hasSuffix("/data.pkl") }
         guard pickles.count == 1 else {
             throw LDError("\(name): a torch.save archive holds one data.pkl, this one \(pickles.count)")
         }
         let pkl = pickles[0].path
         let prefix = String(pkl.dropLast("data.pkl".count))
         if let order = archive[prefix + "byteorder"] {
-            let text = String(decoding: try extract(archive, order, name: name), as: UTF8.self)
+            let text = String(decoding: try archive.read(order), as: UTF8.self)
             guard text.trimmingCharacters(in: .whitespacesAndNewlines) == "little" else {
                 throw LDError("\(name): tensors stored \(text)-endian; ld reads little-endian checkpoints")
             }
         }
         var storages: [String: StorageRef] = [:]
-        var unpickler = RestrictedUnpickler(try extract(archive, pickles[0], name: name), name: name) { pid in
+        var unpickler = RestrictedUnpickler(try archive.read(pickles[0]), name: name) { pid in
             guard case .tuple(let tuple) = pid, case let t = tuple.items, t.count == 5, case .string("storage") = t[0], case .global(let type) = t[1],
                   case .string(let key) = t[2], case .int(let count) = t[4], count >= 0 else {
                 throw LDError("\(name): persistent id \(pid.kind) is not a torch storage")
@@ -78,7 +71,7 @@ public enum TorchCheckpoint {
                 guard let entry = archive[prefix + "data/" + ref.storage.key] else {
                     throw LDError("\(name): storage data/\(ref.storage.key) of '\(key)' is missing from the archive")
                 }
-                let data = try extract(archive, entry, name: name)
+                let data = try archive.read(entry)
                 let (need, overflow) = ref.storage.count.multipliedReportingOverflow(by: ref.storage.dtype.size)
                 guard !overflow, data.count == need else {
                     throw LDError("\(name): storage data/\(ref.storage.key) has \(data.count) bytes, \(ref.storage.count) \(ref.storage.dtype.rawValue) elements need \(overflow ? "more" : String(need))")
@@ -92,26 +85,6 @@ public enum TorchCheckpoint {
 
     static func isTensorDict(_ d: PickleDict) -> Bool {
         !d.items.isEmpty && d.items.allSatisfy { if case .tensor = $0.value { return true }; return false }
-    }
-
-    static func extract(_ archive: Archive, _ entry: Entry, name: String) throws -> [UInt8] {
-        guard entry.uncompressedSize <= maxEntry else {
-            throw LDError("\(name): archive entry \(entry.path) claims \(entry.uncompressedSize) bytes")
-        }
-        var out = [UInt8]()
-        out.reserveCapacity(Int(min(entry.uncompressedSize, 1 << 26)))
-        do {
-            _ = try archive.extract(entry) { chunk in
-                guard UInt64(out.count + chunk.count) <= entry.uncompressedSize else { throw LDError("longer than its size") }
-                out += chunk
-            }
-        } catch {
-            throw LDError("\(name): archive entry \(entry.path) cannot be read (truncated or damaged)")
-        }
-        guard out.count == Int(entry.uncompressedSize) else {
-            throw LDError("\(name): archive entry \(entry.path) is shorter than its size (truncated)")
-        }
-        return out
     }
 
     /// The tensor `ref` describes, read through its storage offset and strides (any non-negative strides,

@@ -90,6 +90,10 @@ struct Squeeze: ParsableCommand {
             guard importPath == nil || exportPath == nil else { throw ValidationError("--import and --export are two runs") }
             guard output != nil else { throw ValidationError("--import and --export need -o/--output") }
             guard evalOnly == nil else { throw ValidationError("--import and --export take no --eval-only") }
+            if importPath != nil { try checkModelOutputName(output) }
+            if exportPath != nil, let o = output, o != "-", !o.lowercased().hasSuffix(".safetensors") {
+                throw ValidationError("--export writes safetensors: name the output FILE.safetensors (or - for stdout)")
+            }
             guard data == nil || (importPath != nil && classStats) else {
                 throw ValidationError("--data goes with --import only for --class-stats (the class statistics' images)")
             }
@@ -108,6 +112,7 @@ struct Squeeze: ParsableCommand {
         if preset != nil || mean != nil || std != nil || imageSize != nil || classNames != nil {
             throw ValidationError("--preset, --mean, --std, --image-size and --class-names go with --import")
         }
+        try checkModelOutputName(output)
         if evalOnly != nil {
             guard val != nil else { throw ValidationError("--eval-only needs --val") }
         } else {

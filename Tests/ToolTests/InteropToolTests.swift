@@ -5,7 +5,6 @@ import LDData
 import LDNetworks
 import LDInterop
 import XCTest
-import ZIPFoundation
 
 /// ld-squeeze --import / --export end to end: the round trip, the imported teacher in the other tools, and
 /// bad input (one line on stderr, exit 1, no model file, no temporary left behind).
@@ -87,13 +86,9 @@ final class InteropToolTests: ToolTestCase {
 
     func testBadImportsFailWithOneLineAndWriteNothing() throws {
         // a pickle that names os.system, in a torch.save-shaped archive
-        let archive = try Archive(data: Data(), accessMode: .create)
         var pickle: [UInt8] = [0x80, 0x02] + Array("cos\nsystem\n".utf8) + [UInt8(ascii: "X"), 9, 0, 0, 0] + Array("touch pwn".utf8)
         pickle += [0x85, UInt8(ascii: "R"), UInt8(ascii: ".")]
-        try archive.addEntry(with: "archive/data.pkl", type: .file, uncompressedSize: Int64(pickle.count)) { p, n in
-            Data(pickle[Int(p)..<(Int(p) + n)])
-        }
-        try archive.data!.write(to: URL(fileURLWithPath: path("evil.pt")))
+        try Data(TestZip.make([("archive/data.pkl", pickle)])).write(to: URL(fileURLWithPath: path("evil.pt")))
         let pt = try Files.readFile(InteropToolTests.fixtures + "/convnet.pt")
         try Data(pt[..<(pt.count / 2)]).write(to: URL(fileURLWithPath: path("cut.pt")))
         let cases: [(args: [String], mentioning: String)] = [
@@ -105,7 +100,7 @@ final class InteropToolTests: ToolTestCase {
             (["--export", "missing.ldm"], "missing.ldm"),
         ]
         for c in cases {
-            let r = try run("ld-squeeze", c.args + ["-o", "out.ldm"])
+            let r = try run("ld-squeeze", c.args + ["-o", c.args[0] == "--export" ? "out.safetensors" : "out.ldm"])
             assertOneLineError(r, mentioning: c.mentioning)
             XCTAssertEqual(r.status, 1, c.args.joined(separator: " "))
             try assertOnly(["evil.pt", "cut.pt"])
@@ -121,5 +116,15 @@ final class InteropToolTests: ToolTestCase {
             let r = try run("ld-squeeze", args)
             XCTAssertEqual(r.status, 64, "\(args): \(r.err)")
         }
+        // a PyTorch file name for a trained model points at the conversion; --export writes .safetensors only
+        for (tool, args) in [("ld-train", ["--data", "syn/", "--hard", "-o", "student.safetensors"]),
+                             ("ld-squeeze", ["--data", "fmnist:train", "-o", "teacher.pth"]),
+                             ("ld-squeeze", ["--import", "a.safetensors", "-o", "b.safetensors"]),
+                             ("ld-squeeze", ["--export", "a.ldm", "-o", "b.ldm"])] {
+            let r = try run(tool, args, env: ["LD_PARSE_ONLY": "1"])
+            XCTAssertEqual(r.status, 64, "\(args): \(r.err)")
+        }
+        let r = try run("ld-train", ["--data", "syn/", "--hard", "-o", "student.safetensors"], env: ["LD_PARSE_ONLY": "1"])
+        XCTAssertTrue(r.err.contains("ld-squeeze --export"), r.err)
     }
 }

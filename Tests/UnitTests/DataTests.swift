@@ -1,4 +1,4 @@
-import CZlibSystem
+import CZlib
 import Foundation
 import XCTest
 import LDKernels

@@ -1,6 +1,5 @@
 import Foundation
 import XCTest
-import ZIPFoundation
 import LDKernels
 import LDRecords
 import LDData
@@ -189,13 +188,7 @@ final class InteropTests: XCTestCase {
 
     /// A zip archive `archive/data.pkl` = `pickle` plus `extra` entries.
     func torchArchive(pickle: [UInt8], extra: [String: [UInt8]] = [:]) throws -> [UInt8] {
-        let archive = try Archive(data: Data(), accessMode: .create)
-        for (path, bytes) in [("archive/data.pkl", pickle)] + extra.sorted(by: { $0.key < $1.key }) {
-            try archive.addEntry(with: path, type: .file, uncompressedSize: Int64(bytes.count)) { position, size in
-                Data(bytes[Int(position)..<(Int(position) + size)])
-            }
-        }
-        return [UInt8](archive.data!)
+        TestZip.make([("archive/data.pkl", pickle)] + extra.sorted(by: { $0.key < $1.key }).map { ($0.key, $0.value) })
     }
 
     func assertRefused(_ bytes: [UInt8], mentioning: [String], file: StaticString = #filePath, line: UInt = #line) throws {
@@ -241,19 +234,46 @@ final class InteropTests: XCTestCase {
         try assertRefused(Array(st[..<100]), mentioning: ["header of", "longer than the file"])
         try assertRefused(Array(st[..<5]), mentioning: ["too short"])
         // a storage shorter than its tensors, inside an intact archive
-        let source = try Archive(data: Data(pt), accessMode: .read)
-        let copy = try Archive(data: Data(), accessMode: .create)
-        for entry in source {
-            var bytes = Data()
-            _ = try source.extract(entry) { bytes.append($0) }
+        let source = try ZipArchive(pt, name: "convnet.pt")
+        let copy = try source.entries.map { entry -> (String, [UInt8]) in
+            var bytes = try source.read(entry)
             if entry.path.hasSuffix("/data/0") { bytes.removeLast(4) }
-            try copy.addEntry(with: entry.path, type: .file, uncompressedSize: Int64(bytes.count)) { p, n in bytes[Int(p)..<(Int(p) + n)] }
+            return (entry.path, bytes)
         }
-        try assertRefused([UInt8](copy.data!), mentioning: ["storage data/0 has", "bytes", "need"])
+        try assertRefused(TestZip.make(copy), mentioning: ["storage data/0 has", "bytes", "need"])
+        // a damaged byte in a stored entry fails its CRC
+        var flipped = pt
+        let pkl = source["convnet_ckpt/data.pkl"] ?? source.entries.first { $0.path.hasSuffix("data.pkl") }!
+        flipped[pkl.localHeader + 30 + pkl.path.utf8.count + 70] ^= 0x20
+        try assertRefused(flipped, mentioning: ["fails its CRC-32 check"])
         // an archive cut short
         var damaged = try torchArchive(pickle: [0x80, 0x02, UInt8(ascii: "}"), UInt8(ascii: ".")])
         damaged.removeLast(3)
         try assertRefused(damaged, mentioning: ["truncated or damaged"])
+    }
+
+    /// Directory fields pointing anywhere (ZIP64 offsets above Int64.max included) are refused, not trusted.
+    func testHostileZipDirectoriesAreRefused() throws {
+        let good = TestZip.make([("archive/data.pkl", [0x80, 0x02, UInt8(ascii: "}"), UInt8(ascii: ".")])])
+        func patched(_ at: Int, _ bytes: [UInt8]) -> [UInt8] {
+            var b = good
+            let base = at < 0 ? b.count + at : at
+            for (i, v) in bytes.enumerated() { b[base + i] = v }
+            return b
+        }
+        // the end record is the last 22 bytes: entries at +10, directory size at +12, offset at +16
+        try assertRefused(patched(-22 + 16, [0xF0, 0xFF, 0xFF, 0x7F]), mentioning: ["central directory lies outside"])
+        try assertRefused(patched(-22 + 10, [0x09, 0x00]), mentioning: ["central directory entry", "truncated or damaged"])
+        // ZIP64: offset 0xFFFFFFFF with a locator whose record offset is 2^63 + 1
+        var zip64 = patched(-22 + 16, [0xFF, 0xFF, 0xFF, 0xFF])
+        let locator: [UInt8] = [0x50, 0x4B, 6, 7, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0x80, 1, 0, 0, 0]
+        zip64.insert(contentsOf: locator, at: zip64.count - 22)
+        try assertRefused(zip64, mentioning: ["ZIP64 end record offset 9223372036854775809 is out of range"])
+        // a local header offset past the end
+        var local = good
+        let cd = local.count - 22 - (46 + "archive/data.pkl".utf8.count)
+        local[cd + 42] = 0xFF; local[cd + 43] = 0xFF
+        try assertRefused(local, mentioning: ["offset of archive/data.pkl 65535 is out of range"])
     }
 
     func safetensors(header: String, buffer: Int) -> [UInt8] {
@@ -322,9 +342,8 @@ final class InteropTests: XCTestCase {
     func testMutatedFilesAreReadOrRefusedNeverCrash() throws {
         let rounds = Int(ProcessInfo.processInfo.environment["LD_INTEROP_FUZZ"] ?? "") ?? 300
         let pt = try Files.readFile(fixture("convnet_ckpt.pt"))
-        let archive = try Archive(data: Data(pt), accessMode: .read)
-        var pickle = [UInt8]()
-        _ = try archive.extract(archive.first { $0.path.hasSuffix("data.pkl") }!) { pickle += $0 }
+        let archive = try ZipArchive(pt, name: "convnet_ckpt.pt")
+        let pickle = try archive.read(archive.entries.first { $0.path.hasSuffix("data.pkl") }!)
         let st = try Files.readFile(fixture("convnet_f16.safetensors"))
         var state: UInt64 = 0x9E37_79B9_7F4A_7C15
         func next(_ n: Int) -> Int {
@@ -348,12 +367,10 @@ final class InteropTests: XCTestCase {
             return b
         }
         var outcomes = [0, 0]
-        let zipPath = try tempDir() + "/mutated.pt"
         for _ in 0..<rounds {
             var u = RestrictedUnpickler(mutate(pickle), name: "p") { _ in .storage(StorageRef(key: "0", dtype: .f32, count: 4)) }
             do { _ = try u.load(); outcomes[0] += 1 } catch { XCTAssertTrue(error is LDError, "\(error)"); outcomes[1] += 1 }
-            try Data(mutate(pt)).write(to: URL(fileURLWithPath: zipPath))
-            do { _ = try TorchCheckpoint.read(path: zipPath); outcomes[0] += 1 } catch { XCTAssertTrue(error is LDError, "\(error)"); outcomes[1] += 1 }
+            do { _ = try TorchCheckpoint.read(mutate(pt), name: "z"); outcomes[0] += 1 } catch { XCTAssertTrue(error is LDError, "\(error)"); outcomes[1] += 1 }
             do { _ = try Safetensors.read(mutate(st), name: "s"); outcomes[0] += 1 } catch { XCTAssertTrue(error is LDError, "\(error)"); outcomes[1] += 1 }
         }
         print("interop fuzz: \(rounds) rounds x 3 readers: \(outcomes[0]) read, \(outcomes[1]) refused")

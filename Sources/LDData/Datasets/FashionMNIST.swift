@@ -1,6 +1,6 @@
 import LDKernels
 import LDRecords
-import CZlibSystem
+import CZlib
 
 extension Dataset {
     /// The published Fashion-MNIST class names, by label.
