@@ -10,6 +10,7 @@ Writes, next to this script:
   convnet.safetensors            ConvNet-BN width 8 depth 2, 1x28x28, 10 classes, float32 (safetensors.torch)
   convnet.pt                     the same state dict, torch.save (zip archive, pickle protocol 2)
   convnet_ckpt.pt                {'epoch', 'arch', 'best_acc1', 'state_dict': {'module.' + key: tensor}}
+  convnet_deflated.pt            convnet.pt with its zip entries deflated (torch.save stores them)
   convnet_f16.safetensors        the weights in float16
   convnet_bf16.safetensors       the weights in bfloat16
   convnet_bf16.pt                {'model': state dict in bfloat16}, torch.save
@@ -32,6 +33,7 @@ import math
 import os
 import sys
 import types
+import zipfile
 from collections import OrderedDict
 
 # torchvision's compiled operators need a CUDA runtime in the PyPI wheel; the models are plain Python.
@@ -96,6 +98,19 @@ torch.save(sd, f"{HERE}/convnet.pt")
 torch.save({"epoch": 7, "arch": "convnet", "best_acc1": 0.875,
             "state_dict": OrderedDict(("module." + k, v) for k, v in sd.items())}, f"{HERE}/convnet_ckpt.pt")
 reference["convnet.safetensors"] = reference["convnet.pt"] = reference["convnet_ckpt.pt"] = ref
+
+
+def deflate(src, dst):
+    """torch.save stores its entries; a checkpoint re-zipped by other tools may deflate them (torch.load reads both)."""
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w", zipfile.ZIP_DEFLATED) as zout:
+        for info in zin.infolist():
+            zout.writestr(info.filename, zin.read(info.filename))
+    loaded = torch.load(dst, weights_only=True)
+    assert all(torch.equal(loaded[k], v) for k, v in sd.items())
+
+
+deflate(f"{HERE}/convnet.pt", f"{HERE}/convnet_deflated.pt")
+reference["convnet_deflated.pt"] = ref
 half = OrderedDict((k, v.half() if v.is_floating_point() else v) for k, v in sd.items())
 save_file(half, f"{HERE}/convnet_f16.safetensors")
 reference["convnet_f16.safetensors"] = logits(ConvNet(1, 10, 8, 2, 28), half, x)
