@@ -5,8 +5,9 @@ import LDKernels
 /// tensors as persistent ids of storages), `<prefix>/data/<key>` (each storage's raw little-endian bytes),
 /// `<prefix>/byteorder`. The pickle is read by `RestrictedUnpickler`, the zip by `ZipArchive`.
 public enum TorchCheckpoint {
-    /// The most elements one tensor may have (a stride-0 view can be far larger than its storage).
-    static let maxElements = 1 << 31
+    /// The most elements a checkpoint's tensors may have together (a strided view can be far larger than its
+    /// storage, so the file's size does not bound them): 2^28, 1 GB of floats, 24 ResNet-18s.
+    static let maxElements = 1 << 28
 
     /// The state dict of the checkpoint at `path`: the pickled object itself when it is a dict of tensors, or
     /// the dict of tensors under `state_dict` or `model` (with DataParallel's `module.` prefix removed).
@@ -63,6 +64,7 @@ public enum TorchCheckpoint {
             stateDict = d
         }
         var loaded: [String: [UInt8]] = [:]
+        var total = 0
         var state = StateDict()
         for (k, v) in stateDict.items {
             guard case .string(let key) = k else { throw LDError("\(name): state dict key is \(k.kind), not a string") }
@@ -78,6 +80,11 @@ public enum TorchCheckpoint {
                 }
                 loaded[ref.storage.key] = data
             }
+            let count = ForeignTensor.count(ref.shape) ?? Int.max
+            guard count <= maxElements - total else {
+                throw LDError("\(name): tensor '\(key)' takes the state dict past \(maxElements) elements, more than ld reads")
+            }
+            total += count
             try state.insert(key, try gather(ref, from: loaded[ref.storage.key]!, key: key, name: name))
         }
         return state.strippingModulePrefix()

@@ -55,12 +55,16 @@ public enum TorchvisionNames {
             let width = f0[0], channels = f0[1], classes = cls[0], features = cls[1]
             var depth = 0
             while state["features.\(4 * depth).weight"] != nil { depth += 1 }
+            if state["features.1.weight"] != nil && state["features.1.running_mean"] == nil {
+                throw LDError("\(name): features.1 has no running statistics: an instance-norm ConvNet (the DC code's default net_norm); ld's ConvNet is the BatchNorm one")
+            }
             var notes: [String] = []
             let size: Int
             if let s = imageSize {
                 let r = s >> depth
                 guard width * r * r == features else {
-                    throw LDError("\(name): classifier.weight has shape \(cls): \(features) inputs, a convnet w\(width) d\(depth) on \(s)x\(s) images has \(width * r * r)")
+                    let dc28 = channels == 1 && s == 28 && width * (32 >> depth) * (32 >> depth) == features
+                    throw LDError("\(name): classifier.weight has shape \(cls): \(features) inputs, a convnet w\(width) d\(depth) on \(s)x\(s) images has \(width * r * r)\(dc28 ? " (this is the DC code's 28-pixel variant, whose first convolution pads by 3 to 32x32; ld's ConvNet pads by 1)" : "")")
                 }
                 size = s
             } else {

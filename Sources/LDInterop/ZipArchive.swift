@@ -152,27 +152,37 @@ public struct ZipArchive {
         return out
     }
 
-    /// Raw deflate data of `range` unpacked to exactly `size` bytes.
+    /// Raw deflate data of `range` unpacked to exactly `size` bytes. The output grows with what zlib produces,
+    /// so a damaged size field costs no more memory than the data really holds; deflate cannot expand more
+    /// than 1032-fold, so a larger claimed size is refused at once.
     func inflate(_ range: Range<Int>, size: Int, path: String) throws -> [UInt8] {
-        guard range.count <= Int(UInt32.max), size <= Int(UInt32.max) else {
-            throw fail("zip entry \(path) is a deflated entry over 4 GB; ld reads those stored")
+        guard range.count <= Int(UInt32.max), size <= Int(UInt32.max), size <= range.count * 1032 + 64 else {
+            throw fail("zip entry \(path) claims \(size) bytes from \(range.count) deflated ones (damaged)")
         }
-        var out = [UInt8](repeating: 0, count: size)
         var stream = z_stream()
         guard inflateInit2_(&stream, -15, ZLIB_VERSION, Int32(MemoryLayout<z_stream>.size)) == Z_OK else {
             throw fail("zlib cannot start")
         }
         defer { inflateEnd(&stream) }
-        let status: Int32 = bytes.withUnsafeBufferPointer { input in
-            out.withUnsafeMutableBufferPointer { output in
-                stream.next_in = UnsafeMutablePointer(mutating: input.baseAddress! + range.lowerBound)
-                stream.avail_in = uInt(range.count)
-                stream.next_out = output.baseAddress
-                stream.avail_out = uInt(output.count)
-                return zlibInflate(&stream, Z_FINISH)
+        var out = [UInt8]()
+        var chunk = [UInt8](repeating: 0, count: min(size + 1, 1 << 20))
+        var status = Z_OK
+        try bytes.withUnsafeBufferPointer { input in
+            stream.next_in = UnsafeMutablePointer(mutating: input.baseAddress! + range.lowerBound)
+            stream.avail_in = uInt(range.count)
+            while status == Z_OK {
+                let produced: Int = chunk.withUnsafeMutableBufferPointer { c in
+                    stream.next_out = c.baseAddress
+                    stream.avail_out = uInt(c.count)
+                    status = zlibInflate(&stream, Z_NO_FLUSH)
+                    return c.count - Int(stream.avail_out)
+                }
+                out += chunk[..<produced]
+                guard out.count <= size else { throw fail("zip entry \(path) inflates past its \(size) bytes (damaged)") }
+                if status == Z_OK && produced == 0 && stream.avail_in == 0 { break }
             }
         }
-        guard status == Z_STREAM_END, Int(stream.total_out) == size else {
+        guard status == Z_STREAM_END, out.count == size else {
             throw fail("zip entry \(path) does not inflate to its \(size) bytes (damaged)")
         }
         return out

@@ -318,6 +318,21 @@ final class InteropTests: XCTestCase {
         }, mentioning: ["'features.0.bias' holds a non-finite value"])
     }
 
+    /// The DC code's other ConvNets: instance norm (its default) and the 1-channel 28-pixel variant.
+    func testTheDCCodesOtherConvNetsAreNamed() throws {
+        try assertRefused(try editedConvnet { $0.removeAll { $0.0.hasPrefix("features.1.running") || $0.0.hasPrefix("features.5.running") || $0.0.hasSuffix("num_batches_tracked") } },
+                          mentioning: ["features.1 has no running statistics", "instance-norm"])
+        let state = try PyTorchFile.read(path: fixture("convnet.safetensors")).state
+        let pairs = state.names.map { n -> (String, ForeignTensor) in
+            n == "classifier.weight" ? (n, ForeignTensor(dtype: .f32, shape: [10, 8 * 8 * 8], values: [Float](repeating: 0.01, count: 5120))) : (n, state[n]!)
+        }
+        let dir = try tempDir()
+        try Data(Safetensors.encode(try StateDict(pairs), metadata: [:])).write(to: URL(fileURLWithPath: dir + "/dc28.safetensors"))
+        XCTAssertThrowsError(try PyTorchFile.importModel(path: dir + "/dc28.safetensors", settings: ImportSettings(preset: "fmnist"))) {
+            XCTAssertTrue("\($0)".contains("DC code's 28-pixel variant"), "\($0)")
+        }
+    }
+
     func testAnArchitectureLdDoesNotHaveIsNamedByItsKeys() throws {
         let vgg = try StateDict([("vgg.block1.conv.weight", ForeignTensor(dtype: .f32, shape: [4, 3, 3, 3], values: [Float](repeating: 0, count: 108))),
                                  ("vgg.head.weight", ForeignTensor(dtype: .f32, shape: [2, 4], values: [Float](repeating: 0, count: 8)))])
