@@ -38,7 +38,7 @@ public enum Manual {
         after a successful run.
 
         PyTorch interchange: --import FILE reads a state dict with torchvision's names (a .safetensors file or a \
-        torch.save checkpoint: a state dict, or a dict holding one under 'state_dict' or 'model', with or without \
+        torch.save checkpoint, zip or pre-1.6 legacy format: a state dict, or a dict holding one under 'state_dict' or 'model', with or without \
         DataParallel's 'module.' prefix; float16 and bfloat16 are widened) and writes it as an ld model file (-o), \
         which then works everywhere a teacher does; with --class-stats --data SET the import also stores LPLD's \
         per-class BatchNorm statistics of the pretrained teacher on SET. The architecture is read off the names and shapes (resnet18: \

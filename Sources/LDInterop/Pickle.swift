@@ -49,6 +49,8 @@ public indirect enum PickleValue {
     case none
     case bool(Bool)
     case int(Int)
+    /// An integer wider than 64 bits, as its little-endian two's-complement bytes (legacy torch.save's magic).
+    case bigInt([UInt8])
     case float(Double)
     case string(String)
     case bytes([UInt8])
@@ -72,7 +74,7 @@ public indirect enum PickleValue {
         switch self {
         case .none: return "None"
         case .bool: return "a bool"
-        case .int: return "an int"
+        case .int, .bigInt: return "an int"
         case .float: return "a float"
         case .string: return "a string"
         case .bytes: return "bytes"
@@ -111,8 +113,10 @@ public struct RestrictedUnpickler {
     var marks: [Int] = []
     var memo: [Int: PickleValue] = [:]
 
-    public init(_ bytes: [UInt8], name: String, persistentLoad: @escaping (PickleValue) throws -> PickleValue) {
+    /// The reader of the pickle in `bytes` from `start` (a file may hold several pickles one after another).
+    public init(_ bytes: [UInt8], start: Int = 0, name: String, persistentLoad: @escaping (PickleValue) throws -> PickleValue) {
         self.bytes = bytes
+        self.pos = min(max(start, 0), bytes.count)
         self.name = name
         self.persistentLoad = persistentLoad
     }
@@ -196,7 +200,11 @@ public struct RestrictedUnpickler {
             case UInt8(ascii: "J"): stack.append(.int(Int(Int32(truncatingIfNeeded: try uint(4)))))  // BININT
             case 0x8a, 0x8b:                                               // LONG1, LONG4
                 let n = try length(op == 0x8a ? 1 : 4)
-                guard n <= 8 else { throw fail("pickle integer of \(n) bytes at byte \(at) is too large") }
+                if n > 8 {
+                    guard n <= 64 else { throw fail("pickle integer of \(n) bytes at byte \(at) is too large") }
+                    stack.append(.bigInt(Array(try take(n))))
+                    continue
+                }
                 var v = try uint(n)
                 if n > 0 && n < 8 && v & (1 << (8 * UInt64(n) - 1)) != 0 { v |= ~0 << (8 * UInt64(n)) }
                 stack.append(.int(Int(Int64(bitPattern: v))))
@@ -270,6 +278,9 @@ public struct RestrictedUnpickler {
             }
         }
     }
+
+    /// The byte after the last STOP read (where the next pickle of the file starts).
+    public var position: Int { pos }
 
     func top() throws -> PickleValue {
         guard let v = stack.last else { throw fail("pickle stack underflow at byte \(pos)") }

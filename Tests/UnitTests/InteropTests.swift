@@ -56,7 +56,7 @@ final class InteropTests: XCTestCase {
     // MARK: - PyTorch's logits
 
     func testLogitsMatchPyTorchForEveryFixture() throws {
-        let files = ["convnet.safetensors", "convnet.pt", "convnet_ckpt.pt", "convnet_deflated.pt", "convnet_f16.safetensors",
+        let files = ["convnet.safetensors", "convnet.pt", "convnet_ckpt.pt", "convnet_deflated.pt", "convnet_legacy.pt", "convnet_f16.safetensors",
                      "convnet_bf16.safetensors", "convnet_bf16.pt", "resnet18_small.pt", "resnet18_imagenet.pt"]
         for name in files {
             let (file, notes) = try PyTorchFile.importModel(path: fixture(name), settings: settings(for: name))
@@ -348,7 +348,11 @@ final class InteropTests: XCTestCase {
 
     func testLegacyAndUnknownFormatsAreRefused() throws {
         try assertRefused([0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19, 0x2e],
-                          mentioning: ["legacy torch.save"])
+                          mentioning: ["pickle ends without STOP (truncated?)"])
+        try assertRefused([0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x18, 0x2e],
+                          mentioning: ["not a torch.save checkpoint (no legacy magic number)"])
+        let legacy = try Files.readFile(fixture("convnet_legacy.pt"))
+        try assertRefused(Array(legacy[..<(legacy.count - 1)]), mentioning: ["runs past the end (truncated?)"])
         try assertRefused(Array("hello, this is not a checkpoint".utf8), mentioning: ["longer than the file"])
     }
 
@@ -361,6 +365,7 @@ final class InteropTests: XCTestCase {
         let pickle = try archive.read(archive.entries.first { $0.path.hasSuffix("data.pkl") }!)
         let st = try Files.readFile(fixture("convnet_f16.safetensors"))
         let deflated = try Files.readFile(fixture("convnet_deflated.pt"))
+        let legacy = try Files.readFile(fixture("convnet_legacy.pt"))
         var state: UInt64 = 0x9E37_79B9_7F4A_7C15
         func next(_ n: Int) -> Int {
             state ^= state << 13; state ^= state >> 7; state ^= state << 17
@@ -387,10 +392,11 @@ final class InteropTests: XCTestCase {
             var u = RestrictedUnpickler(mutate(pickle), name: "p") { _ in .storage(StorageRef(key: "0", dtype: .f32, count: 4)) }
             do { _ = try u.load(); outcomes[0] += 1 } catch { XCTAssertTrue(error is LDError, "\(error)"); outcomes[1] += 1 }
             do { _ = try TorchCheckpoint.read(mutate(pt), name: "z"); outcomes[0] += 1 } catch { XCTAssertTrue(error is LDError, "\(error)"); outcomes[1] += 1 }
+            do { _ = try TorchCheckpoint.read(mutate(legacy), name: "l"); outcomes[0] += 1 } catch { XCTAssertTrue(error is LDError, "\(error)"); outcomes[1] += 1 }
             do { _ = try TorchCheckpoint.read(mutate(deflated), name: "d"); outcomes[0] += 1 } catch { XCTAssertTrue(error is LDError, "\(error)"); outcomes[1] += 1 }
             do { _ = try Safetensors.read(mutate(st), name: "s"); outcomes[0] += 1 } catch { XCTAssertTrue(error is LDError, "\(error)"); outcomes[1] += 1 }
         }
-        print("interop fuzz: \(rounds) rounds x 4 readers: \(outcomes[0]) read, \(outcomes[1]) refused")
+        print("interop fuzz: \(rounds) rounds x 5 readers: \(outcomes[0]) read, \(outcomes[1]) refused")
         // nesting is bounded: 100000 TUPLE1s on None is refused, not a stack overflow when freed
         var deep: [UInt8] = [0x80, 0x02, UInt8(ascii: "N")] + [UInt8](repeating: 0x85, count: 100_000) + [UInt8(ascii: ".")]
         var u = RestrictedUnpickler(deep, name: "deep") { _ in .none }

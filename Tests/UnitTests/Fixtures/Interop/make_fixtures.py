@@ -11,6 +11,7 @@ Writes, next to this script:
   convnet.pt                     the same state dict, torch.save (zip archive, pickle protocol 2)
   convnet_ckpt.pt                {'epoch', 'arch', 'best_acc1', 'state_dict': {'module.' + key: tensor}}
   convnet_deflated.pt            convnet.pt with its zip entries deflated (torch.save stores them)
+  convnet_legacy.pt              the state dict in the legacy format (PyTorch < 1.6: pickles, then raw storages)
   convnet_f16.safetensors        the weights in float16
   convnet_bf16.safetensors       the weights in bfloat16
   convnet_bf16.pt                {'model': state dict in bfloat16}, torch.save
@@ -111,6 +112,8 @@ def deflate(src, dst):
 
 deflate(f"{HERE}/convnet.pt", f"{HERE}/convnet_deflated.pt")
 reference["convnet_deflated.pt"] = ref
+torch.save(sd, f"{HERE}/convnet_legacy.pt", _use_new_zipfile_serialization=False)   # PyTorch < 1.6's format
+reference["convnet_legacy.pt"] = ref
 half = OrderedDict((k, v.half() if v.is_floating_point() else v) for k, v in sd.items())
 save_file(half, f"{HERE}/convnet_f16.safetensors")
 reference["convnet_f16.safetensors"] = logits(ConvNet(1, 10, 8, 2, 28), half, x)
