@@ -2,11 +2,13 @@
 #
 #   make demo           install what is missing, build, run a small end-to-end example on Fashion-MNIST
 #   make test           install what is missing, build, run every test (unit, golden files, tool pipes,
-#                       and the pipelines smoke run: every tool in real pipes, a few seconds)
+#                       the pipelines smoke run: every tool in real pipes, a few seconds; and the live
+#                       Slurm test: a single-node cluster started here runs pipelines/slurm/, under a minute)
 #   make install        the five tools, their man pages and bash/zsh/fish completions under PREFIX
 #                       (default /usr/local; DESTDIR honoured); make uninstall removes exactly those files
 #   make bench          engine and stream benchmarks (images/s, GFLOP/s, MB/s next to the sgemm ceiling)
-#   make fuzz           libFuzzer on the stream reader for FUZZ_SECONDS (default 120)
+#   make fuzz           libFuzzer on the stream reader, then ld-fuzz (valid frames, hostile fields) on
+#                       the five tools' loading paths, FUZZ_SECONDS each (default 120)
 #   make golden-update  regenerate the committed golden files (single-threaded BLAS, fixed seeds)
 #   make clean          remove build products
 
@@ -41,6 +43,7 @@ build: setup
 test: build
 	$(SWIFT) test -c $(CONFIG) --disable-swift-testing
 	$(MAKE) -C pipelines smoke BIN=$(abspath $(BIN))
+	@bash scripts/slurm-test.sh $(BIN)
 	@bash scripts/install-check.sh
 
 demo: build
@@ -49,8 +52,9 @@ demo: build
 bench: build
 	$(BIN)/ld-bench
 
-fuzz: setup
+fuzz: build
 	sh fuzz/run.sh $(FUZZ_SECONDS)
+	rm -rf fuzz/bin/structured && $(BIN)/ld-fuzz --seconds $(FUZZ_SECONDS) --work fuzz/bin/structured
 
 golden-update: build
 	LD_GOLDEN_UPDATE=1 $(SWIFT) test -c $(CONFIG) --disable-swift-testing --filter ToolTests

@@ -59,6 +59,8 @@ let package = Package(
     } + [
         .executableTarget(name: "ld-bench", dependencies: ["LDJobs"], path: "Benchmarks/ld-bench",
                           swiftSettings: engineFlags),
+        // The structure-aware fuzzer of the tools' loading paths (`make fuzz`; fuzz/structured/main.swift).
+        .executableTarget(name: "ld-fuzz", dependencies: ["LDJobs"], path: "fuzz/structured"),
         .testTarget(name: "UnitTests", dependencies: ["LDJobs", "LDInterop"], resources: [.copy("Fixtures")]),
         .testTarget(name: "ToolTests", dependencies: ["LDJobs", "LDInterop"]),
     ],

@@ -354,3 +354,44 @@ func layerBench(_ args: [String]) throws {
         fflush(stdout)
     }
 }
+
+/// `ld-bench scaling [--secs S] [--threads 1,2,4] [--only SUBSTRING]`: each engine workload's images/s at
+/// each thread count (default 1, 2, 4, ... up to every core this process may use, and that count), its
+/// speed-up over one thread and the scaling efficiency (speed-up / threads), measured side by side.
+func scalingBench(_ args: [String]) throws {
+    var secs = 3.0, only: String? = nil
+    var counts: [Int] = []
+    var i = 0
+    while i < args.count {
+        switch args[i] {
+        case "--secs": i += 1; secs = Double(args[i]) ?? secs
+        case "--only": i += 1; only = args[i]
+        case "--threads": i += 1; counts = args[i].split(separator: ",").compactMap { Int($0) }.filter { $0 > 0 }
+        default: throw LDError("ld-bench scaling: unknown argument '\(args[i])'")
+        }
+        i += 1
+    }
+    let cores = Engine.availableCores
+    if counts.isEmpty {
+        var t = 1
+        while t < cores { counts.append(t); t *= 2 }
+        counts.append(cores)
+        if counts.count == 1 { counts.append(2) }   // one core: still show what a second thread does
+    }
+    print("thread scaling on \(cores) available core(s), OpenBLAS core \(Engine.blasCore)")
+    print("workload\t" + counts.map { "img/s \($0)t" }.joined(separator: "\t") + "\t" + counts.dropFirst().map { "x\($0)t (eff.)" }.joined(separator: "\t"))
+    var rng = BenchRNG(state: 42)
+    for w in workloads where only.map({ w.name.contains($0) }) ?? true {
+        var rates: [Double] = []
+        for t in counts {
+            Engine.threads = t
+            let model = try Model(w.config, rng: &rng)
+            let step = try makeStep(w, model, rng: &rng)
+            let (dt, _) = try timeSteps(secs: secs, step)
+            rates.append(Double(w.batch) / dt)
+        }
+        let speedups = zip(counts, rates).dropFirst().map { t, r in String(format: "%.2fx (%.0f%%)", r / rates[0], 100 * r / rates[0] / Double(t)) }
+        print(w.name + "\t" + rates.map { String(format: "%.1f", $0) }.joined(separator: "\t") + "\t" + speedups.joined(separator: "\t"))
+        fflush(stdout)
+    }
+}

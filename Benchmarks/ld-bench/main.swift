@@ -14,6 +14,7 @@ usage: ld-bench                 everything: engine workloads, the recover loop, 
                        [--winograd-dw 0|1] [--winograd-block FLOATS] [--winograd-min-tiles N]
                        [--columns FLOATS (im2col chunk)] [--fuse-stem 0|1 (ConvNet's first block as ConvBatchNorm)]
                        [--steps N (exactly N steps, no table: allocation counts)]
+       ld-bench scaling [--secs S] [--threads 1,2,4] [--only NAME]   images/s per thread count, speed-up
        ld-bench recover [--secs S] [--threads T]    ld-recover's loop, images x iterations per second
        ld-bench stream                              record streams: write, read, zstd, MB/s
        ld-bench layers [--only NAME] [--steps S] [--threads T]   per-layer forward/backward ms
@@ -30,12 +31,15 @@ do {
     switch benchArgs.first {
     case nil:
         try engineBench([])
+        try scalingBench([])
         try recoverBench([])
         streamBench()
     case "engine":
         try engineBench(Array(benchArgs.dropFirst()))
     case "stream":
         streamBench()
+    case "scaling":
+        try scalingBench(Array(benchArgs.dropFirst()))
     case "recover":
         try recoverBench(Array(benchArgs.dropFirst()))
     case "conv":

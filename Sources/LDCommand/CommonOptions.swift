@@ -7,7 +7,7 @@ public struct CommonOptions: ParsableArguments {
     public var seed: UInt64 = 0
 
     @Option(help: ArgumentHelp(
-        "Engine threads; 0 means all cores (at most 2 here).",
+        "Engine threads; 0 (the default) means every core this process may use (its CPU affinity and cgroup quota: a Slurm task with --cpus-per-task=8 uses 8).",
         discussion: "Results do not depend on it except in the last bits of GEMM sums; 1 is bit-reproducible on any machine.",
         valueName: "n"))
     public var threads: Int = 0

@@ -33,6 +33,13 @@ public struct TrainingOptions: ParsableArguments {
 
     public init() {}
 
+    /// Which of these flags were given, by name (for modes that take none of them).
+    public var given: [(Bool, String)] {
+        [(epochs != nil, "--epochs"), (batchSize != nil, "--batch-size"), (optimizer != nil, "--optimizer"), (lr != nil, "--lr"),
+         (momentum != nil, "--momentum"), (weightDecay != nil, "--weight-decay"), (warmupEpochs != nil, "--warmup-epochs"),
+         (augment != nil, "--augment")]
+    }
+
     public func validate() throws {
         if let e = epochs, e <= 0 { throw ValidationError("--epochs must be positive, got \(e)") }
         if let b = batchSize, b <= 0 { throw ValidationError("--batch-size must be positive, got \(b)") }

@@ -77,7 +77,12 @@ public struct ScoreRecord: RecordCodec, Equatable {
             throw r.error("expected \(cols.count) values (columns \(cols.joined(separator: ","))), got \(n)")
         }
         values = try r.f32Array(n, "values")
+        if let bad = values.first(where: { !$0.isFinite }) { throw r.error("example \(index) has the score \(bad); scores are finite") }
         try r.finish()
+    }
+
+    public func checkWritable() throws {
+        if let bad = values.first(where: { !$0.isFinite }) { throw LDError("example \(index) has the score \(bad); scores are finite") }
     }
 }
 
@@ -136,5 +141,17 @@ public struct TensorRecord: RecordCodec, Equatable {
             throw r.error("tensor '\(n)': shape \(dims) needs \(count * 4) bytes of data, got \(r.remaining)")
         }
         data = try r.f32Array(Int(count), "data")
+        if let i = data.firstIndex(where: { !$0.isFinite }) {
+            throw r.error("tensor '\(n)' holds \(data[i]) at element \(i); a model file holds finite numbers only")
+        }
+    }
+
+    public func checkWritable() throws {
+        guard shape.reduce(1, { $0 &* $1 }) == data.count, shape.allSatisfy({ $0 >= 0 }) else {
+            throw LDError("tensor '\(name)': shape \(shape) does not match its \(data.count) values")
+        }
+        if let i = data.firstIndex(where: { !$0.isFinite }) {
+            throw LDError("tensor '\(name)' holds \(data[i]) at element \(i): the weights are not finite (training diverged?); nothing written")
+        }
     }
 }

@@ -22,6 +22,17 @@ public enum Logits: Equatable {
     case single([Float])
     case topK(k: Int, classes: [UInt16], values: [Float16])
 
+    /// The first value that is NaN or infinite, if any.
+    public var firstNonFinite: Float? {
+        switch self {
+        case .half(let v), .topK(_, _, let v): return v.first(where: { !$0.isFinite }).map(Float.init)
+        case .single(let v): return v.first(where: { !$0.isFinite })
+        }
+    }
+
+    /// Whether the values are stored as fp16.
+    public var isHalf: Bool { if case .single = self { return false }; return true }
+
     /// Format byte of the payload.
     var format: UInt8 {
         switch self {
@@ -148,6 +159,8 @@ public struct LabelBatchRecord: RecordCodec, Equatable {
         return w.bytes
     }
 
+    public func checkWritable() throws { try validate() }
+
     /// Checks that the arrays agree with each other (call before writing; the decoder checks the same).
     public func validate() throws {
         let b = indices.count
@@ -165,6 +178,12 @@ public struct LabelBatchRecord: RecordCodec, Equatable {
         }
         if let p = permutation.first(where: { Int($0) >= b }) {
             throw LDError("label batch \(batch): permutation entry \(p) out of range for a batch of \(b)")
+        }
+        if mix != .none && !(lambda >= 0 && lambda <= 1) {
+            throw LDError("label batch \(batch): mix weight lambda \(lambda) is not in 0...1")
+        }
+        if let bad = logits.firstNonFinite {
+            throw LDError("label batch \(batch): a logit is \(bad)\(logits.isHalf ? " (beyond fp16's range of 65504? store --logits fp32)" : ""); a stream holds finite logits only")
         }
         let dense: Int
         switch logits {
@@ -230,6 +249,8 @@ public struct LabelBatchRecord: RecordCodec, Equatable {
             logits = .topK(k: k, classes: ids, values: try r.f16Array(b * k, "top-k values"))
         default: throw r.error("unknown logit format \(format)")
         }
+        if m != .none && !(lambda >= 0 && lambda <= 1) { throw r.error("mix weight lambda \(lambda) is not in 0...1") }
+        if let bad = logits.firstNonFinite { throw r.error("a logit is \(bad); a stream holds finite logits only") }
         try r.finish()
     }
 }

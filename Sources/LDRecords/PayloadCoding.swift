@@ -170,6 +170,13 @@ public protocol RecordCodec {
     func encode() -> [UInt8]
     /// Decodes and validates a payload against the stream header.
     init(payload: UnsafeRawBufferPointer, header: StreamHeader, context: RecordContext) throws
+    /// Throws unless the record may be written: its fields agree and every number in it is finite (no
+    /// stream holds a NaN or an infinity; the decoder refuses them too). `StreamWriter` calls it.
+    func checkWritable() throws
+}
+
+extension RecordCodec {
+    public func checkWritable() throws {}
 }
 
 extension RecordCodec {

@@ -16,6 +16,9 @@ public enum StreamDump {
 
     /// Dumps every input (`-` is stdin) to stdout and commits it.
     public static func run(paths: [String]) throws {
+        var files = RunFiles()
+        for p in paths { files.input("stream", p) }
+        try files.check()
         let out = try OutputFile(path: "-", binary: false)
         try dump(paths: paths, to: out)
         try out.commit()

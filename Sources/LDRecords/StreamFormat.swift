@@ -37,7 +37,7 @@ import LDKernels
 /// compression, so the same model compressed or not has the same identity; the header's `teacher_hash` and
 /// `image_set_hash` carry such values.
 ///
-/// Files: `OutputFile` writes `.NAME.tmp-PID` next to NAME and renames it on success; on error, on deinit and on
+/// Files: `OutputFile` writes `.NAME.tmp-HOST-PID` next to NAME and renames it on success; on error, on deinit and on
 /// SIGINT/SIGTERM the temporary file is removed. Binary streams are never written to (or read from) a terminal.
 ///
 /// Payload layouts (kinds ≥ 16; unknown kinds are passed through and dumped as byte counts):

@@ -85,6 +85,7 @@ public final class StreamWriter {
 
     /// Encodes and writes one record.
     public func write<R: RecordCodec>(_ record: R) throws {
+        try record.checkWritable()
         try write(kind: R.recordKind, payload: record.encode())
     }
 
@@ -94,8 +95,10 @@ public final class StreamWriter {
         try sink.flush()
     }
 
-    /// Writes the end record, ends the zstd frame, and commits the output (rename into place). Idempotent.
-    public func finish() throws {
+    /// Writes the end record, ends the zstd frame, and commits the output (rename into place); with
+    /// `commit: false` a file is only prepared (`OutputFile.prepare`): the caller commits it with the run's
+    /// other outputs. Idempotent.
+    public func finish(commit: Bool = true) throws {
         if finished { return }
         var end = PayloadWriter(capacity: 16)
         end.u64(UInt64(count))
@@ -116,7 +119,7 @@ public final class StreamWriter {
         }
         finished = true
         if let z = zstd { try z.flush(end: true) }
-        try sink.commit()
+        if commit { try sink.commit() } else if let f = sink as? OutputFile { try f.prepare() } else { try sink.flush() }
     }
 
     /// Drops the stream: a file output's temporary file is deleted.

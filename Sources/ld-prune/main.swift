@@ -79,6 +79,7 @@ struct Prune: ParsableCommand {
                                                                keep: rule.isMetric ? (keep ?? .hard) : nil))
             job.data = data
             job.output = output ?? "-"
+            job.reportFile = reportFile
             job.compression = compression
             job.measureImages = wantReport
             job.console = common.console
@@ -93,6 +94,7 @@ struct Prune: ParsableCommand {
             job.combine = f
             job.output = output
             job.png = images.png
+            job.reportFile = reportFile
             job.compression = compression
             job.seed = common.seed
             job.console = common.console

@@ -34,11 +34,11 @@ struct Relabel: ParsableCommand {
     @Option(help: "Batch mixing.")
     var mix: MixKind = .cutmix
 
-    @Option(help: "CutMix's lambda ~ Beta(alpha, alpha).")
-    var cutmixAlpha: Double = 1.0
+    @Option(help: "CutMix's lambda ~ Beta(alpha, alpha) (default 1; with --mix cutmix only).")
+    var cutmixAlpha: Double?
 
-    @Option(help: "Mixup's lambda ~ Beta(alpha, alpha).")
-    var mixupAlpha: Double = 0.8
+    @Option(help: "Mixup's lambda ~ Beta(alpha, alpha) (default 0.8; with --mix mixup only).")
+    var mixupAlpha: Double?
 
     @Option(help: "RandomResizedCrop's area scale range MIN,MAX.")
     var cropScale = ScaleRange(0.08, 1)
@@ -73,8 +73,14 @@ struct Relabel: ParsableCommand {
 
     func validate() throws {
         guard batchSize >= 1 else { throw ValidationError("--batch-size \(batchSize): expected at least 1") }
-        guard cutmixAlpha > 0, cutmixAlpha.isFinite else { throw ValidationError("--cutmix-alpha \(cutmixAlpha): expected > 0") }
-        guard mixupAlpha > 0, mixupAlpha.isFinite else { throw ValidationError("--mixup-alpha \(mixupAlpha): expected > 0") }
+        if let a = cutmixAlpha {
+            guard a > 0, a.isFinite else { throw ValidationError("--cutmix-alpha \(a): expected > 0") }
+            guard mix == .cutmix else { throw ValidationError("--cutmix-alpha applies to --mix cutmix, not --mix \(mix.name)") }
+        }
+        if let a = mixupAlpha {
+            guard a > 0, a.isFinite else { throw ValidationError("--mixup-alpha \(a): expected > 0") }
+            guard mix == .mixup else { throw ValidationError("--mixup-alpha applies to --mix mixup, not --mix \(mix.name)") }
+        }
         if let k = topK {
             guard k >= 1 else { throw ValidationError("--top-k \(k): expected at least 1") }
             if let l = logits, l != .fp16 { throw ValidationError("--top-k stores fp16 values; it cannot be combined with --logits \(l.rawValue)") }
@@ -86,7 +92,7 @@ struct Relabel: ParsableCommand {
         common.apply()
         let (range, total) = try epochRange()
         let settings = RelabelSettings(seed: common.seed, epochs: total, epochRange: range, batchSize: batchSize,
-                                       dropLast: dropLast, mix: mix, cutmixAlpha: cutmixAlpha, mixupAlpha: mixupAlpha,
+                                       dropLast: dropLast, mix: mix, cutmixAlpha: cutmixAlpha ?? 1.0, mixupAlpha: mixupAlpha ?? 0.8,
                                        crop: RandomResizedCrop(scale: cropScale.pair),
                                        logits: (logits ?? .fp16).storage(topK: topK))
         var job = RelabelJob(teacher: teacher, data: data, settings: settings)

@@ -115,6 +115,11 @@ struct Squeeze: ParsableCommand {
         try checkModelOutputName(output)
         if evalOnly != nil {
             guard val != nil else { throw ValidationError("--eval-only needs --val") }
+            let training = self.training.given + [(data != nil, "--data"), (output != nil, "-o"), (classStats, "--class-stats"),
+                (scores != nil, "--scores"), (el2nEpochs != nil, "--el2n-epochs"), (resume, "--resume"), (limit != nil, "--limit")]
+            for (given, name) in training where given {
+                throw ValidationError("\(name) does not apply to --eval-only (it evaluates a model file on --val and writes nothing else)")
+            }
         } else {
             guard data != nil else { throw ValidationError("--data is required (or --eval-only MODEL --val DATA)") }
             guard output != nil else { throw ValidationError("-o/--output is required (the model file to write)") }
@@ -154,8 +159,11 @@ struct Squeeze: ParsableCommand {
         }
         let validation = val.map { ValidationSet(name: $0, limit: valLimit) }
         if let path = evalOnly {
-            let log = try MetricsLog(path: metrics ?? "-")
-            try log.write(try EvaluateJob(model: path, val: validation!).run())
+            var job = EvaluateJob(model: path, val: validation!)
+            job.metrics = metrics ?? "-"
+            let line = try job.run()
+            let log = try MetricsLog(path: job.metrics)
+            try log.write(line)
             return try log.close()
         }
         let epochs = training.epochs ?? 12

@@ -105,7 +105,7 @@ struct Train: ParsableCommand {
         job.evalSample = evalSample
         job.output = output
         job.console = common.console
-        let metrics = try MetricsLog(path: "-")
+        let metrics = try MetricsLog(path: "-", secondary: output != nil)
         try job.run(metrics: metrics)
         try metrics.close()
     }

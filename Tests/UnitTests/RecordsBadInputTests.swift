@@ -170,7 +170,7 @@ final class RecordsFileTests: XCTestCase {
         let path = dir + "/out.ldi"
         let w = try StreamWriter(path: path, header: RS.header(), compression: .zstd())
         try w.write(RS.images(1)[0])
-        XCTAssertEqual(files(), [".out.ldi.tmp-\(getpid())"])
+        XCTAssertEqual(files(), [".out.ldi.tmp-\(StaleTemps.owner)"])
         try w.finish()
         XCTAssertEqual(files(), ["out.ldi"])
         let r = try StreamReader(path: path)

@@ -159,7 +159,7 @@ final class RecordsRoundTripTests: XCTestCase {
                        TensorRecord(name: "bn.ü", shape: [], data: [2.5]),
                        TensorRecord(name: "empty", shape: [0, 4], data: [])]
         let sh = RS.header(.scores, classes: 0, shape: [], meta: ["columns": .array([.string("el2n"), .string("aum")])])
-        let scores = [ScoreRecord(index: 3, values: [0.5, -1]), ScoreRecord(index: 9, values: [.infinity, 0])]
+        let scores = [ScoreRecord(index: 3, values: [0.5, -1]), ScoreRecord(index: 9, values: [.greatestFiniteMagnitude, 0])]
 
         for (h, write, check) in [
             (lh, { (w: StreamWriter) in for b in batches { try w.write(b) } },

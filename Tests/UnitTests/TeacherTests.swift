@@ -159,7 +159,7 @@ final class TeacherTests: XCTestCase {
         other.learningRate = 0.1
         let third = try TeacherTrainer(settings: other, data: data, normalization: norm)
         XCTAssertThrowsError(try third.restoreCheckpoint(path: path)) { error in
-            XCTAssertTrue("\(error)".contains("learningRate"), "\(error)")
+            XCTAssertTrue("\(error)".contains("--lr 0.05 there, 0.1 now"), "\(error)")
         }
     }
 

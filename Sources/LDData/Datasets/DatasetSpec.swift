@@ -92,3 +92,23 @@ public enum DatasetSpec: Equatable, CustomStringConvertible {
         }
     }
 }
+
+extension DatasetSpec {
+    /// The file or folder the data set is read from (nil for stdin).
+    public var path: String? {
+        switch self {
+        case let .fashionMNIST(_, dir), let .cifar10(_, dir), let .cifar100(_, dir): return dir
+        case let .folder(dir): return dir
+        case let .recordStream(path): return path == "-" ? nil : path
+        }
+    }
+}
+
+extension RunFiles {
+    /// Adds the file or folder a data set name reads (nothing for a name that does not parse: loading it
+    /// reports that).
+    public mutating func data(_ flag: String, _ name: String?) {
+        guard let name, let spec = try? DatasetSpec(parsing: name) else { return }
+        input(flag, spec.path)
+    }
+}

@@ -16,6 +16,11 @@ extension Dataset {
     ///   (population statistics of pixel/255 per channel).
     static func loadImageFolder(directory: String, source: String) throws -> Dataset {
         try Files.requireDirectory(directory, what: "image")
+        // ld-recover records its run in `.ld-recover.json` first and writes `manifest.json` last: a folder
+        // with the one and not the other is a run that stopped (or a shard), not a complete set.
+        if Files.isFile("\(directory)/.ld-recover.json") && !Files.isFile("\(directory)/manifest.json") {
+            throw LDError("\(directory): an unfinished ld-recover run (no manifest.json yet): run the same ld-recover command again, over all classes, to finish it")
+        }
         let folders = try Files.list(directory).filter {
             !$0.hasPrefix(".") && Files.isDirectory("\(directory)/\($0)")
         }
@@ -38,6 +43,7 @@ extension Dataset {
         let (channels, height, width) = (first.channels, first.height, first.width)
         let imageSize = channels * height * width
         let n = paths.count
+        try Memory.require(Double(n) * Double(imageSize), for: "\(directory): \(n) images of \(channels)x\(height)x\(width)")
         var pixels = [UInt8](repeating: 0, count: n * imageSize)
         pixels.withUnsafeMutableBufferPointer { $0.baseAddress!.update(from: first.pixels, count: imageSize) }
 
@@ -45,7 +51,7 @@ extension Dataset {
         let failures = FolderFailures(count: n)
         pixels.withUnsafeMutableBufferPointer { buf in
             let base = buf.baseAddress!
-            let workers = max(1, min(ProcessInfo.processInfo.activeProcessorCount, 16, n - 1))
+            let workers = max(1, min(Engine.threads, n - 1))
             if n > 1 {
                 DispatchQueue.concurrentPerform(iterations: workers) { w in
                     var i = 1 + w
@@ -77,6 +83,17 @@ extension Dataset {
         let manifestPath = "\(directory)/manifest.json"
         if Files.isFile(manifestPath) {
             let m = try FolderManifest(path: manifestPath, channels: channels, classes: folders.count)
+            // An ld-recover folder states its run's classes and IPC: a shard's folder holds part of them.
+            if let k = m.recoverClasses, k != folders.count {
+                throw LDError("\(directory): holds \(folders.count) of the \(k) classes of its ld-recover run (a class shard): run ld-recover over all classes into it to finish the set")
+            }
+            if let ipc = m.recoverIPC {
+                var counts = [Int](repeating: 0, count: folders.count)
+                for l in labels { counts[Int(l)] += 1 }
+                if let c = counts.firstIndex(where: { $0 != ipc }) {
+                    throw LDError("\(directory): class folder \(folders[c]) holds \(counts[c]) images, its ld-recover run makes \(ipc) per class (an IPC shard or an unfinished run): run ld-recover over the whole --ipc into it to finish the set")
+                }
+            }
             if let names = m.classNames { classNames = names }
             mean = m.mean
             std = m.std
@@ -145,6 +162,9 @@ private struct FolderManifest {
     var std: [Float]?
     var classNames: [String]?
     var grid: Int?
+    /// `classes` and `ipc` of an ld-recover run (`producer` is ld-recover): what the whole set holds.
+    var recoverClasses: Int?
+    var recoverIPC: Int?
 
     init(path: String, channels: Int, classes: Int) throws {
         let bytes = try Files.readFile(path)
@@ -172,6 +192,10 @@ private struct FolderManifest {
         }
         mean = try floats("mean")
         std = try floats("std")
+        if dict["producer"] as? String == "ld-recover" {
+            recoverClasses = (dict["classes"] as? NSNumber)?.intValue
+            recoverIPC = (dict["ipc"] as? NSNumber)?.intValue
+        }
         if let g = dict[ImageGridMeta.key], !(g is NSNull) {
             grid = try ImageGridMeta.factor((g as? NSNumber)?.doubleValue ?? .nan, source: path)
         }

@@ -59,24 +59,52 @@ extension Dataset {
         guard header.shape.count == 3, header.shape.allSatisfy({ $0 > 0 }), header.classes > 0 else {
             throw LDError("\(reader.name): image stream header needs shape [C, H, W] and classes, got shape \(header.shape), classes \(header.classes)")
         }
+        guard header.classes <= Limits.classes else {
+            throw LDError("\(reader.name): image stream header says \(header.classes) classes, more than \(Limits.classes)")
+        }
         let (c, h, w) = (header.shape[0], header.shape[1], header.shape[2])
         var records: [ImageRecord] = []
+        var held = 0.0
         while let r = try reader.next() {
             guard r.kind == .image else { continue }
             records.append(try ImageRecord(r, header: reader.header))
+            // the records and the set built from them: a compressed stream can expand without bound
+            held += 2 * Double(c * h * w + 64)
+            if held > Memory.available { try Memory.require(held, for: "\(reader.name): \(records.count) images of \(c)x\(h)x\(w)") }
         }
         guard !records.isEmpty else { throw LDError("\(reader.name): image stream holds no images") }
         let n = records.count
-        var slot = [Int](repeating: -1, count: n)
-        for (i, r) in records.enumerated() {
-            guard r.index < UInt64(n) else {
-                throw LDError("\(reader.name): image index \(r.index) out of range for \(n) images")
-            }
-            guard slot[Int(r.index)] < 0 else {
-                throw LDError("\(reader.name): image index \(r.index) appears twice")
-            }
-            slot[Int(r.index)] = i
+        // An ld-recover set states its IPC: class-major, image c * IPC + i is slot i of class c, and the
+        // whole set has classes x IPC images. A merge (`cat` of shards) must be exactly that.
+        var ipc: Int? = nil
+        if header.producer == "ld-recover", let v = header.meta["ipc"]?.doubleValue, v >= 1, v <= Double(Limits.ipc), v == v.rounded() {
+            ipc = Int(v)
         }
+        func slotName(_ index: Int) -> String {
+            guard let k = ipc else { return "image \(index)" }
+            return "image \(index) (class \(index / k), IPC slot \(index % k))"
+        }
+        let whole = ipc.map { $0 * header.classes } ?? n
+        var seen = [Bool](repeating: false, count: max(whole, n))
+        for r in records {
+            guard r.index < UInt64(seen.count) else {
+                throw LDError("\(reader.name): image index \(r.index) out of range for a set of \(whole) images")
+            }
+            let i = Int(r.index)
+            guard !seen[i] else {
+                throw LDError("\(reader.name): \(slotName(i)) appears twice (a shard merged twice?)")
+            }
+            if let k = ipc, Int(r.label) != i / k {
+                throw LDError("\(reader.name): \(slotName(i)) is labelled class \(r.label)")
+            }
+            seen[i] = true
+        }
+        if let missing = seen.firstIndex(of: false) {
+            let count = seen.filter { !$0 }.count
+            throw LDError("\(reader.name): \(slotName(missing)) is missing\(count > 1 ? " (and \(count - 1) more)" : "") of \(whole) images\(ipc != nil ? ": a shard left out of the merge, or a partial run" : "")")
+        }
+        var slot = [Int](repeating: -1, count: n)
+        for (i, r) in records.enumerated() { slot[Int(r.index)] = i }
         let size = c * h * w
         var pixels = [UInt8](repeating: 0, count: n * size)
         var labels = [Int32](repeating: 0, count: n)
@@ -88,15 +116,29 @@ extension Dataset {
                 labels[position] = Int32(records[i].label)
             }
         }
-        func floats(_ key: String, default value: Float) -> [Float] {
-            let v = header.meta[key]?.arrayValue?.compactMap { $0.doubleValue.map(Float.init) } ?? []
-            return v.count == c ? v : [Float](repeating: value, count: c)
+        // Absent fields take defaults; present ones must be right (a wrong count is refused, not replaced).
+        func floats(_ key: String, default value: Float) throws -> [Float] {
+            guard let given = header.meta[key], given != .null else { return [Float](repeating: value, count: c) }
+            let a = given.arrayValue ?? []
+            let v = a.compactMap { $0.doubleValue.map(Float.init) }
+            guard v.count == a.count, a.count == c else {
+                throw LDError("\(reader.name): header '\(key)' has \(a.count) values for \(c)-channel images")
+            }
+            return v
         }
-        var names = header.meta["class_names"]?.arrayValue?.compactMap { $0.stringValue } ?? []
-        if names.count != header.classes { names = (0..<header.classes).map(String.init) }
+        let mean = try floats("mean", default: 0.5), std = try floats("std", default: 0.5)
+        try Normalization.check(mean: mean, std: std, source: "\(reader.name): header")
+        var names = (0..<header.classes).map(String.init)
+        if let given = header.meta["class_names"], given != .null {
+            let a = given.arrayValue ?? []
+            let strings = a.compactMap { $0.stringValue }
+            guard strings.count == a.count, a.count == header.classes else {
+                throw LDError("\(reader.name): header 'class_names' has \(a.count) entries for \(header.classes) classes")
+            }
+            names = strings
+        }
         var set = Dataset(pixels: pixels, labels: labels, classes: header.classes, channels: c, height: h, width: w,
-                          mean: floats("mean", default: 0.5), std: floats("std", default: 0.5),
-                          classNames: names, source: path)
+                          mean: mean, std: std, classNames: names, source: path)
         if let g = header.meta[ImageGridMeta.key], g != .null {
             set.grid = try ImageGridMeta.factor(g.doubleValue ?? .nan, source: path)
         }

@@ -15,6 +15,18 @@ public struct Normalization: Equatable {
     /// The data set's own published (or computed) normalisation.
     public init(of data: Dataset) { self.init(mean: data.mean, std: data.std) }
 
+    /// Throws unless every mean is finite and every std finite and positive (a std of 0 divides by zero);
+    /// `source` starts the message.
+    public static func check(mean: [Float], std: [Float], source: String) throws {
+        guard mean.count == std.count, !mean.isEmpty else {
+            throw LDError("\(source): \(mean.count) means and \(std.count) stds")
+        }
+        if let m = mean.first(where: { !$0.isFinite }) { throw LDError("\(source): normalisation mean \(m) is not finite") }
+        if let s = std.first(where: { !($0.isFinite && $0 > 0) }) {
+            throw LDError("\(source): normalisation std \(s) must be finite and positive")
+        }
+    }
+
     /// Value of a zero pixel per channel (what torchvision's zero padding becomes after normalising).
     public var zeroPixel: [Float] { zip(mean, std).map { -$0.0 / $0.1 } }
 

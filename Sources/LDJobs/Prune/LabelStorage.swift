@@ -99,7 +99,7 @@ public struct ImageStorage: Equatable, Sendable {
         let sizes = UnsafeMutablePointer<Int>.allocate(capacity: max(n, 1))
         defer { sizes.deallocate() }
         sizes.initialize(repeating: -1, count: max(n, 1))
-        let workers = max(1, min(ProcessInfo.processInfo.activeProcessorCount, 16, n))
+        let workers = max(1, min(Engine.threads, n))
         data.pixels.withUnsafeBufferPointer { pix in
             let base = pix.baseAddress!
             DispatchQueue.concurrentPerform(iterations: workers) { w in

@@ -13,6 +13,8 @@ public struct LabelPruneRun {
     /// PNG bytes in the report).
     public var data: String?
     public var output = "-"
+    /// The report's file (written by the caller; checked here with the other outputs before the work).
+    public var reportFile: String?
     public var compression: StreamCompression = .none
     /// Measure the images' PNG bytes for the report.
     public var measureImages = false
@@ -24,6 +26,12 @@ public struct LabelPruneRun {
     }
 
     public func run() throws -> [JSONValue] {
+        var files = RunFiles()
+        for p in inputs { files.input("stream", p) }
+        files.data("--data", data)
+        files.output("-o", output)
+        files.output("--report-file", reportFile)
+        try files.check()
         var options = self.options
         var imageSet: Dataset?
         if let spec = data {
@@ -100,6 +108,8 @@ public struct SubsetRun {
     public var combine: Int?
     public var output: String?
     public var png: String?
+    /// The report's file (written by the caller; checked here with the other outputs before the work).
+    public var reportFile: String?
     public var compression: StreamCompression = .none
     public var seed: UInt64 = 0
     public var console = Console()
@@ -111,6 +121,13 @@ public struct SubsetRun {
     }
 
     public func run(report: Bool) throws -> [JSONValue] {
+        var files = RunFiles()
+        files.data("--data", data)
+        files.input("--scores", scores)
+        files.output("-o", output)
+        files.outputFolder("--png", png)
+        files.output("--report-file", reportFile)
+        try files.check()
         let set = try Dataset.load(data)
         let table = try scores.map { try ScoreTable(path: $0, for: set) }
         let (subset, meta) = try select(set, table)

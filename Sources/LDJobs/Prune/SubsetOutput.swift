@@ -11,8 +11,9 @@ public enum SubsetOutput {
     /// (`000000.png`, ...) so the folder's order is the set's order, and `manifest.json` with `mean`, `std`,
     /// `classNames` (what the folder loader reads) plus `extra` (for example `source_indices`).
     ///
-    /// The folder is built as `DIR.tmp-PID` and renamed into place at the end; an existing non-empty `DIR` is
-    /// refused, and a failure leaves nothing under `DIR`.
+    /// The folder is built as `.DIR.tmp-HOST-PID` beside it and renamed into place at the end; an existing
+    /// non-empty `DIR` is refused, a failure leaves nothing under `DIR`, and the temporary folders of killed
+    /// runs (`StaleTemps`) are removed.
     public static func writePNGFolder(_ data: Dataset, to directory: String, extra: [String: JSONValue] = [:]) throws {
         let fm = FileManager.default
         var dir = directory
@@ -23,7 +24,10 @@ public enum SubsetOutput {
                 throw LDError("\(dir): already exists; remove it or choose another --png folder")
             }
         }
-        let tmp = "\(dir).tmp-\(getpid())"
+        let slash = dir.lastIndex(of: "/")
+        let parent = slash.map { String(dir[...$0]) } ?? "", base = slash.map { String(dir[dir.index(after: $0)...]) } ?? dir
+        for stale in StaleTemps.find(dir: parent, base: base) { try? fm.removeItem(atPath: stale) }
+        let tmp = "\(parent).\(base).tmp-\(StaleTemps.owner)"
         try? fm.removeItem(atPath: tmp)
         do {
             try fm.createDirectory(atPath: tmp, withIntermediateDirectories: true)

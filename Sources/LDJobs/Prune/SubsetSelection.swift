@@ -59,7 +59,11 @@ public struct ScoreTable {
         guard let cols = ScoreRecord.columns(of: h), !cols.isEmpty else {
             throw LDError("\(reader.name): score stream header has no meta.columns")
         }
+        guard cols.count <= 256, Set(cols).count == cols.count else {
+            throw LDError("\(reader.name): score stream header has \(cols.count) columns\(cols.count <= 256 ? ", some named twice" : ", more than 256")")
+        }
         let n = data.count
+        try Memory.require(4 * Double(n) * Double(cols.count), for: "\(reader.name): \(cols.count) score columns of \(n) examples")
         var table = [[Float]](repeating: [Float](repeating: .nan, count: n), count: cols.count)
         var seen = [Bool](repeating: false, count: n)
         var count = 0
@@ -139,7 +143,7 @@ public enum SubsetSelection {
     /// rules best first by the kept end (ties: smaller index first), random in its draw order, ccs stratum by
     /// stratum in draw order. `ld-prune --combine` places images on canvases by this rank.
     public static func ranked(_ data: Dataset, scores: ScoreTable?, options o: SubsetSelectionOptions) throws -> [[Int]] {
-        guard o.ipc >= 1 else { throw LDError("--ipc must be >= 1, got \(o.ipc)") }
+        try Limits.check(o.ipc, "--ipc", limit: Limits.ipc)
         let classes = data.classIndices()
         for (c, list) in classes.enumerated() where list.count < o.ipc {
             throw LDError("\(data.source): class \(c) has \(list.count) images, fewer than --ipc \(o.ipc)")

@@ -32,6 +32,11 @@ public struct RecoverJob {
     @discardableResult
     public func run() throws -> [String: JSONValue] {
         let start = Progress.now()
+        var files = RunFiles()
+        files.input("--teacher", teacher)
+        files.output("-o", stream)
+        files.outputFolder("--png", folder)
+        try files.check()
         let file = try ModelFile.load(path: teacher)
         let config = file.model.config
         var settings = self.settings
@@ -54,6 +59,12 @@ public struct RecoverJob {
         let writer = try stream.map { try StreamWriter(path: $0, header: out.streamHeader(seed: settings.seed)) }
         defer { writer?.abort() }
 
+        // The shard's images are held in memory and written once: both must fit (PNG: at least half the raw
+        // size for synthetic images, which compress little).
+        let bytes = Double(plan.images.count) * Double(out.imageSize)
+        try Memory.require(bytes, for: "\(plan.images.count) images of \(out.imageSize) bytes")
+        if let s = stream { try Disk.require(bytes, at: s, flag: "-o") }
+        if let f = folder { try Disk.require(bytes / 2, at: f + "/manifest.json", flag: "--png") }
         var pixels = [UInt8](repeating: 0, count: plan.images.count * out.imageSize)
         let (todo, skipped) = out.split(plan.batches)
         if !skipped.isEmpty {

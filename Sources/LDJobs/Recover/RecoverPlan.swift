@@ -71,7 +71,7 @@ public struct RecoverPlan: Equatable, Sendable {
     public init(method: RecoverMethod, classes: Int, ipc: Int, classRange: Range<Int>? = nil,
                 ipcRange: Range<Int>? = nil, batchSize: Int) throws {
         guard classes > 0 else { throw LDError("the teacher has no classes") }
-        guard ipc > 0 else { throw LDError("--ipc must be positive, got \(ipc)") }
+        try Limits.check(ipc, "--ipc", limit: Limits.ipc)
         guard batchSize > 0 else { throw LDError("--batch-size must be positive, got \(batchSize)") }
         let cr = classRange ?? 0..<classes
         let ir = ipcRange ?? 0..<ipc

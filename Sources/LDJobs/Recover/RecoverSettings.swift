@@ -66,7 +66,7 @@ public struct RecoverSettings: Equatable, Sendable {
 
     /// Checks the knobs, naming the bad one.
     public func validate() throws {
-        guard iterations > 0 else { throw LDError("--iterations must be positive, got \(iterations)") }
+        try Limits.check(iterations, "--iterations", limit: Limits.iterations)
         guard learningRate > 0, learningRate.isFinite else { throw LDError("--lr must be positive, got \(learningRate)") }
         guard bnWeight >= 0, bnWeight.isFinite else { throw LDError("--r-bn must be >= 0, got \(bnWeight)") }
         guard firstBNMultiplier >= 0, firstBNMultiplier.isFinite else {
@@ -77,7 +77,7 @@ public struct RecoverSettings: Equatable, Sendable {
             throw LDError("--crop-scale \(cropScaleMin),\(cropScaleMax): expected 0 < MIN <= MAX <= 1")
         }
         guard milestone >= 0, milestone <= 1 else { throw LDError("--milestone must be in [0, 1], got \(milestone)") }
-        guard batchSize > 0 else { throw LDError("--batch-size must be positive, got \(batchSize)") }
+        try Limits.check(batchSize, "--batch-size", limit: Limits.batchSize)
     }
 
     /// The crop scale range at iteration t (CDA: the curriculum's lower bound, capped at the upper bound).

@@ -123,6 +123,9 @@ public final class RecoverSynthesizer {
                 } else {
                     for layer in model.batchNorms { layer.dBatchMean.fill(0); layer.dBatchVariance.fill(0) }
                 }
+                guard ce.isFinite && bn.isFinite else {
+                    throw LDError("recovery diverged at iteration \(t + 1) (cross-entropy \(ce), BN loss \(bn)): lower --lr or --r-bn; nothing of this batch written")
+                }
                 guard let gradInput = model.backward(dLogits, inputGrad: true, paramGrads: false) else {
                     throw LDError("recover: the teacher returned no input gradient")
                 }
@@ -175,7 +178,7 @@ public final class RecoverSynthesizer {
                     let base = (b * channels + ch) * plane
                     for i in 0..<plane {
                         var v = p[base + i] * sd + m
-                        v = v < 0 ? 0 : (v > 1 ? 1 : v)
+                        v = v > 0 ? (v > 1 ? 1 : v) : 0   // NaN (never reached: a diverged batch throws) as 0
                         o[base + i] = UInt8(v * 255)   // truncation toward zero = floor for v >= 0
                     }
                 }

@@ -31,9 +31,18 @@ public struct RelabelJob {
     }
 
     public func run() throws {
+        var files = RunFiles()
+        files.input("--teacher", teacher)
+        files.data("--data", data)
+        files.output("-o", output)
+        try files.check()
         let teacherFile = try ModelFile.load(path: teacher)
         let images = try Dataset.load(data)
         let relabeler = try Relabeler(teacher: teacherFile, images: images, settings: settings)
+        // A stream that cannot fit on the disk fails now, not when the disk is full (zstd: a quarter, less
+        // than logits ever compress to, so only a run that cannot fit is refused).
+        let bytes = Double(relabeler.recordCount) * settings.recordBytes(classes: teacherFile.model.config.classes)
+        try Disk.require(compression == .none ? bytes : bytes / 4, at: output, flag: "-o")
         let writer = try StreamWriter(path: output, header: relabeler.header, compression: compression)
         let range = settings.epochRange
         if console.verbose { for line in teacherFile.model.summary { console.detail(line) } }

@@ -181,11 +181,11 @@ public struct RelabelSettings: Equatable {
 
     /// Checks the settings against an image set of `images` images and a teacher of `classes` classes.
     public func validate(images n: Int, classes: Int) throws {
-        guard epochs >= 1 else { throw LDError("epochs: \(epochs), expected at least 1") }
+        try Limits.check(epochs, "--epochs", limit: Limits.epochs)
         guard epochRange.lowerBound >= 0, epochRange.upperBound <= epochs, !epochRange.isEmpty else {
             throw LDError("epoch range \(epochRange.lowerBound):\(epochRange.upperBound) is not a non-empty part of 0:\(epochs)")
         }
-        guard batchSize >= 1 else { throw LDError("batch size \(batchSize), expected at least 1") }
+        try Limits.check(batchSize, "--batch-size", limit: Limits.batchSize)
         guard n >= 1 else { throw LDError("the image set is empty") }
         guard batchesPerEpoch(images: n) >= 1 else {
             throw LDError("batch size \(batchSize) with --drop-last leaves no batch of \(n) images")
@@ -198,6 +198,18 @@ public struct RelabelSettings: Equatable {
             throw LDError("--top-k \(k): expected 1...\(classes) (the teacher has \(classes) classes)")
         }
         guard classes <= Int(UInt16.max) + 1 else { throw LDError("\(classes) classes: top-k ids are u16") }
+    }
+
+    /// The size of one label record in bytes (a full batch, framed), for the free-space check.
+    public func recordBytes(classes k: Int) -> Double {
+        let b = Double(batchSize), k = Double(k)
+        let logitBytes: Double
+        switch logits {
+        case .fp16: logitBytes = 2 * b * k
+        case .fp32: logitBytes = 4 * b * k
+        case .topK(let top): logitBytes = 4 * b * Double(top)
+        }
+        return 16 + 24 + 13 * b + (mix == .none ? 0 : 12 + 4 * b) + logitBytes
     }
 
     /// The header meta of a stream over `images` images (keys documented at the top of this file).
@@ -360,6 +372,23 @@ public struct LabelStreamInfo: Equatable, Sendable {
         let k = classes ?? images.classes
         if header.classes != 0 && header.classes != k {
             throw LDError("\(source): labels have \(header.classes) classes, \(classes == nil ? "--data \(images.source) has" : "expected") \(k)")
+        }
+        // The counts a consumer sizes its work by, bounded by the images they refer to.
+        let info = LabelStreamInfo(header: header), n = images.count
+        if let stated = info.images, stated != n {
+            throw LDError("\(source): header meta images \(stated), but --data \(images.source) has \(n)")
+        }
+        if let e = info.epochs, e > Limits.epochs {
+            throw LDError("\(source): header meta epochs \(e) is more than \(Limits.epochs), the most ld accepts")
+        }
+        if let bs = info.batchSize, bs < 1 || bs > Limits.batchSize {
+            throw LDError("\(source): header meta batch_size \(bs) is out of range 1...\(Limits.batchSize)")
+        }
+        if let per = info.batchesPerEpoch {
+            let fits = info.batchSize.map { bs in per == n / bs || per == (n + bs - 1) / bs } ?? (per >= 1 && per <= n)
+            if !fits {
+                throw LDError("\(source): header meta batches_per_epoch \(per) does not fit \(n) images\(info.batchSize.map { " in batches of \($0)" } ?? "")")
+            }
         }
     }
 }

@@ -109,8 +109,9 @@ public final class TrainingDynamics {
     /// Writes the score stream: header kind `scores` (classes, `image_set_hash` = the training set's
     /// `Dataset.contentHash`, meta `columns`, `el2n_epochs` and `extra`), one `ScoreRecord` per example in
     /// index order.
+    @discardableResult
     public func write(path: String, producer: String, seed: UInt64, imageSetHash: String,
-                      extra: [String: JSONValue] = [:]) throws {
+                      extra: [String: JSONValue] = [:], commit: Bool = true) throws -> ByteSink {
         var meta = extra
         meta["columns"] = .array(TrainingDynamics.columns.map { .string($0) })
         meta["el2n_epochs"] = .int(Int64(el2nEpochs))
@@ -121,11 +122,12 @@ public final class TrainingDynamics {
         let writer = try StreamWriter(path: path, header: header)
         do {
             for i in 0..<count { try writer.write(ScoreRecord(index: UInt64(i), values: values(i))) }
-            try writer.finish()
+            try writer.finish(commit: commit)
         } catch {
             writer.abort()
             throw error
         }
+        return writer.sink
     }
 
     // MARK: - Checkpoints

@@ -34,8 +34,20 @@ public struct SqueezeJob {
     /// Trains and writes the outputs. Returns normally after an interrupt too (with the checkpoint written);
     /// `interrupted` then says so.
     public func run() throws -> (interrupted: Bool, message: String) {
+        // Fail now, not after an hour of training, when an output cannot be written or is an input.
+        var files = RunFiles()
+        files.data("--data", dataName)
+        files.data("--val", val?.name)
+        files.output("-o", output)
+        files.output("-o's checkpoint", checkpoint)
+        files.output("--scores", scores)
+        files.output("--metrics", metrics)
+        try files.check()
         var train = try Dataset.load(dataName)
         if let n = limit, n < train.count { train = try train.subset(Array(0..<n)) }
+        guard train.classes >= 2 else {
+            throw LDError("\(dataName) has \(train.classes) class; a classifier needs at least 2")
+        }
         for (k, n) in train.classCounts().enumerated() where n == 0 {
             let name = k < train.classNames.count ? " (\(train.classNames[k]))" : ""
             throw LDError("\(dataName): class \(k)\(name) has no training images")
@@ -49,15 +61,13 @@ public struct SqueezeJob {
         try settings.validate()
         let valData = try val?.load()
         if let v = valData { try settings.model.checkFits(v, role: "--val") }
-        // Fail now, not after an hour of training, when an output cannot be written.
-        for path in [output, checkpoint] + [scores, metrics].compactMap({ $0 }) { try OutputFile.probe(path) }
 
         Interrupt.install()
         let trainer = try TeacherTrainer(settings: settings, data: train, normalization: Normalization(of: train))
         if console.verbose { for l in trainer.model.summary { console.detail(l) } }
         console.detail("engine: \(Engine.threads) thread(s), OpenBLAS core \(Engine.blasCore); \(train.count) training images, \(trainer.stepsPerEpoch) steps per epoch")
         var history = try restore(trainer)
-        let log = try MetricsLog(path: metrics)
+        let log = try MetricsLog(path: metrics, secondary: true)
         do {
             if metrics != "-" { for case .object(let o) in history { try log.write(o) } }
             try runEpochs(trainer, valData: valData, log: log, history: &history)
@@ -169,11 +179,20 @@ public struct SqueezeJob {
             if let v = val { info["val"] = .string(v.name) }
         }
         var file = ModelFile(model: model, mean: train.mean, std: train.std, classNames: train.classNames, info: info)
-        try file.save(path: output, producer: "ld-squeeze", seed: s.seed)
+        // Both outputs are written in full before either is renamed into place: a failure leaves neither.
+        let modelOutput = try file.write(path: output, producer: "ld-squeeze", seed: s.seed)
+        var outputs = [modelOutput]
         if let path = scores, let sc = trainer.scores {
-            try sc.write(path: path, producer: "ld-squeeze", seed: s.seed, imageSetHash: train.contentHash,
-                         extra: ["data": .string(dataName), "epochs": .int(Int64(s.epochs)), "teacher": .string(file.hash)])
+            do {
+                outputs.append(try sc.write(path: path, producer: "ld-squeeze", seed: s.seed, imageSetHash: train.contentHash,
+                                            extra: ["data": .string(dataName), "epochs": .int(Int64(s.epochs)), "teacher": .string(file.hash)],
+                                            commit: false))
+            } catch {
+                (modelOutput as? OutputFile)?.abort()
+                throw error
+            }
         }
+        for o in outputs { try o.commit() }
         if case .object(let o) = history.last ?? .null, let top1 = o["val_top1"]?.doubleValue {
             return "ld-squeeze: wrote \(output) (val top-1 \(String(format: "%.2f", top1))%)"
         }
@@ -202,6 +221,8 @@ public struct ValidationSet: Sendable {
 public struct EvaluateJob {
     public var model: String
     public var val: ValidationSet
+    /// Where the line goes (checked against the inputs before the work).
+    public var metrics = "-"
 
     public init(model: String, val: ValidationSet) {
         self.model = model
@@ -209,6 +230,11 @@ public struct EvaluateJob {
     }
 
     public func run() throws -> [String: JSONValue] {
+        var files = RunFiles()
+        files.input("--eval-only", model)
+        files.data("--val", val.name)
+        files.output("--metrics", metrics)
+        try files.check()
         let file = try ModelFile.load(path: model)
         let data = try val.load()
         try file.check(data, role: "validation set")

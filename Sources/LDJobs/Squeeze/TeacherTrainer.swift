@@ -49,8 +49,8 @@ public struct TeacherSettings: Codable, Equatable {
     /// Checks the values; throws a one-line reason naming the flag.
     public func validate() throws {
         try model.validate()
-        guard epochs > 0 else { throw LDError("--epochs must be positive, got \(epochs)") }
-        guard batchSize > 0 else { throw LDError("--batch-size must be positive, got \(batchSize)") }
+        try Limits.check(epochs, "--epochs", limit: Limits.epochs)
+        try Limits.check(batchSize, "--batch-size", limit: Limits.batchSize)
         guard learningRate.isFinite && learningRate > 0 else {
             throw LDError("--lr must be a positive finite number, got \(learningRate)")
         }
@@ -81,10 +81,19 @@ public struct TeacherSettings: Codable, Equatable {
     public func difference(from other: TeacherSettings) -> String? {
         guard case .object(let a) = json, case .object(let b) = other.json else { return self == other ? nil : "settings" }
         for key in Set(a.keys).union(b.keys).sorted() where a[key] != b[key] {
-            return "\(key): \((a[key] ?? .null).serialized) vs \((b[key] ?? .null).serialized)"
+            let flag = TeacherSettings.flags[key] ?? key
+            return "\(flag) \((a[key] ?? .null).serialized) there, \((b[key] ?? .null).serialized) now"
         }
         return nil
     }
+
+    /// The command-line flag of each field, for messages.
+    static let flags = [
+        "model": "the model (--model, --width, --depth, --stem)", "epochs": "--epochs", "batchSize": "--batch-size",
+        "learningRate": "--lr", "momentum": "--momentum", "weightDecay": "--weight-decay", "warmupEpochs": "--warmup-epochs",
+        "optimizer": "--optimizer", "augment": "--augment", "cropPadding": "--crop-padding", "seed": "--seed",
+        "scores": "--scores", "el2nEpochs": "--el2n-epochs", "trainSetHash": "the image set (--data, --limit)",
+    ]
 }
 
 /// What one finished epoch measured on the training data (on the augmented views, in train mode).

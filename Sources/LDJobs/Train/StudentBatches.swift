@@ -75,11 +75,33 @@ public final class LabelStreamInput {
     /// Bytes read from the input so far (as stored: compressed if the stream is).
     public var bytesRead: Int { counter.bytes }
 
-    /// The next record, validated against the images, or nil at the end of the input.
+    /// The last global batch id read.
+    private var lastBatch: UInt64?
+
+    /// The next record, validated against the images and the records before it, or nil at the end of the
+    /// input. Global batch ids must increase (a stream, and a `cat` of epoch shards in order, is sorted);
+    /// an unpruned stream's must be consecutive from its first epoch, each record in the epoch its id says.
+    /// So shards concatenated in the wrong order, or one missing or given twice, are refused by name
+    /// instead of being trained on as something else.
     public func next() throws -> LabelBatchRecord? {
         guard let r = try reader.next() else { return nil }
         let record = try LabelBatchRecord(r, header: reader.header)
         try record.validate(images: images, source: "\(r.context)")
+        let id = record.batch
+        let per = info.batchesPerEpoch.map { UInt64($0) }
+        if let last = lastBatch, id <= last {
+            throw LDError("\(r.context): label batch \(id) comes after batch \(last) (records \(id == last ? "repeated" : "out of order"): epoch shards concatenated in the wrong order or twice?)")
+        }
+        if !info.pruned, let per, per > 0 {
+            let expected = lastBatch.map { $0 + 1 } ?? UInt64(info.epochStart) * per
+            if id != expected {
+                throw LDError("\(r.context): label batch \(id) where batch \(expected) belongs (epoch \(expected / per), batch \(expected % per) missing: a shard left out?)")
+            }
+            if UInt64(record.epoch) != id / per {
+                throw LDError("\(r.context): label batch \(id) says epoch \(record.epoch), its id puts it in epoch \(id / per)")
+            }
+        }
+        lastBatch = id
         recordsRead += 1
         return record
     }

@@ -114,8 +114,8 @@ public struct StudentRecipe: Equatable {
 
     /// Checks the numbers; throws a one-line reason.
     public func validate() throws {
-        guard epochs > 0 else { throw LDError("recipe: epochs must be positive, got \(epochs)") }
-        guard batchSize > 0 else { throw LDError("recipe: batch size must be positive, got \(batchSize)") }
+        try Limits.check(epochs, "--epochs", limit: Limits.epochs)
+        try Limits.check(batchSize, "--batch-size", limit: Limits.batchSize)
         guard learningRate > 0, learningRate.isFinite else { throw LDError("recipe: learning rate must be positive, got \(learningRate)") }
         guard weightDecay >= 0 else { throw LDError("recipe: weight decay must be >= 0, got \(weightDecay)") }
         guard momentum >= 0 && momentum < 1 else { throw LDError("recipe: momentum must be in [0, 1), got \(momentum)") }

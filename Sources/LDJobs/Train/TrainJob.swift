@@ -148,11 +148,21 @@ public struct TrainJob {
     }
 
     func prepare() throws -> Prepared {
+        var files = RunFiles()
+        files.data("--data", self.data)
+        files.data("--val", self.val)
+        switch source {
+        case .teacher(let t): files.input("--teacher", t)
+        case .stream(let l): files.input("--labels", l)
+        case .hard: break
+        }
+        files.output("-o", output)
+        try files.check()
         let data = try Dataset.load(self.data)
         guard data.count > 0 else { throw LDError("--data \(data.source) holds no images") }
+        guard data.classes >= 2 else { throw LDError("--data \(data.source) has \(data.classes) class; a classifier needs at least 2") }
         let gridFactor = try self.gridFactor(data)
         let val = try Dataset.load(self.val)
-        if let o = output { try OutputFile.probe(o) }
 
         var teacher: ModelFile? = nil, stream: LabelStreamInput? = nil
         let normalization: Normalization
@@ -312,7 +322,8 @@ struct TrainLoop {
         } else {
             throw LDError("\(s.name): the header states neither batches_per_epoch nor batch_size; cannot size a pool epoch")
         }
-        console.detail("ld-train: label pool of \(pool.count) records, \(perEpoch) per epoch, \(sampling.rawValue)")
+        let why = s.info.pruned ? "a pruned stream" : "the stream holds \(s.info.storedEpochs.map(String.init) ?? "an unstated number of") epochs, training runs \(epochs)"
+        console.say("ld-train: \(why): each epoch draws \(perEpoch) of its \(pool.count) records (label pool, \(sampling.rawValue))")
         let progress = console.progress("train", total: epochs * perEpoch, unit: "batch")
         for e in 0..<epochs {
             run.trainer.beginEpoch(e)

@@ -86,7 +86,49 @@ public enum Engine {
 
     private static func defaultThreads() -> Int {
         if let s = getenvString("OPENBLAS_NUM_THREADS"), let n = Int(s), n > 0 { return n }
-        return min(2, max(1, Int(openblas_get_num_procs())))
+        return availableCores
+    }
+
+    /// The cores this process may use: the CPUs of its affinity mask (what `taskset`, cpusets and Slurm's
+    /// `--cpus-per-task` with task affinity leave it), capped by the cgroup's CPU quota (`cpu.max`: Slurm
+    /// with cgroups, containers), at least 1. `--threads 0`, the default, uses this many.
+    public static let availableCores: Int = {
+        var cores = Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
+        #if os(Linux)
+        if let inMask = affinityCount(), inMask > 0 { cores = inMask }
+        if let quota = cgroupQuota() { cores = min(cores, quota) }
+        #endif
+        return max(1, cores)
+    }()
+
+    /// The number of CPUs in this process's affinity mask (`Cpus_allowed` of /proc/self/status), or nil.
+    static func affinityCount() -> Int? {
+        guard let f = fopen("/proc/self/status", "r") else { return nil }
+        defer { fclose(f) }
+        var line: UnsafeMutablePointer<CChar>? = nil
+        var cap = 0
+        defer { free(line) }
+        while getline(&line, &cap, f) > 0 {
+            let s = String(cString: line!)
+            guard s.hasPrefix("Cpus_allowed:") else { continue }
+            var count = 0
+            for c in s.dropFirst("Cpus_allowed:".count) {
+                if let v = c.hexDigitValue { count += v.nonzeroBitCount }
+            }
+            return count
+        }
+        return nil
+    }
+
+    /// ceil(quota / period) of cgroup v2's `cpu.max` ("max 100000" when unlimited), or nil.
+    static func cgroupQuota() -> Int? {
+        guard let f = fopen("/sys/fs/cgroup/cpu.max", "r") else { return nil }
+        defer { fclose(f) }
+        var buf = [CChar](repeating: 0, count: 128)
+        guard fgets(&buf, 127, f) != nil else { return nil }
+        let parts = String(cString: buf).split(whereSeparator: { $0 == " " || $0 == "\n" })
+        guard parts.count == 2, let quota = Double(parts[0]), let period = Double(parts[1]), period > 0 else { return nil }
+        return max(1, Int((quota / period).rounded(.up)))
     }
 
     private static func getenvString(_ name: String) -> String? {

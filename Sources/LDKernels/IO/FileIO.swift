@@ -135,7 +135,7 @@ func writeAll(_ fd: Int32, _ bytes: UnsafeRawPointer, _ count: Int, name: String
 
 /// An output named on the command line: a path, or `-` for stdout.
 ///
-/// A regular file is written to `.NAME.tmp-PID` in the same folder and renamed to NAME by `commit()`; the
+/// A regular file is written to `.NAME.tmp-HOST-PID` in the same folder and renamed to NAME by `commit()`; the
 /// temporary file is deleted by `abort()`, on deinit without commit, and on SIGINT/SIGTERM (the process then
 /// exits 130/143). Existing non-regular files (`/dev/null`, a FIFO) are written in place. With `binary`,
 /// a terminal is refused. Writes are buffered (256 KiB); EPIPE throws `BrokenPipe`.
@@ -149,6 +149,7 @@ public final class OutputFile: ByteSink {
     private let capacity = 256 * 1024
     private var used = 0
     private var done = false
+    private var prepared = false
 
     /// Opens `path` (`-` is stdout) for writing.
     public init(path: String, binary: Bool = true) throws {
@@ -196,7 +197,8 @@ public final class OutputFile: ByteSink {
         let dir = slash.map { String(path[...$0]) } ?? ""
         let base = slash.map { String(path[path.index(after: $0)...]) } ?? path
         if base.isEmpty { throw LDError("\(path): expected a file name") }
-        let temp = "\(dir).\(base).tmp-\(getpid())"
+        StaleTemps.remove(dir: dir, base: base)
+        let temp = "\(dir).\(base).tmp-\(StaleTemps.owner)"
         var f = Glibc_open(temp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o666)
         if f < 0 && errno == EEXIST {
             // Left over by a killed process that had our pid.
@@ -218,7 +220,7 @@ public final class OutputFile: ByteSink {
     }
 
     public func write(_ bytes: UnsafeRawPointer, count: Int) throws {
-        if done { throw LDError("\(name): write after commit") }
+        if done || prepared { throw LDError("\(name): write after commit") }
         if used + count <= capacity {
             (buffer + used).copyMemory(from: bytes, byteCount: count)
             used += count
@@ -241,20 +243,29 @@ public final class OutputFile: ByteSink {
         }
     }
 
-    /// Flushes, closes and renames the temporary file to its final name. Idempotent.
-    public func commit() throws {
-        if done { return }
+    /// Flushes and closes, keeping the temporary file: `commit()` then only renames it. A run with several
+    /// outputs prepares them all, then commits them, so that a failure while writing leaves none of them.
+    public func prepare() throws {
+        if done || prepared { return }
         do { try flush() } catch { abort(); throw error }
-        done = true
         if owned {
             let r = close(fd)
             fd = -1
             if r != 0 {
                 let e = errnoText()
+                done = true
                 discardTemp()
                 throw LDError("\(name): close failed: \(e)")
             }
         }
+        prepared = true
+    }
+
+    /// Flushes, closes and renames the temporary file to its final name. Idempotent.
+    public func commit() throws {
+        if done { return }
+        try prepare()
+        done = true
         if let temp = tempPath, let final = finalPath {
             if rename(temp, final) != 0 {
                 let e = errnoText()
@@ -283,6 +294,46 @@ public final class OutputFile: ByteSink {
         if !done { abort() }
         if owned && fd >= 0 { close(fd) }
         buffer.deallocate()
+    }
+}
+
+/// Temporary files left by processes that died without cleaning up (`kill -9`, a power cut): opening an
+/// output removes the temporaries of the same name whose writer was on this host and is gone (its pid no
+/// longer exists). A writer on another host sharing the folder, or one still running here, is left alone.
+public enum StaleTemps {
+    /// `HOST-PID`: the suffix of this process's temporary files.
+    public static let owner: String = {
+        var name = [CChar](repeating: 0, count: 256)
+        gethostname(&name, name.count - 1)
+        let host = String(cString: name).filter { $0 != "/" && $0 != "-" }
+        return "\(host.isEmpty ? "localhost" : host)-\(getpid())"
+    }()
+
+    /// Removes `DIR.BASE.tmp-HOST-PID` (and the older `DIR.BASE.tmp-PID`) files of dead writers on this host.
+    public static func remove(dir: String, base: String) {
+        for p in find(dir: dir, base: base) { unlink(p) }
+    }
+
+    /// The paths `DIR.BASE.tmp-HOST-PID` (and the older `DIR.BASE.tmp-PID`) of dead writers on this host;
+    /// `dir` is empty or ends with `/`.
+    public static func find(dir: String, base: String) -> [String] {
+        let prefix = ".\(base).tmp-"
+        guard let d = opendir(dir.isEmpty ? "." : dir) else { return [] }
+        defer { closedir(d) }
+        let host = owner.split(separator: "-").dropLast().joined(separator: "-")
+        var stale: [String] = []
+        while let e = readdir(d) {
+            let name = withUnsafePointer(to: e.pointee.d_name) { String(cString: UnsafeRawPointer($0).assumingMemoryBound(to: CChar.self)) }
+            guard name.hasPrefix(prefix) else { continue }
+            let suffix = name.dropFirst(prefix.count)
+            let parts = suffix.split(separator: "-", omittingEmptySubsequences: false)
+            guard let last = parts.last, let pid = Int32(last), pid > 0 else { continue }
+            if parts.count == 2 && String(parts[0]) != host { continue }
+            if parts.count > 2 { continue }
+            if kill(pid, 0) == 0 || errno != ESRCH { continue }
+            stale.append(dir + name)
+        }
+        return stale
     }
 }
 

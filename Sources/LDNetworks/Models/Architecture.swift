@@ -21,6 +21,10 @@ public protocol Architecture {
                                                  rng: inout G) -> (layers: [Layer], batchNorms: [BatchNorm2d])
     /// A short description of a configuration: `convnet w64 d3`, `resnet18 small`.
     static func describe(_ config: ModelConfig) -> String
+    /// Parameters and activations per image (floats, an upper estimate) of a configuration that passed
+    /// `validate`, computed without building it, in floating point so no field can overflow it: what a
+    /// model from a forged file would need is known before anything is allocated.
+    static func size(_ config: ModelConfig) -> (parameters: Double, activationsPerImage: Double)
 }
 
 /// A model option an architecture reads, with its default.

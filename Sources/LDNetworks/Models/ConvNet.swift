@@ -41,4 +41,16 @@ public enum ConvNet: Architecture {
     }
 
     public static func describe(_ c: ModelConfig) -> String { "convnet w\(c.width) d\(c.depth)" }
+
+    public static func size(_ c: ModelConfig) -> (parameters: Double, activationsPerImage: Double) {
+        let w = Double(c.width)
+        var params = 0.0, acts = 0.0, cin = Double(c.channels), s = Double(c.imageSize)
+        for _ in 0..<c.depth {
+            params += cin * 9 * w + 3 * w
+            acts += 3 * w * s * s
+            cin = w; s = (s / 2).rounded(.down)
+        }
+        params += (w * s * s + 1) * Double(c.classes)
+        return (params, acts)
+    }
 }

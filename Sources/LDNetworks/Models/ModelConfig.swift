@@ -45,13 +45,33 @@ public struct ModelConfig: Codable, Equatable, Sendable {
                                                              imageSize: imageSize, classes: classes, stem: stem))
     }
 
-    /// Checks the fields before a model is built; throws a one-line reason.
+    /// Bounds on the fields, beyond any model ld is meant for, so that a forged configuration is refused
+    /// by name instead of being allocated: image channels, input size, classes (ImageNet-21k has 21,841),
+    /// ConvNet width and depth.
+    public static let limits = (channels: 16, imageSize: 2048, classes: Limits.classes, width: 8192, depth: 16)
+
+    /// Checks the fields before a model is built; throws a one-line reason. Beyond the ranges, the
+    /// weights (with their gradients and two optimiser states) and one image's activations must fit in the
+    /// memory this process may use.
     public func validate() throws {
         let architecture = try Architectures.named(arch).self
-        guard channels > 0, imageSize > 0, classes > 0 else {
-            throw LDError("model config: channels \(channels), imageSize \(imageSize), classes \(classes) must be positive")
+        let l = ModelConfig.limits
+        for (name, value, lower, upper) in [("channels", channels, 1, l.channels), ("image size", imageSize, 1, l.imageSize),
+                                            ("classes", classes, 2, l.classes)] where value < lower || value > upper {
+            throw LDError("model config: \(name) \(value) is out of range \(lower)...\(upper)")
+        }
+        if architecture.options.contains(where: { if case .width = $0 { return true }; return false }),
+           width < 1 || width > l.width {
+            throw LDError("model config: width \(width) is out of range 1...\(l.width)")
+        }
+        if architecture.options.contains(where: { if case .depth = $0 { return true }; return false }),
+           depth < 1 || depth > l.depth {
+            throw LDError("model config: depth \(depth) is out of range 1...\(l.depth)")
         }
         try architecture.validate(self)
+        let size = architecture.size(self)
+        try Memory.require(4 * (4 * size.parameters + size.activationsPerImage),
+                           for: "a \(summary) model for \(channels)x\(imageSize)x\(imageSize) images and \(classes) classes (\(Int(size.parameters)) parameters)")
     }
 
     /// A short description: `convnet w64 d3`, `resnet18 small`.

@@ -42,13 +42,23 @@ public struct ModelFile {
 
     /// Writes the model atomically to `path` (`-` for stdout) and records its identity in `hash`.
     public mutating func save(path: String, producer: String, seed: UInt64 = 0) throws {
+        try write(path: path, producer: producer, seed: seed).commit()
+    }
+
+    /// Writes the model to its temporary file and returns the output, prepared but not committed: the caller
+    /// commits it together with the run's other outputs (or drops it, `abort()`, on a later failure).
+    public mutating func write(path: String, producer: String, seed: UInt64 = 0) throws -> ByteSink {
         let config = model.config
+        try Normalization.check(mean: mean, std: std, source: "model \(path)")
+        guard classNames.isEmpty || classNames.count == config.classes else {
+            throw LDError("model \(path): \(classNames.count) class names for \(config.classes) classes")
+        }
         let configJSON = try JSONDecoder().decode(JSONValue.self, from: JSONEncoder().encode(config))
         var meta: [String: JSONValue] = [
             "config": configJSON,
             "mean": .array(mean.map { JSONValue.number($0) }),
             "std": .array(std.map { JSONValue.number($0) }),
-            "class_names": .array(classNames.map { .string($0) }),
+            "class_names": .array((classNames.isEmpty ? (0..<config.classes).map(String.init) : classNames).map { .string($0) }),
             "class_stats": .bool(hasClassStatistics),
         ]
         if !info.isEmpty { meta["info"] = .object(info) }
@@ -72,12 +82,13 @@ public struct ModelFile {
                     try writer.write(TensorRecord(name: bn.name + ".class_var", shape: [k, c], data: vars))
                 }
             }
-            try writer.finish()
+            try writer.finish(commit: false)
         } catch {
             writer.abort()
             throw error
         }
         hash = ContentHash.hex(writer.chain)
+        return writer.sink
     }
 
     /// Parameters then BN running statistics, in registration order, by name.
@@ -127,6 +138,7 @@ public struct ModelFile {
                 guard let target = expected[t.name] else {
                     throw LDError("\(reader.name): tensor '\(t.name)' is not part of a \(config.arch) model (\(describe(config)))")
                 }
+                guard !seen.contains(t.name) else { throw LDError("\(reader.name): tensor '\(t.name)' appears twice") }
                 guard target.shape == t.shape else {
                     throw LDError("\(reader.name): tensor '\(t.name)' has shape \(t.shape), the \(config.arch) model expects \(target.shape)")
                 }
@@ -149,6 +161,9 @@ public struct ModelFile {
                     throw LDError("\(reader.name): class statistics of layer '\(bn.name)' have shapes \(count.shape), \(mean.shape), \(variance.shape); expected [\(k)], [\(k), \(c)], [\(k), \(c)]")
                 }
                 let cs = ClassStatistics(classes: k, channels: c)
+                if let bad = count.data.first(where: { $0 < 0 }) ?? variance.data.first(where: { $0 < 0 }) {
+                    throw LDError("\(reader.name): class statistics of layer '\(bn.name)' hold the negative count or variance \(bad)")
+                }
                 for j in 0..<k {
                     let n = Double(count.data[j])
                     cs.count[j] = n
@@ -162,17 +177,27 @@ public struct ModelFile {
             }
         }
         func floats(_ key: String) throws -> [Float] {
-            let v = header.meta[key]?.arrayValue?.compactMap { $0.doubleValue.map(Float.init) } ?? []
-            guard v.count == config.channels else {
-                throw LDError("\(reader.name): model header '\(key)' needs \(config.channels) values, has \(v.count)")
+            let a = header.meta[key]?.arrayValue ?? []
+            let v = a.compactMap { $0.doubleValue.map(Float.init) }
+            guard a.count == config.channels, v.count == a.count else {
+                throw LDError("\(reader.name): model header '\(key)' needs \(config.channels) numbers, has \(a.count) values")
             }
             return v
         }
-        var names = header.meta["class_names"]?.arrayValue?.compactMap { $0.stringValue } ?? []
-        if names.count != config.classes { names = (0..<config.classes).map(String.init) }
+        let mean = try floats("mean"), std = try floats("std")
+        try Normalization.check(mean: mean, std: std, source: "\(reader.name): model header")
+        var names = (0..<config.classes).map(String.init)
+        if let given = header.meta["class_names"], given != .null {
+            let a = given.arrayValue ?? []
+            let strings = a.compactMap { $0.stringValue }
+            guard strings.count == a.count, a.count == config.classes else {
+                throw LDError("\(reader.name): model header 'class_names' has \(a.count) entries for \(config.classes) classes")
+            }
+            names = strings
+        }
         var info: [String: JSONValue] = [:]
         if case .object(let o) = header.meta["info"] ?? .null { info = o }
-        var file = ModelFile(model: model, mean: try floats("mean"), std: try floats("std"), classNames: names, info: info)
+        var file = ModelFile(model: model, mean: mean, std: std, classNames: names, info: info)
         file.hash = ContentHash.hex(reader.lastEndHash ?? 0)
         model.training = false
         return file

@@ -52,4 +52,13 @@ public enum ResNet18: Architecture {
     }
 
     public static func describe(_ c: ModelConfig) -> String { "resnet18 \(c.stem)" }
+
+    public static func size(_ c: ModelConfig) -> (parameters: Double, activationsPerImage: Double) {
+        // 11,168,832 parameters without the classifier (torchvision's count, ImageNet stem, 3 channels).
+        let params = 11_168_832 + Double(c.channels - 3) * 64 * 49 + 513 * Double(c.classes)
+        let s = Double(c.imageSize), r = c.stem == "imagenet" ? s / 4 : s
+        // about ten stored tensors per stage, each stage half the resolution and twice the channels
+        let acts = (c.stem == "imagenet" ? 2 * 64 * (s / 2) * (s / 2) : 0) + 1200 * r * r
+        return (params, acts)
+    }
 }
