@@ -106,6 +106,13 @@ final class InteropToolTests: ToolTestCase {
             try assertOnly(["evil.pt", "cut.pt"])
         }
         XCTAssertFalse(FileManager.default.fileExists(atPath: path("pwn")))
+        // the output may not be the input
+        let st = try Files.readFile(InteropToolTests.fixtures + "/convnet.safetensors")
+        try Data(st).write(to: URL(fileURLWithPath: path("same.ldm")))
+        let same = try run("ld-squeeze", ["--import", "same.ldm", "--preset", "fmnist", "-o", "same.ldm"])
+        XCTAssertEqual(same.status, 1, same.err)
+        XCTAssertEqual(same.err.split(separator: "\n").count, 1, same.err)
+        XCTAssertEqual(try Files.readFile(path("same.ldm")), st, "the input is untouched")
     }
 
     func testConversionFlagsAreChecked() throws {

@@ -24,6 +24,11 @@ public struct ImportJob {
     /// Imports and saves; returns the lines that say what was imported (architecture, input, classes) and the
     /// model file's hash.
     public func run() throws -> [String] {
+        var files = RunFiles()
+        files.input("--import", input)
+        files.data("--data", classStats?.data)
+        files.output("-o", output)
+        try files.check()
         try OutputFile.probe(output)
         var (file, notes) = try PyTorchFile.importModel(path: input, settings: settings)
         if let cs = classStats {
@@ -56,6 +61,10 @@ public struct ExportJob {
     }
 
     public func run() throws -> [String] {
+        var files = RunFiles()
+        files.input("--export", model)
+        files.output("-o", output)
+        try files.check()
         try OutputFile.probe(output)
         let file = try ModelFile.load(path: model)
         try PyTorchFile.export(file, to: output, producer: "\(producer) \(LD.version)")
