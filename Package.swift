@@ -8,6 +8,7 @@
 //   LDRecords   the framed record-stream format: header, records, reader, writer, the record payloads
 //   LDData      data sets, image codecs, normalisation, image grids, crop boxes on images
 //   LDNetworks  layers, models (one file per architecture), losses, optimisers, augmentations
+//   LDInterop   PyTorch interchange: safetensors and torch.save checkpoints with torchvision's names
 //   LDJobs      the distillation jobs: squeeze, recover, relabel, prune, train, scores
 //   LDCommand   the command-line vocabulary the five tools share (option groups, exit codes, progress)
 //
@@ -45,21 +46,23 @@ let package = Package(
         layer("LDRecords", ["LDKernels", "CZstd"]),
         layer("LDData", ["LDKernels", "LDRecords", "CPNG", "CZlib"]),
         layer("LDNetworks", ["LDKernels", "LDRecords", "LDData", "COpenBLAS"]),
-        layer("LDJobs", ["LDKernels", "LDRecords", "LDData", "LDNetworks"]),
-        layer("LDCommand", ["LDKernels", "LDRecords", "LDData", "LDNetworks", "LDJobs",
+        // PyTorch interchange: safetensors, torch.save archives (a restricted pickle reader), torchvision names.
+        layer("LDInterop", ["LDKernels", "LDRecords", "LDData", "LDNetworks", "CZlib"]),
+        layer("LDJobs", ["LDKernels", "LDRecords", "LDData", "LDNetworks", "LDInterop"]),
+        layer("LDCommand", ["LDKernels", "LDRecords", "LDData", "LDNetworks", "LDInterop", "LDJobs",
                             .product(name: "ArgumentParser", package: "swift-argument-parser")]),
     ] + tools.map { tool in
         .executableTarget(
             name: tool,
-            dependencies: ["LDCommand", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["LDCommand", "LDInterop", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         )
     } + [
         .executableTarget(name: "ld-bench", dependencies: ["LDJobs"], path: "Benchmarks/ld-bench",
                           swiftSettings: engineFlags),
         // The structure-aware fuzzer of the tools' loading paths (`make fuzz`; fuzz/structured/main.swift).
         .executableTarget(name: "ld-fuzz", dependencies: ["LDJobs"], path: "fuzz/structured"),
-        .testTarget(name: "UnitTests", dependencies: ["LDJobs"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "ToolTests", dependencies: ["LDJobs"]),
+        .testTarget(name: "UnitTests", dependencies: ["LDJobs", "LDInterop"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "ToolTests", dependencies: ["LDJobs", "LDInterop"]),
     ],
     // Swift 6 tools, Swift 5 language mode: the engine shares raw buffers across worker threads on purpose
     // (disjoint slices), which strict concurrency checking cannot express without noise.

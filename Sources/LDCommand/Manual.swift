@@ -37,12 +37,34 @@ public enum Manual {
         run with the epoch, step and learning rate and keeps the last good checkpoint. The checkpoint is removed \
         after a successful run.
 
+        PyTorch interchange: --import FILE reads a state dict with torchvision's names (a .safetensors file or a \
+        torch.save checkpoint, zip or pre-1.6 legacy format: a state dict, or a dict holding one under \
+        'state_dict' or 'model', with or without DataParallel's 'module.' prefix; float16 and bfloat16 are \
+        widened) and writes it as an ld model file (-o), which then works everywhere a teacher does; with \
+        --class-stats --data SET the import also stores LPLD's per-class BatchNorm statistics of the pretrained \
+        teacher on SET. The architecture is read off the names and shapes (resnet18: conv1, bn1, layer1-4, fc, \
+        the stem from conv1.weight's 7x7 or 3x3; convnet: the DC/DSA ConvNet-BN, features.4d / features.4d+1 for \
+        block d's conv and BN, classifier) and printed; a missing, extra or mis-shaped key is an error naming \
+        it. The pickle is read by a restricted reader (dicts of tensors only) that refuses any other global, \
+        e.g. os.system, by name and runs nothing. Normalisation, input size and class names: --preset (imagenet: \
+        torchvision's mean and std, 224 px; cifar10, cifar100, fmnist, tiny-imagenet), or --mean, --std, \
+        --image-size, --class-names FILE (these win over the preset). The imagenet preset names classes by \
+        index; for names give --class-names (one a line, in torchvision's order). --export MODEL -o \
+        FILE.safetensors writes an ld model with torchvision's names (num_batches_tracked as int64 0) and, in \
+        __metadata__, architecture, stem, input_size, mean, std, class_names as JSON strings: PyTorch loads it \
+        with model.load_state_dict(safetensors.torch.load_file(FILE), strict=True) into \
+        torchvision.models.resnet18(num_classes=K) (small stem: conv1 = Conv2d(C, 64, 3, 1, 1, bias=False), \
+        maxpool = Identity()) or the DC/DSA ConvNet with BatchNorm. Per-class BN statistics stay in the ld file.
+
         """ + ModelOptions.modelsHelp + """
 
 
         Examples:
           ld-squeeze --data fmnist:train --val fmnist:test -o teacher.ldm --class-stats --scores scores.lds
           ld-squeeze --eval-only teacher.ldm --val fmnist:test
+          ld-squeeze --import resnet18.pth --preset imagenet -o teacher.ldm
+          ld-squeeze --import cifar.safetensors --preset cifar10 -o teacher.ldm
+          ld-squeeze --export student.ldm -o student.safetensors
         """
 
     public static let recover: String =

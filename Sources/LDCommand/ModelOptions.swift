@@ -78,3 +78,12 @@ public struct ResNetStem: ExpressibleByArgument, Equatable, Sendable {
     public var defaultValueDescription: String { rawValue }
     public static var allValueStrings: [String] { ResNet18.stems }
 }
+
+/// `-o` of a run that trains a model: ld writes its own model files, so a PyTorch name (`.safetensors`, `.pt`,
+/// `.pth`) is refused with the conversion command (`ld-squeeze --export`) rather than silently given ld's format.
+public func checkModelOutputName(_ path: String?) throws {
+    guard let path else { return }
+    for ext in [".safetensors", ".pt", ".pth"] where path.lowercased().hasSuffix(ext) {
+        throw ValidationError("-o \(path): ld writes ld model files; write MODEL.ldm, then ld-squeeze --export MODEL.ldm -o FILE.safetensors")
+    }
+}

@@ -4,6 +4,7 @@ import LDKernels
 import LDRecords
 import LDNetworks
 import LDJobs
+import LDInterop
 import LDCommand
 
 struct Squeeze: ParsableCommand {
@@ -59,9 +60,59 @@ struct Squeeze: ParsableCommand {
     @Option(help: "Evaluate this model file on --val, print top-1/top-5 as NDJSON, and exit.")
     var evalOnly: String?
 
+    @Option(name: .customLong("import"), help: ArgumentHelp("Convert a PyTorch state dict (.safetensors, or a torch.save checkpoint) with torchvision's names into the model file -o; the architecture is read off the names and shapes.", valueName: "file"))
+    var importPath: String?
+
+    @Option(name: .customLong("export"), help: ArgumentHelp("Convert this ld model file into -o FILE.safetensors with torchvision's names and ld's metadata.", valueName: "model"))
+    var exportPath: String?
+
+    @Option(help: "With --import: the inputs' normalisation, size and class names: \(ImportPreset.names.joined(separator: ", ")).")
+    var preset: String?
+
+    @Option(help: ArgumentHelp("With --import: per-channel mean of pixel/255, comma-separated (overrides --preset).", valueName: "m,m,m"))
+    var mean: String?
+
+    @Option(help: ArgumentHelp("With --import: per-channel standard deviation, comma-separated (overrides --preset).", valueName: "s,s,s"))
+    var std: String?
+
+    @Option(help: "With --import: input height and width (overrides --preset).")
+    var imageSize: Int?
+
+    @Option(help: ArgumentHelp("With --import: class names, one a line, in class-index order (overrides --preset).", valueName: "file"))
+    var classNames: String?
+
     @OptionGroup var common: CommonOptions
 
+    var converting: Bool { importPath != nil || exportPath != nil }
+
     func validate() throws {
+        if converting {
+            guard importPath == nil || exportPath == nil else { throw ValidationError("--import and --export are two runs") }
+            guard output != nil else { throw ValidationError("--import and --export need -o/--output") }
+            guard evalOnly == nil else { throw ValidationError("--import and --export take no --eval-only") }
+            if importPath != nil { try checkModelOutputName(output) }
+            if exportPath != nil, let o = output, o != "-", !o.lowercased().hasSuffix(".safetensors") {
+                throw ValidationError("--export writes safetensors: name the output FILE.safetensors (or - for stdout)")
+            }
+            guard data == nil || (importPath != nil && classStats) else {
+                throw ValidationError("--data goes with --import only for --class-stats (the class statistics' images)")
+            }
+            if classStats && data == nil { throw ValidationError("--import with --class-stats needs --data (the images to measure)") }
+            if exportPath != nil, preset != nil || mean != nil || std != nil || imageSize != nil || classNames != nil {
+                throw ValidationError("--preset, --mean, --std, --image-size and --class-names go with --import")
+            }
+            if let p = preset, !ImportPreset.names.contains(p) {
+                throw ValidationError("unknown --preset '\(p)' (expected \(ImportPreset.names.joined(separator: ", ")))")
+            }
+            if let n = imageSize, n <= 0 { throw ValidationError("--image-size must be positive, got \(n)") }
+            _ = try floats(mean, "--mean")
+            _ = try floats(std, "--std")
+            return
+        }
+        if preset != nil || mean != nil || std != nil || imageSize != nil || classNames != nil {
+            throw ValidationError("--preset, --mean, --std, --image-size and --class-names go with --import")
+        }
+        try checkModelOutputName(output)
         if evalOnly != nil {
             guard val != nil else { throw ValidationError("--eval-only needs --val") }
             let training = self.training.given + [(data != nil, "--data"), (output != nil, "-o"), (classStats, "--class-stats"),
@@ -78,8 +129,34 @@ struct Squeeze: ParsableCommand {
         if cropPadding < 0 { throw ValidationError("--crop-padding must be >= 0, got \(cropPadding)") }
     }
 
+    func floats(_ text: String?, _ flag: String) throws -> [Float]? {
+        guard let text else { return nil }
+        let values = text.split(separator: ",").map { Float($0.trimmingCharacters(in: .whitespaces)) }
+        guard !values.isEmpty, values.allSatisfy({ $0?.isFinite == true }) else {
+            throw ValidationError("\(flag) takes comma-separated numbers, got '\(text)'")
+        }
+        return values.map { $0! }
+    }
+
     func run() throws {
         common.apply()
+        if let input = importPath {
+            let names = try classNames.map { path -> [String] in
+                guard let lines = try Files.lines(path) else { throw LDError("\(path): no such file") }
+                return lines
+            }
+            let settings = ImportSettings(preset: preset, mean: try floats(mean, "--mean"), std: try floats(std, "--std"),
+                                          imageSize: imageSize, classNames: names)
+            var job = ImportJob(input: input, output: output!, settings: settings)
+            if classStats, let d = data { job.classStats = (d, classStatsMode, training.batchSize ?? 128) }
+            job.console = common.console
+            for line in try job.run() { common.console.say(line) }
+            return
+        }
+        if let model = exportPath {
+            for line in try ExportJob(model: model, output: output!).run() { common.console.say(line) }
+            return
+        }
         let validation = val.map { ValidationSet(name: $0, limit: valLimit) }
         if let path = evalOnly {
             var job = EvaluateJob(model: path, val: validation!)

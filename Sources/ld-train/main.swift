@@ -68,6 +68,7 @@ struct Train: ParsableCommand {
     }
 
     func validate() throws {
+        try checkModelOutputName(output)
         let named = [labels != nil, teacher != nil, hard].filter { $0 }.count
         guard named <= 1 else { throw ValidationError("give only one label source of --labels, --teacher and --hard") }
         guard let source else {
