@@ -42,7 +42,8 @@ public enum Manual {
         'state_dict' or 'model', with or without DataParallel's 'module.' prefix; float16 and bfloat16 are \
         widened) and writes it as an ld model file (-o), which then works everywhere a teacher does; with \
         --class-stats --data SET the import also stores LPLD's per-class BatchNorm statistics of the pretrained \
-        teacher on SET. The architecture is read off the names and shapes (resnet18: conv1, bn1, layer1-4, fc, \
+        teacher on SET. The architecture is read off the names and shapes (resnet18, resnet50, resnet101: conv1, bn1, layer1-4, fc, \
+        basic or bottleneck blocks by their count per stage, \
         the stem from conv1.weight's 7x7 or 3x3; convnet: the DC/DSA ConvNet-BN, features.4d / features.4d+1 for \
         block d's conv and BN, classifier) and printed; a missing, extra or mis-shaped key is an error naming \
         it. The pickle is read by a restricted reader (dicts of tensors only) that refuses any other global, \

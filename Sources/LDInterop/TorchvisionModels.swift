@@ -6,7 +6,7 @@ import LDNetworks
 
 /// ld models under torchvision's parameter names, both ways.
 ///
-/// ResNet-18: ld already names its tensors as torchvision does (`conv1.weight`, `bn1.running_mean`,
+/// ResNet-18, -50 and -101: ld already names its tensors as torchvision does (`conv1.weight`, `bn1.running_mean`,
 /// `layer2.0.downsample.0.weight`, `fc.bias`); torchvision adds `num_batches_tracked` (int64) to every
 /// BatchNorm. The stem is read off `conv1.weight`: 7x7 is torchvision's (`imagenet`: stride 2 and max-pool),
 /// 3x3 the CIFAR one (`small`: stride 1, no max-pool; torchvision's model with `conv1` replaced and `maxpool` an
@@ -79,17 +79,28 @@ public enum TorchvisionNames {
         }
         if let c1 = shape("conv1.weight"), state.names.contains(where: { $0.hasPrefix("layer1.") }) {
             guard c1.count == 4, c1[0] == 64, (c1[2] == 7 && c1[3] == 7) || (c1[2] == 3 && c1[3] == 3) else {
-                throw LDError("\(name): conv1.weight has shape \(c1); a ResNet-18 stem is [64, C, 7, 7] (imagenet) or [64, C, 3, 3] (small)")
+                throw LDError("\(name): conv1.weight has shape \(c1); a ResNet stem is [64, C, 7, 7] (imagenet) or [64, C, 3, 3] (small)")
             }
             guard let fc = shape("fc.weight"), fc.count == 2 else { throw LDError("\(name): ResNet checkpoint without fc.weight") }
             let stem = c1[2] == 7 ? "imagenet" : "small"
             var notes: [String] = []
             let size = imageSize ?? (stem == "imagenet" ? 224 : 32)
             if imageSize == nil { notes.append("input size \(size) assumed for the \(stem) stem (--image-size sets it)") }
-            return (ModelConfig.resnet18(channels: c1[1], imageSize: size, classes: fc[0], stem: stem), notes)
+            // Basic blocks (ResNet-18) or bottlenecks (conv3 in every block), told apart by the blocks per stage.
+            let blocks = (1...4).map { s in (0...).prefix(while: { state["layer\(s).\($0).conv1.weight"] != nil }).count }
+            let bottleneck = state["layer1.0.conv3.weight"] != nil
+            let arch: String
+            switch (bottleneck, blocks) {
+            case (false, [2, 2, 2, 2]): arch = ResNet18.name
+            case (true, ResNet50.blocks): arch = ResNet50.name
+            case (true, ResNet101.blocks): arch = ResNet101.name
+            default:
+                throw LDError("\(name): a ResNet with \(bottleneck ? "bottleneck" : "basic") blocks \(blocks.map(String.init).joined(separator: "-")) per stage; ld has resnet18 (basic 2-2-2-2), resnet50 (bottleneck 3-4-6-3) and resnet101 (bottleneck 3-4-23-3)")
+            }
+            return (try ModelConfig.named(arch, width: 64, depth: 3, stem: stem, channels: c1[1], imageSize: size, classes: fc[0]), notes)
         }
         let sample = state.names.prefix(6).map { "'\($0)'" }.joined(separator: ", ")
-        throw LDError("\(name): not an architecture ld has (convnet: features.N.* and classifier.*; resnet18: conv1, layer1-4, fc); keys it does not recognise: \(sample)\(state.count > 6 ? " and \(state.count - 6) more" : "")")
+        throw LDError("\(name): not an architecture ld has (convnet: features.N.* and classifier.*; resnet18, resnet50, resnet101: conv1, layer1-4, fc); keys it does not recognise: \(sample)\(state.count > 6 ? " and \(state.count - 6) more" : "")")
     }
 
     /// A model of `config` holding the state dict's tensors. Every tensor the model has must be there with its

@@ -79,6 +79,17 @@ final class InteropTests: XCTestCase {
         XCTAssertEqual(big.model.config, .resnet18(channels: 3, imageSize: 224, classes: 10, stem: "imagenet"))
         XCTAssertEqual(big.std, [0.229, 0.224, 0.225])
         XCTAssertEqual(big.classNames[9], "c9")
+        // Bottleneck ResNets by their blocks per stage (names only: no ld metadata to go by).
+        for (arch, stem) in [("resnet50", "imagenet"), ("resnet101", "small")] {
+            var rng = LDRandom(seed: 1, stage: .weightInit)
+            let config = try ModelConfig.named(arch, width: 64, depth: 3, stem: stem, channels: 3, imageSize: 64, classes: 6)
+            let model = try Model(config, rng: &rng)
+            let state = TorchvisionNames.stateDict(of: model)
+            XCTAssertEqual(try TorchvisionNames.infer(state, name: arch, imageSize: 64).config, config)
+            // and the weights come back where they were
+            let back = try TorchvisionNames.model(config, from: state, name: arch)
+            XCTAssertTrue(zip(model.parameters, back.parameters).allSatisfy { $0.value.array == $1.value.array }, arch)
+        }
     }
 
     /// ld's export has exactly the names and shapes PyTorch saved for the same architecture (what
@@ -131,6 +142,7 @@ final class InteropTests: XCTestCase {
             let path = dir + "/m\(i).safetensors"
             try PyTorchFile.export(original, to: path, producer: "test")
             let back = try PyTorchFile.importModel(path: path, settings: ImportSettings()).file
+            XCTAssertEqual(back.model.config, original.model.config)
             assertBitIdentical(original, back)
             XCTAssertEqual(try PyTorchFile.exportBytes(back, producer: "test"), try Files.readFile(path), "export is a fixed point")
             // and through an ld model file
@@ -337,13 +349,13 @@ final class InteropTests: XCTestCase {
         let vgg = try StateDict([("vgg.block1.conv.weight", ForeignTensor(dtype: .f32, shape: [4, 3, 3, 3], values: [Float](repeating: 0, count: 108))),
                                  ("vgg.head.weight", ForeignTensor(dtype: .f32, shape: [2, 4], values: [Float](repeating: 0, count: 8)))])
         try assertRefused(Safetensors.encode(vgg, metadata: [:]), mentioning: ["not an architecture ld has", "'vgg.block1.conv.weight'", "'vgg.head.weight'"])
-        // a ResNet-50-like checkpoint: bottleneck keys ResNet-18 does not have
+        // a ResNet-50-like checkpoint of the wrong depth: named by its blocks per stage
         let small = try PyTorchFile.read(path: fixture("resnet18_small.pt")).state
         var pairs = small.names.map { ($0, small[$0]!) }
         pairs.append(("layer1.0.conv3.weight", ForeignTensor(dtype: .f32, shape: [256, 64, 1, 1], values: [Float](repeating: 0, count: 16384))))
         pairs.append(("layer1.2.conv1.weight", ForeignTensor(dtype: .f32, shape: [64, 64, 3, 3], values: [Float](repeating: 0, count: 36864))))
         try assertRefused(Safetensors.encode(try StateDict(pairs), metadata: [:]),
-                          mentioning: ["2 key(s) a resnet18 small does not have", "'layer1.0.conv3.weight'", "not an architecture ld has"])
+                          mentioning: ["a ResNet with bottleneck blocks 3-2-2-2 per stage", "resnet50 (bottleneck 3-4-6-3)"])
     }
 
     func testLegacyAndUnknownFormatsAreRefused() throws {
