@@ -1,5 +1,6 @@
 import Foundation
 import LDKernels
+import LDRecords
 
 /// The safetensors format: an 8-byte little-endian header length N, N bytes of JSON
 /// `{name: {"dtype", "shape", "data_offsets": [begin, end]}, "__metadata__": {string: string}}` (offsets
@@ -108,20 +109,6 @@ public enum Safetensors {
         return out
     }
 
-    /// A JSON string literal.
-    static func quote(_ s: String) -> String {
-        var out = "\""
-        for u in s.unicodeScalars {
-            switch u {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case let c where c.value < 0x20: out += String(format: "\\u%04x", c.value)
-            default: out.unicodeScalars.append(u)
-            }
-        }
-        return out + "\""
-    }
+    /// A JSON string literal (the stream header's escaping).
+    static func quote(_ s: String) -> String { JSONValue.string(s).serialized }
 }

@@ -237,6 +237,29 @@ public struct StreamHeader: Codable, Equatable {
         return nil
     }
 
+    /// `meta[key]` as exactly `count` numbers, or nil when absent; a present value of another shape is an
+    /// error naming the key (`source` starts it), never replaced by a default.
+    public func metaNumbers(_ key: String, count: Int, source: String) throws -> [Float]? {
+        guard let given = meta[key], given != .null else { return nil }
+        let a = given.arrayValue ?? []
+        let v = a.compactMap { $0.doubleValue.map(Float.init) }
+        guard v.count == a.count, a.count == count else {
+            throw LDError("\(source): header '\(key)' has \(a.count) values, \(count) numbers expected")
+        }
+        return v
+    }
+
+    /// `meta[key]` as exactly `count` strings, or nil when absent (`class_names` for `classes`), as `metaNumbers`.
+    public func metaStrings(_ key: String, count: Int, source: String) throws -> [String]? {
+        guard let given = meta[key], given != .null else { return nil }
+        let a = given.arrayValue ?? []
+        let v = a.compactMap { $0.stringValue }
+        guard v.count == a.count, a.count == count else {
+            throw LDError("\(source): header '\(key)' has \(a.count) entries for \(count) classes")
+        }
+        return v
+    }
+
     /// The header as a JSON value (for dumps).
     public var jsonValue: JSONValue {
         var o: [String: JSONValue] = [

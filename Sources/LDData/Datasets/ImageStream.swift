@@ -117,26 +117,11 @@ extension Dataset {
             }
         }
         // Absent fields take defaults; present ones must be right (a wrong count is refused, not replaced).
-        func floats(_ key: String, default value: Float) throws -> [Float] {
-            guard let given = header.meta[key], given != .null else { return [Float](repeating: value, count: c) }
-            let a = given.arrayValue ?? []
-            let v = a.compactMap { $0.doubleValue.map(Float.init) }
-            guard v.count == a.count, a.count == c else {
-                throw LDError("\(reader.name): header '\(key)' has \(a.count) values for \(c)-channel images")
-            }
-            return v
-        }
-        let mean = try floats("mean", default: 0.5), std = try floats("std", default: 0.5)
+        let mean = try header.metaNumbers("mean", count: c, source: reader.name) ?? [Float](repeating: 0.5, count: c)
+        let std = try header.metaNumbers("std", count: c, source: reader.name) ?? [Float](repeating: 0.5, count: c)
         try Normalization.check(mean: mean, std: std, source: "\(reader.name): header")
-        var names = (0..<header.classes).map(String.init)
-        if let given = header.meta["class_names"], given != .null {
-            let a = given.arrayValue ?? []
-            let strings = a.compactMap { $0.stringValue }
-            guard strings.count == a.count, a.count == header.classes else {
-                throw LDError("\(reader.name): header 'class_names' has \(a.count) entries for \(header.classes) classes")
-            }
-            names = strings
-        }
+        let names = try header.metaStrings("class_names", count: header.classes, source: reader.name)
+            ?? (0..<header.classes).map(String.init)
         var set = Dataset(pixels: pixels, labels: labels, classes: header.classes, channels: c, height: h, width: w,
                           mean: mean, std: std, classNames: names, source: path)
         if let g = header.meta[ImageGridMeta.key], g != .null {

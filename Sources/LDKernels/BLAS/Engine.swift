@@ -70,18 +70,13 @@ public enum Engine {
 
     /// The `flags` line of /proc/cpuinfo as a set (Linux); nil elsewhere.
     private static func cpuFlags() -> Set<Substring>? {
-        guard let f = fopen("/proc/cpuinfo", "r") else { return nil }
-        defer { fclose(f) }
-        var line: UnsafeMutablePointer<CChar>? = nil
-        var cap = 0
-        defer { free(line) }
-        while getline(&line, &cap, f) > 0 {
-            let s = String(cString: line!)
-            if s.hasPrefix("flags") {
-                return Set(s.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\n" || $0 == ":" }))
-            }
-        }
-        return nil
+        guard let line = procLine("/proc/cpuinfo", prefix: "flags") else { return nil }
+        return Set(line.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == ":" }))
+    }
+
+    /// The first line of a small system file starting with `prefix`, or nil.
+    static func procLine(_ path: String, prefix: String = "") -> String? {
+        ((try? Files.lines(path)) ?? nil)?.first { $0.hasPrefix(prefix) }
     }
 
     private static func defaultThreads() -> Int {
@@ -103,31 +98,14 @@ public enum Engine {
 
     /// The number of CPUs in this process's affinity mask (`Cpus_allowed` of /proc/self/status), or nil.
     static func affinityCount() -> Int? {
-        guard let f = fopen("/proc/self/status", "r") else { return nil }
-        defer { fclose(f) }
-        var line: UnsafeMutablePointer<CChar>? = nil
-        var cap = 0
-        defer { free(line) }
-        while getline(&line, &cap, f) > 0 {
-            let s = String(cString: line!)
-            guard s.hasPrefix("Cpus_allowed:") else { continue }
-            var count = 0
-            for c in s.dropFirst("Cpus_allowed:".count) {
-                if let v = c.hexDigitValue { count += v.nonzeroBitCount }
-            }
-            return count
-        }
-        return nil
+        guard let line = procLine("/proc/self/status", prefix: "Cpus_allowed:") else { return nil }
+        return line.dropFirst("Cpus_allowed:".count).reduce(0) { $0 + ($1.hexDigitValue?.nonzeroBitCount ?? 0) }
     }
 
     /// ceil(quota / period) of cgroup v2's `cpu.max` ("max 100000" when unlimited), or nil.
     static func cgroupQuota() -> Int? {
-        guard let f = fopen("/sys/fs/cgroup/cpu.max", "r") else { return nil }
-        defer { fclose(f) }
-        var buf = [CChar](repeating: 0, count: 128)
-        guard fgets(&buf, 127, f) != nil else { return nil }
-        let parts = String(cString: buf).split(whereSeparator: { $0 == " " || $0 == "\n" })
-        guard parts.count == 2, let quota = Double(parts[0]), let period = Double(parts[1]), period > 0 else { return nil }
+        guard let parts = procLine("/sys/fs/cgroup/cpu.max")?.split(separator: " "), parts.count == 2,
+              let quota = Double(parts[0]), let period = Double(parts[1]), period > 0 else { return nil }
         return max(1, Int((quota / period).rounded(.up)))
     }
 

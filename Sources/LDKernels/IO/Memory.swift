@@ -12,13 +12,7 @@ public enum Memory {
     public static let available: Double = {
         var limit = Double(sysconf(Int32(_SC_PHYS_PAGES))) * Double(sysconf(Int32(_SC_PAGESIZE)))
         if limit <= 0 { limit = Double(1 << 40) }
-        if let f = fopen("/sys/fs/cgroup/memory.max", "r") {
-            var buf = [CChar](repeating: 0, count: 64)
-            if fgets(&buf, 63, f) != nil, let v = Double(String(cString: buf).trimmingWhitespace()), v > 0 {
-                limit = min(limit, v)
-            }
-            fclose(f)
-        }
+        if let line = Engine.procLine("/sys/fs/cgroup/memory.max"), let v = Double(line), v > 0 { limit = min(limit, v) }
         var rl = rlimit()
         if getrlimit(__rlimit_resource_t(RLIMIT_AS.rawValue), &rl) == 0 && rl.rlim_cur != rlim_t.max {
             limit = min(limit, Double(rl.rlim_cur))
@@ -45,14 +39,6 @@ public enum Memory {
     }
 }
 
-extension String {
-    func trimmingWhitespace() -> String {
-        var s = Substring(self)
-        while let c = s.first, c == " " || c == "\n" || c == "\t" { s.removeFirst() }
-        while let c = s.last, c == " " || c == "\n" || c == "\t" { s.removeLast() }
-        return String(s)
-    }
-}
 
 /// Upper limits on counts given as flags or read from headers: far beyond any run ld is meant for (the
 /// seeds train at most 1,000 epochs and recover with at most a few thousand iterations), low enough that

@@ -177,24 +177,15 @@ public struct ModelFile {
             }
         }
         func floats(_ key: String) throws -> [Float] {
-            let a = header.meta[key]?.arrayValue ?? []
-            let v = a.compactMap { $0.doubleValue.map(Float.init) }
-            guard a.count == config.channels, v.count == a.count else {
-                throw LDError("\(reader.name): model header '\(key)' needs \(config.channels) numbers, has \(a.count) values")
+            guard let v = try header.metaNumbers(key, count: config.channels, source: reader.name) else {
+                throw LDError("\(reader.name): model header has no '\(key)'")
             }
             return v
         }
         let mean = try floats("mean"), std = try floats("std")
         try Normalization.check(mean: mean, std: std, source: "\(reader.name): model header")
-        var names = (0..<config.classes).map(String.init)
-        if let given = header.meta["class_names"], given != .null {
-            let a = given.arrayValue ?? []
-            let strings = a.compactMap { $0.stringValue }
-            guard strings.count == a.count, a.count == config.classes else {
-                throw LDError("\(reader.name): model header 'class_names' has \(a.count) entries for \(config.classes) classes")
-            }
-            names = strings
-        }
+        let names = try header.metaStrings("class_names", count: config.classes, source: reader.name)
+            ?? (0..<config.classes).map(String.init)
         var info: [String: JSONValue] = [:]
         if case .object(let o) = header.meta["info"] ?? .null { info = o }
         var file = ModelFile(model: model, mean: mean, std: std, classNames: names, info: info)
