@@ -99,6 +99,12 @@ public final class ResidualBlock: Layer {
         downsample?.conv.initialize(&rng)
     }
 
+    public func trace(_ x: ImageShape) -> LayerTrace {
+        var macs = downsample.map { $0.conv.macs(n: 1, h: x.h, w: x.w) } ?? 0, s = x
+        for c in convs { let t = c.trace(s); macs += t.macs; s = t.output }
+        return LayerTrace(s, "block \(conv1.weight.name.dropLast(13))", macs: macs)
+    }
+
     public func forward(_ x: Tensor) -> Tensor {
         input = x
         var b = x

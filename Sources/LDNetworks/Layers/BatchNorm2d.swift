@@ -139,6 +139,11 @@ public final class BatchNorm2d: Layer {
         return [(prefix + "running_mean", runningMean), (prefix + "running_var", runningVar)]
     }
 
+    public func trace(_ x: ImageShape) -> LayerTrace {
+        LayerTrace(fusedPool ? ImageShape(c: x.c, h: x.h / 2, w: x.w / 2) : x,
+                   "batchnorm\(fusedReLU ? "+relu" : "")\(fusedPool ? "+avgpool2" : "") \(name)")
+    }
+
     public func forward(_ x: Tensor) -> Tensor {
         precondition(x.shape.count == 4 && x.shape[0] == channels, "BatchNorm2d: input \(x.shape), expected (\(channels),N,H,W)")
         input = x

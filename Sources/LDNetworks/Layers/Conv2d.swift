@@ -154,6 +154,12 @@ public final class Conv2d: Layer {
         max(1, min(n, Conv2d.columnBudget / max(1, perImage)))
     }
 
+    public func trace(_ x: ImageShape) -> LayerTrace {
+        let (h, w) = outputSize(x.h, x.w)
+        return LayerTrace(ImageShape(c: outChannels, h: h, w: w), "conv\(kernel)x\(kernel)/\(stride) \(weight.name.dropLast(7))",
+                          macs: macs(n: 1, h: x.h, w: x.w))
+    }
+
     public func forward(_ x: Tensor) -> Tensor {
         precondition(x.shape.count == 4 && x.shape[0] == inChannels, "Conv2d: input \(x.shape), expected (\(inChannels),N,H,W)")
         input = x

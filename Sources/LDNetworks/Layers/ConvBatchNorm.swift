@@ -88,6 +88,12 @@ public final class ConvBatchNorm: Layer {
                     conv.weight.value.data, Int32(ckk), columns.data + img * t, Int32(p), beta, tile, Int32(t))
     }
 
+    public func trace(_ x: ImageShape) -> LayerTrace {
+        let t = conv.trace(x)
+        return LayerTrace(ImageShape(c: t.output.c, h: t.output.h / 2, w: t.output.w / 2),
+                          "conv\(conv.kernel)x\(conv.kernel)/\(conv.stride)+batchnorm+relu+avgpool2 \(bn.name)", macs: t.macs)
+    }
+
     public func forward(_ x: Tensor) -> Tensor {
         precondition(x.shape.count == 4 && x.shape[0] == conv.inChannels, "ConvBatchNorm: input \(x.shape), expected (\(conv.inChannels),N,H,W)")
         input = x

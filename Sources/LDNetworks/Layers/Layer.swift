@@ -30,6 +30,32 @@ public protocol Layer: AnyObject {
     /// when `wantsInputGrad` is false. dx is owned by the layer (or its pool), except that a layer may compute it in place
     /// in `dy` (BatchNorm2d does), so callers must treat dy's contents as consumed.
     func backward(_ dy: Tensor) -> Tensor?
+    /// Where backward takes its input-gradient buffers inside a model (see `GradientPool`); layers that
+    /// make no new gradient buffer keep the default (nil, ignored). `Model` sets it on every layer.
+    var gradientPool: GradientPool? { get set }
+    /// One image's shape through the layer, for `-v` summaries and the benches' FLOP counts: given the
+    /// input (C,H,W), the output shape, a short label and the multiply-accumulates of the forward pass.
+    func trace(_ input: ImageShape) -> LayerTrace
+}
+
+/// One image's activation shape: channels (or features, with h = w = 1), height, width.
+public struct ImageShape: Equatable, Sendable {
+    public var c: Int, h: Int, w: Int
+    public init(c: Int, h: Int, w: Int) { self.c = c; self.h = h; self.w = w }
+}
+
+/// What `Layer.trace` reports.
+public struct LayerTrace {
+    public var output: ImageShape
+    public var label: String
+    public var macs: Int
+    public init(_ output: ImageShape, _ label: String, macs: Int = 0) { self.output = output; self.label = label; self.macs = macs }
+}
+
+extension Layer {
+    public var gradientPool: GradientPool? { get { nil } set {} }
+    /// Default: shape unchanged, the type's name, no multiply-accumulates.
+    public func trace(_ input: ImageShape) -> LayerTrace { LayerTrace(input, "\(type(of: self))".lowercased()) }
 }
 
 /// The mutable switches every layer has; layers embed one to satisfy `Layer`'s flags.

@@ -31,6 +31,10 @@ public final class Linear: Layer {
         rng.fillUniform(bias.value, -r, r)
     }
 
+    public func trace(_ x: ImageShape) -> LayerTrace {
+        LayerTrace(ImageShape(c: outFeatures, h: 1, w: 1), "linear \(weight.name.dropLast(7))", macs: inFeatures * outFeatures)
+    }
+
     public func forward(_ x: Tensor) -> Tensor {
         precondition(x.shape.count == 2 && x.shape[1] == inFeatures, "Linear: input \(x.shape), expected (N,\(inFeatures))")
         input = x

@@ -16,6 +16,8 @@ public final class AvgPool2d: Layer {
     /// A layer without parameters.
     public init() {}
 
+    public func trace(_ x: ImageShape) -> LayerTrace { LayerTrace(ImageShape(c: x.c, h: x.h / 2, w: x.w / 2), "avgpool2") }
+
     public func forward(_ x: Tensor) -> Tensor {
         precondition(x.shape.count == 4, "AvgPool2d: input \(x.shape), expected (C,N,H,W)")
         let c = x.shape[0], n = x.shape[1], h = x.shape[2], w = x.shape[3], ho = h / 2, wo = w / 2
@@ -79,6 +81,11 @@ public final class MaxPool2d: Layer {
         self.kernel = kernel; self.stride = stride; self.padding = padding
     }
     deinit { argmax.deallocate() }
+
+    public func trace(_ x: ImageShape) -> LayerTrace {
+        LayerTrace(ImageShape(c: x.c, h: (x.h + 2 * padding - kernel) / stride + 1, w: (x.w + 2 * padding - kernel) / stride + 1),
+                   "maxpool\(kernel)/\(stride)")
+    }
 
     public func forward(_ x: Tensor) -> Tensor {
         precondition(x.shape.count == 4, "MaxPool2d: input \(x.shape), expected (C,N,H,W)")
@@ -147,6 +154,8 @@ public final class GlobalAvgPool2d: Layer {
     /// A layer without parameters.
     public init() {}
 
+    public func trace(_ x: ImageShape) -> LayerTrace { LayerTrace(ImageShape(c: x.c, h: 1, w: 1), "global avgpool") }
+
     public func forward(_ x: Tensor) -> Tensor {
         precondition(x.shape.count == 4, "GlobalAvgPool2d: input \(x.shape), expected (C,N,H,W)")
         let c = x.shape[0], n = x.shape[1], hw = x.shape[2] * x.shape[3]
@@ -186,6 +195,8 @@ public final class Flatten: Layer {
 
     /// A layer without parameters.
     public init() {}
+
+    public func trace(_ x: ImageShape) -> LayerTrace { LayerTrace(ImageShape(c: x.c * x.h * x.w, h: 1, w: 1), "flatten") }
 
     public func forward(_ x: Tensor) -> Tensor {
         precondition(x.shape.count == 4, "Flatten: input \(x.shape), expected (C,N,H,W)")

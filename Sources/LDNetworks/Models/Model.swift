@@ -34,15 +34,7 @@ public final class Model {
         let ws = Workspace()
         workspace = ws
         let (layers, bns) = try Architectures.named(config.arch).layers(config, workspace: ws, rng: &rng)
-        for l in layers {
-            switch l {
-            case let c as Conv2d: c.gradientPool = gradients
-            case let b as BatchNorm2d: b.gradientPool = gradients
-            case let b as BasicBlock: b.gradientPool = gradients
-            case let f as ConvBatchNorm: f.gradientPool = gradients
-            default: break
-            }
-        }
+        for l in layers { l.gradientPool = gradients }
         self.layers = layers
         self.batchNorms = bns
         self.parameters = layers.flatMap { $0.parameters }
@@ -141,60 +133,22 @@ public final class Model {
 
     /// One line per layer for `-v` output (stderr): kind, output shape per image, parameters, MFLOP forward.
     public var summary: [String] {
-        var c = config.channels, h = config.imageSize, w = config.imageSize
-        var lines = ["\(config.arch): input \(c)x\(h)x\(w), \(parameters.reduce(0) { $0 + $1.value.count }) parameters, \(String(format: "%.1f", Double(2 * macsPerImage) / 1e6)) MFLOP forward per image"]
-        func line(_ name: String, _ params: Int, _ macs: Int) {
-            lines.append(String(format: "  %-24@ -> %4dx%3dx%-3d %9d params %8.2f MFLOP", name, c, h, w, params, Double(2 * macs) / 1e6))
-        }
+        var shape = ImageShape(c: config.channels, h: config.imageSize, w: config.imageSize)
+        var lines = ["\(config.arch): input \(shape.c)x\(shape.h)x\(shape.w), \(parameters.reduce(0) { $0 + $1.value.count }) parameters, \(String(format: "%.1f", Double(2 * macsPerImage) / 1e6)) MFLOP forward per image"]
         for l in layers {
-            let params = l.parameters.reduce(0) { $0 + $1.value.count }
-            switch l {
-            case let cv as Conv2d:
-                let macs = cv.macs(n: 1, h: h, w: w)
-                (h, w) = cv.outputSize(h, w); c = cv.outChannels
-                line("conv\(cv.kernel)x\(cv.kernel)/\(cv.stride) \(cv.weight.name.dropLast(7))", params, macs)
-            case let f as ConvBatchNorm:
-                let macs = f.conv.macs(n: 1, h: h, w: w)
-                (h, w) = f.conv.outputSize(h, w); c = f.conv.outChannels; h /= 2; w /= 2
-                line("conv\(f.conv.kernel)x\(f.conv.kernel)/\(f.conv.stride)+batchnorm+relu+avgpool2 \(f.bn.name)", params, macs)
-            case let bn as BatchNorm2d:
-                if bn.fusedPool { h /= 2; w /= 2 }
-                line("batchnorm\(bn.fusedReLU ? "+relu" : "")\(bn.fusedPool ? "+avgpool2" : "") \(bn.name)", params, 0)
-            case is AvgPool2d: h /= 2; w /= 2; line("avgpool2", 0, 0)
-            case let m as MaxPool2d:
-                h = (h + 2 * m.padding - m.kernel) / m.stride + 1; w = (w + 2 * m.padding - m.kernel) / m.stride + 1
-                line("maxpool\(m.kernel)/\(m.stride)", 0, 0)
-            case let b as ResidualBlock:
-                var macs = b.downsample.map { $0.conv.macs(n: 1, h: h, w: w) } ?? 0
-                for cv in b.convs { macs += cv.macs(n: 1, h: h, w: w); (h, w) = cv.outputSize(h, w); c = cv.outChannels }
-                line("block \(b.conv1.weight.name.dropLast(13))", params, macs)
-            case is GlobalAvgPool2d: h = 1; w = 1; line("global avgpool", 0, 0)
-            case is Flatten: c *= h * w; h = 1; w = 1; line("flatten", 0, 0)
-            case let f as Linear: c = f.outFeatures; line("linear \(f.weight.name.dropLast(7))", params, f.inFeatures * f.outFeatures)
-            default: line("\(type(of: l))", params, 0)
-            }
+            let t = l.trace(shape)
+            shape = t.output
+            lines.append(String(format: "  %-24@ -> %4dx%3dx%-3d %9d params %8.2f MFLOP", t.label, shape.c, shape.h, shape.w,
+                                l.parameters.reduce(0) { $0 + $1.value.count }, Double(2 * t.macs) / 1e6))
         }
         return lines
     }
 
-    /// Multiply–accumulates of the convolutions and linear layers for one image.
+    /// Multiply–accumulates of one image's forward pass (convolutions, linear layers and what else
+    /// the layers count in `trace`).
     public var macsPerImage: Int {
-        var h = config.imageSize, w = config.imageSize, total = 0
-        for l in layers {
-            switch l {
-            case let c as Conv2d: total += c.macs(n: 1, h: h, w: w); (h, w) = c.outputSize(h, w)
-            case let f as ConvBatchNorm: total += f.conv.macs(n: 1, h: h, w: w); (h, w) = f.conv.outputSize(h, w); h /= 2; w /= 2
-            case let b as ResidualBlock:
-                if let d = b.downsample { total += d.conv.macs(n: 1, h: h, w: w) }
-                for cv in b.convs { total += cv.macs(n: 1, h: h, w: w); (h, w) = cv.outputSize(h, w) }
-            case is AvgPool2d: h /= 2; w /= 2
-            case let bn as BatchNorm2d where bn.fusedPool: h /= 2; w /= 2
-            case let m as MaxPool2d:
-                h = (h + 2 * m.padding - m.kernel) / m.stride + 1; w = (w + 2 * m.padding - m.kernel) / m.stride + 1
-            case let f as Linear: total += f.inFeatures * f.outFeatures
-            default: break
-            }
-        }
+        var shape = ImageShape(c: config.channels, h: config.imageSize, w: config.imageSize), total = 0
+        for l in layers { let t = l.trace(shape); total += t.macs; shape = t.output }
         return total
     }
 }
