@@ -26,7 +26,7 @@ bashdir     := $(DESTDIR)$(PREFIX)/share/bash-completion/completions
 zshdir      := $(DESTDIR)$(PREFIX)/share/zsh/site-functions
 fishdir     := $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d
 
-.PHONY: all setup build test demo bench fuzz golden-update clean install uninstall
+.PHONY: all setup build test demo bench bench-seeds fuzz golden-update clean install uninstall
 
 all: build
 
@@ -51,6 +51,19 @@ demo: build
 
 bench: build
 	$(BIN)/ld-bench
+	$(MAKE) bench-seeds
+
+# The seeds' resolutions and architectures, beside PyTorch's figures of the same run when a Python with
+# torch and torchvision is given (PEER_PYTHON=/path/to/python; ../shared/peer/torch_bench.py and
+# Benchmarks/peer_seeds.py time the peer), else beside the reference machine's stored figures.
+PEER_PYTHON ?=
+PEER_DIR    ?= $(abspath ../shared/peer)
+bench-seeds: build
+	@if [ -n "$(PEER_PYTHON)" ]; then \
+	  $(PEER_PYTHON) $(PEER_DIR)/torch_bench.py --suite seeds --threads 2 --secs 3 > .build/peer-seeds.tsv && \
+	  PEER_DIR=$(PEER_DIR) $(PEER_PYTHON) Benchmarks/peer_seeds.py --threads 2 --secs 3 >> .build/peer-seeds.tsv && \
+	  cat .build/peer-seeds.tsv && $(BIN)/ld-bench engine --suite seeds --secs 3 --peer .build/peer-seeds.tsv; \
+	else $(BIN)/ld-bench engine --suite seeds --secs 3; fi
 
 fuzz: build
 	sh fuzz/run.sh $(FUZZ_SECONDS)

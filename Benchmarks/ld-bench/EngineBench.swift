@@ -74,24 +74,7 @@ private func sgemmRate(threads: Int, size: Int = 1536, secs: Double) -> Double {
 
 /// Bytes of the activation tensors a training step keeps between forward and backward: every layer output
 /// (convs read their input, BN its input and output) plus the model input.
-private func activationBytes(_ model: Model) -> Int {
-    var n = 0
-    for l in model.layers {
-        switch l {
-        case let c as Conv2d: n += c.output.count
-        case let b as BatchNorm2d: n += b.output.count   // pooled size when the pool is fused
-        case let f as ConvBatchNorm: n += f.bn.output.count + f.columns.count   // pooled output and kept im2col
-        case let p as AvgPool2d: n += p.output.count
-        case let p as MaxPool2d: n += p.output.count
-        case let b as ResidualBlock:
-            n += b.output.count
-            for (c, bn) in zip(b.convs, b.bns) { n += c.output.count + bn.output.count }
-            if let d = b.downsample { n += d.conv.output.count + d.bn.output.count }
-        default: break
-        }
-    }
-    return 4 * n
-}
+private func activationBytes(_ model: Model) -> Int { 4 * model.layers.reduce(0) { $0 + $1.activationFloats } }
 
 private struct Workload {
     let name: String
@@ -109,11 +92,52 @@ private let workloads = [
     Workload(name: "recover resnet18-cifar b64", config: .resnet18(), batch: 64, kind: "recover"),
 ]
 
-/// PyTorch 2 threads on the reference machine (peer/README.md), img/s.
+/// The seeds' resolutions and architectures (`--suite seeds`), named as `torch_bench.py --suite seeds`
+/// and `Benchmarks/peer_seeds.py` name their rows: ResNet-18 at 64 px (Tiny-ImageNet) and 224 px (ImageNet
+/// stem), ResNet-50 at 224 and 32 px, and the other students at 32 px (CIFAR variants: stride-1 first layer).
+private func seedsWorkloads() throws -> [Workload] {
+    func config(_ arch: String, _ size: Int, _ classes: Int, stem: String = "small") throws -> ModelConfig {
+        try ModelConfig.named(arch, width: 64, depth: 3, stem: stem, channels: 3, imageSize: size, classes: classes)
+    }
+    var rows: [(String, ModelConfig, Int)] = [
+        ("resnet18-tiny", try config("resnet18", 64, 200), 64),
+        ("resnet18-imagenet", try config("resnet18", 224, 1000, stem: "imagenet"), 32),
+        ("resnet50-imagenet", try config("resnet50", 224, 1000, stem: "imagenet"), 16),
+        ("resnet50-cifar", try config("resnet50", 32, 10), 64),
+    ]
+    for (arch, name) in [("mobilenetv2", "mobilenetv2-cifar"), ("efficientnet-b0", "efficientnet-b0-cifar"),
+                         ("vgg11", "vgg11-cifar"), ("vit-tiny", "vit-tiny-cifar")]
+    where Architectures.names.contains(arch) {
+        rows.append((name, try config(arch, 32, 10), 64))
+    }
+    return rows.flatMap { name, config, batch in
+        ["train", "relabel", "recover"].map { Workload(name: "\($0) \(name) b\(batch)", config: config, batch: batch, kind: $0) }
+    }
+}
+
+/// PyTorch 2 threads on the reference machine (peer/README.md), img/s: the ratio printed when no
+/// `--peer` figures of the same run are given.
 private let pytorch: [String: Double] = [
     "train convnet3-fmnist b128": 112, "relabel convnet3-fmnist b128": 358, "recover convnet3-fmnist b100": 71,
     "train resnet18-cifar b64": 51, "relabel resnet18-cifar b64": 190, "recover resnet18-cifar b64": 42,
+    "train resnet18-tiny b64": 8.9, "relabel resnet18-tiny b64": 36.3, "recover resnet18-tiny b64": 7.4,
+    "train resnet18-imagenet b32": 14.9, "relabel resnet18-imagenet b32": 45.8, "recover resnet18-imagenet b32": 10.6,
+    "train resnet50-imagenet b16": 4.9, "relabel resnet50-imagenet b16": 19.1, "recover resnet50-imagenet b16": 3.6,
+    "train resnet50-cifar b64": 14.8,
+    "train mobilenetv2-cifar b64": 212, "relabel mobilenetv2-cifar b64": 1300, "recover mobilenetv2-cifar b64": 137,
 ]
+
+/// The peer's figures of this run: lines `NAME<TAB>IMG/S img/s...` as `torch_bench.py` prints them.
+private func peerFigures(_ path: String) throws -> [String: Double] {
+    var figures: [String: Double] = [:]
+    guard let lines = try Files.lines(path) else { throw LDError("ld-bench: no peer figures at \(path)") }
+    for line in lines {
+        let f = line.split(separator: "\t")
+        guard f.count >= 2, let v = Double(f[1].split(separator: " ").first ?? "") else { continue }
+        figures[String(f[0])] = v
+    }
+    return figures
+}
 
 /// One workload's step closure. The optimiser updates are bench-local; the engine's optimisers replace this.
 private func makeStep(_ w: Workload, _ model: Model, rng: inout BenchRNG) throws -> () throws -> Void {
@@ -165,13 +189,15 @@ private func makeStep(_ w: Workload, _ model: Model, rng: inout BenchRNG) throws
 
 /// `ld-bench engine [--secs S] [--threads T] [--only SUBSTRING]`: prints one line per workload.
 func engineBench(_ args: [String]) throws {
-    var secs = 4.0, threads = 2, only: String? = nil, steps = 0
+    var secs = 4.0, threads = 2, only: String? = nil, steps = 0, suite = "small", peer: [String: Double]? = nil
     var i = 0
     while i < args.count {
         switch args[i] {
         case "--secs": i += 1; secs = Double(args[i]) ?? secs
         case "--threads": i += 1; threads = Int(args[i]) ?? threads
         case "--only": i += 1; only = args[i]
+        case "--suite": i += 1; suite = args[i]
+        case "--peer": i += 1; peer = try peerFigures(args[i])
         // Winograd settings (development): fewest channels (0 turns it off), smallest plane side
         case "--winograd": i += 1; Conv2d.winogradMinChannels = Int(args[i]) ?? 16; Conv2d.winograd = Conv2d.winogradMinChannels > 0
         case "--winograd-min-size": i += 1; Conv2d.winogradMinSize = Int(args[i]) ?? Conv2d.winogradMinSize
@@ -192,11 +218,14 @@ func engineBench(_ args: [String]) throws {
     Engine.threads = threads
     let ceiling = threads == 1 ? g1 : g2
     // GFLOP/s counts a direct convolution's FLOPs; Winograd does fewer multiplies, so the share can pass 100%.
-    print("workload\timg/s\tms/step\tbest ms\tGFLOP/s (direct)\tshare of sgemm\tx PyTorch(ref)\tpeak RSS MB\tactivations MB")
+    guard ["small", "seeds", "all"].contains(suite) else { throw LDError("ld-bench engine: --suite small, seeds or all") }
+    let chosen = (suite == "seeds" ? [] : workloads) + (suite == "small" ? [] : try seedsWorkloads())
+    print("workload\timg/s\tms/step\tbest ms\tGFLOP/s (direct)\tshare of sgemm\t\(peer == nil ? "x PyTorch(ref)" : "x PyTorch(this run)")\tpeak RSS MB\tactivations MB")
     var rng = BenchRNG(state: 42)
-    for w in workloads where only.map({ w.name.contains($0) }) ?? true {
+    for w in chosen where only.map({ w.name.contains($0) }) ?? true {
         let base = currentRSS()
         let model = try Model(w.config, rng: &rng)
+        if w.kind == "recover" && model.batchNorms.isEmpty { continue }   // nothing for recovery to match
         let step = try makeStep(w, model, rng: &rng)
         if steps > 0 {
             for _ in 0..<(steps + 2) { try step() }
@@ -207,7 +236,7 @@ func engineBench(_ args: [String]) throws {
         let flop = macs * (w.kind == "train" ? 6 : w.kind == "recover" ? 4 : 2)
         let gf = flop / dt / 1e9
         let ips = Double(w.batch) / dt
-        let ratio = ips / (pytorch[w.name] ?? .nan)
+        let ratio = ips / ((peer ?? pytorch)[w.name] ?? .nan)
         print(String(format: "%@\t%.1f\t%.1f\t%.1f\t%.1f\t%.0f%%\t%.2fx\t%.0f\t%.0f", w.name, ips, dt * 1000, best * 1000, gf,
                      100 * gf / ceiling, ratio, Double(peakRSS() - base) / 1e6, Double(activationBytes(model)) / 1e6))
         fflush(stdout)
@@ -339,16 +368,11 @@ func layerBench(_ args: [String]) throws {
         func median(_ v: [Double]) -> Double { v.isEmpty ? 0 : v.sorted()[v.count / 2] * 1000 }
         print("\(w.name): layer\tforward ms\tbackward ms")
         var tf = 0.0, tb = 0.0
+        var shape = ImageShape(c: w.config.channels, h: w.config.imageSize, w: w.config.imageSize)
         for (j, l) in layers.enumerated() {
             let f = median(fwd[j]), b = median(bwd[j]); tf += f; tb += b
-            let name: String
-            switch l {
-            case let cv as Conv2d: name = "conv \(cv.weight.name)"
-            case let bn as BatchNorm2d: name = "bn \(bn.name)"
-            case let f as ConvBatchNorm: name = "conv+bn \(f.bn.name)"
-            case let bb as BasicBlock: name = "block \(bb.conv1.weight.name.dropLast(13))"
-            default: name = "\(type(of: l))"
-            }
+            let t = l.trace(shape), name = t.label
+            shape = t.output
             print(String(format: "  %@\t%.2f\t%.2f", name, f, b))
         }
         print(String(format: "  total\t%.2f\t%.2f", tf, tb))

@@ -9,7 +9,8 @@ import LDJobs
 
 let usage = """
 usage: ld-bench                 everything: engine workloads, the recover loop, then the stream benchmark
-       ld-bench engine [--secs S] [--threads T] [--only NAME]
+       ld-bench engine [--secs S] [--threads T] [--only NAME] [--suite small|seeds|all]
+                       [--peer FILE (PyTorch figures of this run, as torch_bench.py prints them)]
                        [--winograd MINCHANNELS (0: off)] [--winograd-min-size S]
                        [--winograd-dw 0|1] [--winograd-block FLOATS] [--winograd-min-tiles N]
                        [--columns FLOATS (im2col chunk)] [--fuse-stem 0|1 (ConvNet's first block as ConvBatchNorm)]

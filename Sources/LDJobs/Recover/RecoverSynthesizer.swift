@@ -52,6 +52,9 @@ public final class RecoverSynthesizer {
     /// - Throws: when LPLD is asked of a teacher without class statistics.
     public init(teacher: ModelFile, settings: RecoverSettings) throws {
         try settings.validate()
+        guard !teacher.model.batchNorms.isEmpty else {
+            throw LDError("the teacher (\(teacher.model.config.summary)) has no BatchNorm layers, whose statistics recovery matches; recover with a BatchNorm teacher (convnet, resnet18/50/101, vgg11, ...) and use this one with ld-relabel or ld-train --teacher")
+        }
         if settings.method == .lpld && !teacher.hasClassStatistics {
             throw LDError("the teacher has no per-class BN statistics, which --method lpld matches; make it with `ld-squeeze --class-stats`")
         }

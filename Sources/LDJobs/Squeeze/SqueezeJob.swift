@@ -64,6 +64,9 @@ public struct SqueezeJob {
 
         Interrupt.install()
         let trainer = try TeacherTrainer(settings: settings, data: train, normalization: Normalization(of: train))
+        if classStats != nil && trainer.model.batchNorms.isEmpty {
+            throw LDError("--class-stats: \(trainer.model.config.summary) has no BatchNorm layers to collect statistics in")
+        }
         if console.verbose { for l in trainer.model.summary { console.detail(l) } }
         console.detail("engine: \(Engine.threads) thread(s), OpenBLAS core \(Engine.blasCore); \(train.count) training images, \(trainer.stepsPerEpoch) steps per epoch")
         var history = try restore(trainer)

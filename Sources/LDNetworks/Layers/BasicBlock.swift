@@ -99,6 +99,10 @@ public final class ResidualBlock: Layer {
         downsample?.conv.initialize(&rng)
     }
 
+    public var activationFloats: Int {
+        output.count + zip(convs, bns).reduce(0) { $0 + $1.0.output.count + $1.1.output.count }
+            + (downsample.map { $0.conv.output.count + $0.bn.output.count } ?? 0)
+    }
     public func trace(_ x: ImageShape) -> LayerTrace {
         var macs = downsample.map { $0.conv.macs(n: 1, h: x.h, w: x.w) } ?? 0, s = x
         for c in convs { let t = c.trace(s); macs += t.macs; s = t.output }

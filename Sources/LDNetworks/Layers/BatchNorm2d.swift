@@ -139,6 +139,8 @@ public final class BatchNorm2d: Layer {
         return [(prefix + "running_mean", runningMean), (prefix + "running_var", runningVar)]
     }
 
+    /// The pooled size when the pool is fused.
+    public var activationFloats: Int { output.count }
     public func trace(_ x: ImageShape) -> LayerTrace {
         LayerTrace(fusedPool ? ImageShape(c: x.c, h: x.h / 2, w: x.w / 2) : x,
                    "batchnorm\(fusedReLU ? "+relu" : "")\(fusedPool ? "+avgpool2" : "") \(name)")

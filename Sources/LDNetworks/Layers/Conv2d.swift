@@ -154,6 +154,7 @@ public final class Conv2d: Layer {
         max(1, min(n, Conv2d.columnBudget / max(1, perImage)))
     }
 
+    public var activationFloats: Int { output.count }
     public func trace(_ x: ImageShape) -> LayerTrace {
         let (h, w) = outputSize(x.h, x.w)
         return LayerTrace(ImageShape(c: outChannels, h: h, w: w), "conv\(kernel)x\(kernel)/\(stride) \(weight.name.dropLast(7))",

@@ -88,6 +88,8 @@ public final class ConvBatchNorm: Layer {
                     conv.weight.value.data, Int32(ckk), columns.data + img * t, Int32(p), beta, tile, Int32(t))
     }
 
+    /// The pooled output and the kept im2col columns.
+    public var activationFloats: Int { bn.output.count + columns.count }
     public func trace(_ x: ImageShape) -> LayerTrace {
         let t = conv.trace(x)
         return LayerTrace(ImageShape(c: t.output.c, h: t.output.h / 2, w: t.output.w / 2),

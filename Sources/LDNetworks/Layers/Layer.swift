@@ -36,6 +36,9 @@ public protocol Layer: AnyObject {
     /// One image's shape through the layer, for `-v` summaries and the benches' FLOP counts: given the
     /// input (C,H,W), the output shape, a short label and the multiply-accumulates of the forward pass.
     func trace(_ input: ImageShape) -> LayerTrace
+    /// Floats of activations the layer holds after a forward pass (its outputs and what backward reads),
+    /// for the benches' memory figures; 0 by default.
+    var activationFloats: Int { get }
 }
 
 /// One image's activation shape: channels (or features, with h = w = 1), height, width.
@@ -56,6 +59,7 @@ extension Layer {
     public var gradientPool: GradientPool? { get { nil } set {} }
     /// Default: shape unchanged, the type's name, no multiply-accumulates.
     public func trace(_ input: ImageShape) -> LayerTrace { LayerTrace(input, "\(type(of: self))".lowercased()) }
+    public var activationFloats: Int { 0 }
 }
 
 /// The mutable switches every layer has; layers embed one to satisfy `Layer`'s flags.

@@ -16,6 +16,7 @@ public final class AvgPool2d: Layer {
     /// A layer without parameters.
     public init() {}
 
+    public var activationFloats: Int { output.count }
     public func trace(_ x: ImageShape) -> LayerTrace { LayerTrace(ImageShape(c: x.c, h: x.h / 2, w: x.w / 2), "avgpool2") }
 
     public func forward(_ x: Tensor) -> Tensor {
@@ -82,6 +83,7 @@ public final class MaxPool2d: Layer {
     }
     deinit { argmax.deallocate() }
 
+    public var activationFloats: Int { output.count }
     public func trace(_ x: ImageShape) -> LayerTrace {
         LayerTrace(ImageShape(c: x.c, h: (x.h + 2 * padding - kernel) / stride + 1, w: (x.w + 2 * padding - kernel) / stride + 1),
                    "maxpool\(kernel)/\(stride)")
@@ -250,6 +252,82 @@ public final class ReLU: Layer {
         let yp = UnsafePointer(output.data), gp = UnsafePointer(dy.data), dxp = inputGrad.data
         Engine.parallelRange(dy.count, grain: 1 << 16) { b, e in
             for i in b..<e { dxp[i] = yp[i] > 0 ? gp[i] : 0 }
+        }
+        return inputGrad
+    }
+}
+
+/// Adaptive average pooling to a fixed output size, as PyTorch's `AdaptiveAvgPool2d((oh, ow))`: output cell
+/// (i, j) averages rows floor(i·H/oh) ..< ceil((i+1)·H/oh) and the same for columns, so a smaller input is
+/// replicated (VGG's 7x7 pool on a 1x1 map) and an input of the output size passes unchanged.
+/// x (C,N,H,W) → y (C,N,oh,ow).
+public final class AdaptiveAvgPool2d: Layer {
+    /// The output height and width.
+    public let outHeight: Int, outWidth: Int
+    public var parameters: [Parameter] { [] }
+    private var flags = LayerFlags()
+    public var training: Bool { get { flags.training } set { flags.training = newValue } }
+    public var wantsParamGrads: Bool { get { flags.wantsParamGrads } set { flags.wantsParamGrads = newValue } }
+    public var wantsInputGrad: Bool { get { flags.wantsInputGrad } set { flags.wantsInputGrad = newValue } }
+    /// y and dx, owned by the layer and reused.
+    public let output = Tensor(shape: [0]), inputGrad = Tensor(shape: [0])
+    private var inShape = (0, 0, 0, 0)
+
+    /// Pools every plane to `height` x `width`.
+    public init(_ height: Int, _ width: Int) { outHeight = height; outWidth = width }
+
+    public var activationFloats: Int { output.count }
+    public func trace(_ x: ImageShape) -> LayerTrace {
+        LayerTrace(ImageShape(c: x.c, h: outHeight, w: outWidth), "adaptive avgpool \(outHeight)x\(outWidth)")
+    }
+
+    /// The input window [lo, hi) of output index `i` of `count` over an input of `size`.
+    @inline(__always) private static func window(_ i: Int, _ count: Int, _ size: Int) -> (Int, Int) {
+        (i * size / count, ((i + 1) * size + count - 1) / count)
+    }
+
+    public func forward(_ x: Tensor) -> Tensor {
+        precondition(x.shape.count == 4, "AdaptiveAvgPool2d: input \(x.shape), expected (C,N,H,W)")
+        let c = x.shape[0], n = x.shape[1], h = x.shape[2], w = x.shape[3], oh = outHeight, ow = outWidth
+        inShape = (c, n, h, w)
+        output.ensureShape(c, n, oh, ow)
+        let xp = UnsafePointer(x.data), yp = output.data
+        Engine.parallelRange(c * n, grain: 16) { p0, p1 in
+            for pl in p0..<p1 {
+                let src = xp + pl * h * w, dst = yp + pl * oh * ow
+                for i in 0..<oh {
+                    let (r0, r1) = Self.window(i, oh, h)
+                    for j in 0..<ow {
+                        let (c0, c1) = Self.window(j, ow, w)
+                        var s: Float = 0
+                        for r in r0..<r1 { for q in c0..<c1 { s += src[r * w + q] } }
+                        dst[i * ow + j] = s / Float((r1 - r0) * (c1 - c0))
+                    }
+                }
+            }
+        }
+        return output
+    }
+
+    public func backward(_ dy: Tensor) -> Tensor? {
+        guard flags.wantsInputGrad else { return nil }
+        precondition(dy.count == output.count, "AdaptiveAvgPool2d.backward: dy \(dy.shape)")
+        let (c, n, h, w) = inShape, oh = outHeight, ow = outWidth
+        inputGrad.ensureShape(c, n, h, w)
+        let gp = UnsafePointer(dy.data), dxp = inputGrad.data
+        Engine.parallelRange(c * n, grain: 16) { p0, p1 in
+            for pl in p0..<p1 {
+                let dst = dxp + pl * h * w, g = gp + pl * oh * ow
+                dst.update(repeating: 0, count: h * w)
+                for i in 0..<oh {
+                    let (r0, r1) = Self.window(i, oh, h)
+                    for j in 0..<ow {
+                        let (c0, c1) = Self.window(j, ow, w)
+                        let v = g[i * ow + j] / Float((r1 - r0) * (c1 - c0))
+                        for r in r0..<r1 { for q in c0..<c1 { dst[r * w + q] += v } }
+                    }
+                }
+            }
         }
         return inputGrad
     }
