@@ -60,8 +60,7 @@ PEER_PYTHON ?=
 PEER_DIR    ?= $(abspath ../shared/peer)
 bench-seeds: build
 	@if [ -n "$(PEER_PYTHON)" ]; then \
-	  $(PEER_PYTHON) $(PEER_DIR)/torch_bench.py --suite seeds --threads 2 --secs 3 > .build/peer-seeds.tsv && \
-	  PEER_DIR=$(PEER_DIR) $(PEER_PYTHON) Benchmarks/peer_seeds.py --threads 2 --secs 3 >> .build/peer-seeds.tsv && \
+	  PEER_DIR=$(PEER_DIR) $(PEER_PYTHON) Benchmarks/peer_seeds.py --with-torch-bench --threads 2 --secs 3 > .build/peer-seeds.tsv && \
 	  cat .build/peer-seeds.tsv && $(BIN)/ld-bench engine --suite seeds --secs 3 --peer .build/peer-seeds.tsv; \
 	else $(BIN)/ld-bench engine --suite seeds --secs 3; fi
 

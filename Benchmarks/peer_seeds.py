@@ -7,9 +7,13 @@ Rows, 32 px CIFAR variants (first layer at stride 1, as torch_bench's mobilenetv
 relabel/recover resnet50-cifar, efficientnet-b0-cifar (no stochastic depth, as ld's), vgg11-cifar
 (vgg11_bn's features and one linear layer, as ld's `vgg11 --stem small`), vit-tiny-cifar (DeiT-Tiny's
 width and depth with patch 4, pre-norm encoder layers; no BatchNorm, so no recover row)."""
-import argparse, os, sys
-import torch, torch.nn as nn, torchvision
-sys.path.insert(0, os.environ.get("PEER_DIR", os.path.join(os.path.dirname(__file__), "..", "..", "shared", "peer")))
+import argparse, os, runpy, sys, types
+# torchvision 0.28 with a CPU-only torch 2.13 fails to register its C++ operators' fake kernels at import;
+# the models used here need none of them.
+sys.modules.setdefault("torchvision._meta_registrations", types.ModuleType("torchvision._meta_registrations"))
+import torch, torch.nn as nn, torchvision  # noqa: E402
+PEER_DIR = os.environ.get("PEER_DIR", os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "peer"))
+sys.path.insert(0, PEER_DIR)
 from torch_bench import timeit, train_step, relabel_step, recover_step, resnet_cifar  # noqa: E402
 
 
@@ -44,7 +48,14 @@ if __name__ == "__main__":
     ap = argparse.ArgumentParser()
     ap.add_argument("--threads", type=int, default=2); ap.add_argument("--secs", type=float, default=3.0)
     ap.add_argument("--only", default="")
-    a = ap.parse_args(); torch.set_num_threads(a.threads); torch.manual_seed(0)
+    ap.add_argument("--with-torch-bench", action="store_true", help="first run torch_bench.py --suite seeds (same import fix)")
+    a = ap.parse_args()
+    if a.with_torch_bench:
+        argv = sys.argv
+        sys.argv = ["torch_bench.py", "--suite", "seeds", "--threads", str(a.threads), "--secs", str(a.secs)] + (["--only", a.only] if a.only else [])
+        runpy.run_path(os.path.join(PEER_DIR, "torch_bench.py"), run_name="__main__")
+        sys.argv = argv
+    torch.set_num_threads(a.threads); torch.manual_seed(0)
     x = torch.randn(64, 3, 32, 32); y = torch.randint(0, 10, (64,))
     cases = [("relabel resnet50-cifar b64", lambda: relabel_step(resnet_cifar("resnet50"), x)),
              ("recover resnet50-cifar b64", lambda: recover_step(resnet_cifar("resnet50"), x, y))]

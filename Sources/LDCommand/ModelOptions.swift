@@ -16,7 +16,7 @@ public struct ModelOptions: ParsableArguments {
     @Option(help: "ConvNet depth (conv blocks, each halving the resolution).")
     public var depth: Int = 3
 
-    @Option(help: "ResNet stem: small (3x3 stride 1, no max-pool; CIFAR) or imagenet (7x7 stride 2 + max-pool).")
+    @Option(help: "Stem: small (for 28-64 px inputs: a ResNet's 3x3 stride-1 first convolution without max-pool, VGG's single linear classifier) or imagenet (torchvision's model as is: 7x7 stride 2 + max-pool, VGG's 7x7 pool and 4096-wide classifier).")
     public var stem: ResNetStem = .small
 
     public init() {}

@@ -77,6 +77,9 @@ public enum TorchvisionNames {
             }
             return (ModelConfig.convnet(width: width, depth: depth, channels: channels, imageSize: size, classes: classes), notes)
         }
+        if let f0 = shape("features.0.weight"), let c0 = shape("classifier.0.weight") {
+            return try inferVGG(state, name: name, imageSize: imageSize, first: f0, classifier: c0)
+        }
         if let c1 = shape("conv1.weight"), state.names.contains(where: { $0.hasPrefix("layer1.") }) {
             guard c1.count == 4, c1[0] == 64, (c1[2] == 7 && c1[3] == 7) || (c1[2] == 3 && c1[3] == 3) else {
                 throw LDError("\(name): conv1.weight has shape \(c1); a ResNet stem is [64, C, 7, 7] (imagenet) or [64, C, 3, 3] (small)")
@@ -100,7 +103,42 @@ public enum TorchvisionNames {
             return (try ModelConfig.named(arch, width: 64, depth: 3, stem: stem, channels: c1[1], imageSize: size, classes: fc[0]), notes)
         }
         let sample = state.names.prefix(6).map { "'\($0)'" }.joined(separator: ", ")
-        throw LDError("\(name): not an architecture ld has (convnet: features.N.* and classifier.*; resnet18, resnet50, resnet101: conv1, layer1-4, fc); keys it does not recognise: \(sample)\(state.count > 6 ? " and \(state.count - 6) more" : "")")
+        throw LDError("\(name): not an architecture ld has (convnet: features.N.* and classifier.*; vgg11: features.N.* and classifier.0-6.*; resnet18, resnet50, resnet101: conv1, layer1-4, fc); keys it does not recognise: \(sample)\(state.count > 6 ? " and \(state.count - 6) more" : "")")
+    }
+
+    /// VGG-11 with BatchNorm: convolutions at torchvision's `features` indices 0, 4, 8, 11, 15, 18, 22, 25, each
+    /// followed by its BatchNorm; `classifier.6` is torchvision's classifier (`imagenet`), `classifier.0` alone
+    /// the small-image one (`small`).
+    static func inferVGG(_ state: StateDict, name: String, imageSize: Int?, first: [Int], classifier: [Int]) throws -> (config: ModelConfig, notes: [String]) {
+        let convs = state.names.compactMap { key -> Int? in
+            let p = key.split(separator: ".")
+            guard p.count == 3, p[0] == "features", p[2] == "weight", let i = Int(p[1]), state[key]?.shape.count == 4 else { return nil }
+            return i
+        }.sorted()
+        guard convs == [0, 4, 8, 11, 15, 18, 22, 25], convs.allSatisfy({ state["features.\($0 + 1).running_mean"] != nil }) else {
+            let bn = state.names.contains { $0.hasSuffix(".running_mean") }
+            throw LDError("\(name): a VGG with convolutions at features \(convs.map(String.init).joined(separator: ", "))\(bn ? "" : " and no BatchNorm"); ld has vgg11 with BatchNorm (features 0, 4, 8, 11, 15, 18, 22, 25)")
+        }
+        guard first.count == 4, first[0] == 64, classifier.count == 2 else {
+            throw LDError("\(name): features.0.weight \(first) and classifier.0.weight \(classifier) are not VGG-11's")
+        }
+        var notes: [String] = []
+        if let last = state["classifier.6.weight"]?.shape, last.count == 2 {
+            let size = imageSize ?? 224
+            if imageSize == nil { notes.append("input size 224 assumed for torchvision's VGG (--image-size sets it)") }
+            return (try ModelConfig.named(VGG11.name, width: 64, depth: 3, stem: "imagenet", channels: first[1], imageSize: size, classes: last[0]), notes)
+        }
+        let side = Int(Double(classifier[1] / 512).squareRoot().rounded())
+        guard side > 0, 512 * side * side == classifier[1] else {
+            throw LDError("\(name): classifier.0.weight has shape \(classifier): \(classifier[1]) inputs are not 512 x a square (VGG-11's features)")
+        }
+        let size = imageSize ?? 32 * side
+        if imageSize == nil { notes.append("input size \(size) inferred from classifier.0.weight (--image-size sets it)") }
+        let config = try ModelConfig.named(VGG11.name, width: 64, depth: 3, stem: "small", channels: first[1], imageSize: size, classes: classifier[0])
+        guard VGG11.featureSize(config) == side else {
+            throw LDError("\(name): classifier.0.weight has \(classifier[1]) inputs, a vgg11 small on \(size)x\(size) images has \(512 * VGG11.featureSize(config) * VGG11.featureSize(config))")
+        }
+        return (config, notes)
     }
 
     /// A model of `config` holding the state dict's tensors. Every tensor the model has must be there with its

@@ -80,7 +80,7 @@ final class InteropTests: XCTestCase {
         XCTAssertEqual(big.std, [0.229, 0.224, 0.225])
         XCTAssertEqual(big.classNames[9], "c9")
         // Bottleneck ResNets by their blocks per stage (names only: no ld metadata to go by).
-        for (arch, stem) in [("resnet50", "imagenet"), ("resnet101", "small")] {
+        for (arch, stem) in [("resnet50", "imagenet"), ("resnet101", "small"), ("vgg11", "small"), ("vgg11", "imagenet")] {
             var rng = LDRandom(seed: 1, stage: .weightInit)
             let config = try ModelConfig.named(arch, width: 64, depth: 3, stem: stem, channels: 3, imageSize: 64, classes: 6)
             let model = try Model(config, rng: &rng)

@@ -19,7 +19,7 @@ import LDKernels
 /// linear weights normal(0, 0.01) with zero bias.
 public enum VGG11: Architecture {
     public static let name = "vgg11"
-    public static let summary = "VGG-11 with BatchNorm (torchvision's vgg11_bn; small: one linear layer)"
+    public static let summary = "VGG-11 with BatchNorm (torchvision's vgg11_bn)"
     public static let options: [ModelOption] = [.stem("small")]
     /// Channels per conv layer; 0 marks a 2x2 max-pool.
     static let layout = [64, 0, 128, 0, 256, 256, 0, 512, 512, 0, 512, 512, 0]
@@ -46,7 +46,7 @@ public enum VGG11: Architecture {
     }
 
     /// The side of the feature map after the five max-pools.
-    static func featureSize(_ c: ModelConfig) -> Int {
+    public static func featureSize(_ c: ModelConfig) -> Int {
         var s = c.imageSize + 2 * firstPadding(c) - 2
         for _ in 0..<5 { s /= 2 }
         return s
