@@ -39,12 +39,13 @@ let package = Package(
         .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
         .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        .systemLibrary(name: "CTurboJPEG", pkgConfig: "libturbojpeg", providers: [.apt(["libturbojpeg0-dev"])]),
 
         // The git revision of the build, from Sources/CBuildInfo/revision.h (written by `make build`).
         .target(name: "CBuildInfo"),
         layer("LDKernels", ["COpenBLAS", "CBuildInfo"]),
         layer("LDRecords", ["LDKernels", "CZstd"]),
-        layer("LDData", ["LDKernels", "LDRecords", "CPNG", "CZlib"]),
+        layer("LDData", ["LDKernels", "LDRecords", "CPNG", "CZlib", "CTurboJPEG"]),
         layer("LDNetworks", ["LDKernels", "LDRecords", "LDData", "COpenBLAS"]),
         // PyTorch interchange: safetensors, torch.save archives (a restricted pickle reader), torchvision names.
         layer("LDInterop", ["LDKernels", "LDRecords", "LDData", "LDNetworks", "CZlib"]),

@@ -3,7 +3,7 @@
 # Fashion-MNIST data set. Runs apt-get only when something is missing.
 set -eu
 need=""
-for pkg in libopenblas-dev libpng-dev libzstd-dev zlib1g-dev pkg-config dataset-fashion-mnist; do
+for pkg in libopenblas-dev libpng-dev libzstd-dev zlib1g-dev libturbojpeg0-dev pkg-config dataset-fashion-mnist; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need="$need $pkg"
 done
 if [ -n "$need" ]; then

@@ -358,15 +358,18 @@ final class DataFolderTests: XCTestCase {
         _ = try writeFolder(t)
         try t.write("b/y.png", Array("this is not a png".utf8))
         assertThrows(try Dataset.load("folder:\(t.path)"), contains: ["\(t.path)/b/y.png"])
+        // A gray image in an RGB set is replicated into the three channels (PIL's convert("RGB")).
         try PNG.write(path: "\(t.path)/b/y.png", pixels: [UInt8](repeating: 9, count: 6), channels: 1, height: 2, width: 3)
-        assertThrows(try Dataset.load("folder:\(t.path)"), contains: ["\(t.path)/b/y.png", "1x2x3", "3x2x3"])
+        let mixed = try Dataset.load("folder:\(t.path)")
+        XCTAssertEqual(mixed.channels, 3)
+        XCTAssertTrue(mixed.pixels.suffix(18).allSatisfy { $0 == 9 })
         try FileManager.default.removeItem(atPath: "\(t.path)/b/y.png")
         try PNG.write(path: "\(t.path)/b/y.png", pixels: [UInt8](repeating: 9, count: 12), channels: 3, height: 2, width: 2)
-        assertThrows(try Dataset.load("folder:\(t.path)"), contains: ["\(t.path)/b/y.png", "3x2x2"])
+        assertThrows(try Dataset.load("folder:\(t.path)"), contains: ["\(t.path)/b/y.png", "2x2", "2x3"])
         let empty = try TempDir()
         assertThrows(try Dataset.load("folder:\(empty.path)"), contains: [empty.path, "no class sub-folders"])
         _ = try empty.mkdir("0")
-        assertThrows(try Dataset.load("folder:\(empty.path)"), contains: [empty.path, "no PNG files"])
+        assertThrows(try Dataset.load("folder:\(empty.path)"), contains: [empty.path, "no PNG or JPEG files"])
     }
 }
 

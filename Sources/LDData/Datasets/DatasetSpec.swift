@@ -11,7 +11,7 @@ public enum DatasetSplit: String, Equatable {
 ///   `/usr/share/datasets/fashion-mnist`, or in the folder after a second colon (`fmnist:train:/some/dir`);
 /// - `cifar10:DIR`, `cifar10:train:DIR`, `cifar10:test:DIR`: the CIFAR-10 binary batches (bare means train);
 /// - `cifar100:DIR`, `cifar100:train:DIR`, `cifar100:test:DIR`: the CIFAR-100 binary files (fine labels);
-/// - `folder:DIR`: an ImageFolder of PNG files, one sub-folder per class;
+/// - `folder:DIR`: an ImageFolder of PNG and JPEG files, one sub-folder per class;
 /// - anything else: the path of an image record-stream file (`-` is standard input).
 ///
 /// A name that looks like `word:...` with an unknown word is refused rather than taken as a file name;

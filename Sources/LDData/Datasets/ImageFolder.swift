@@ -5,12 +5,15 @@ import Foundation
 
 extension Dataset {
     /// Loads an ImageFolder: one sub-folder per class (class ids follow the folder names sorted by their
-    /// UTF-8 bytes, so name them with zero padding: `000`, `001`, ...), PNG files in each sorted by name.
+    /// UTF-8 bytes, so name them with zero padding: `000`, `001`, ...), PNG and JPEG files in each sorted by
+    /// name.
     ///
-    /// - Hidden entries (`.name`) and files not ending in `.png` are ignored; a class folder may be empty,
-    ///   but the whole set may not.
-    /// - Every image must have the size and channel count of the first one (gray or RGB; palette images
-    ///   are expanded and opaque alpha dropped, see `PNG`).
+    /// - Hidden entries (`.name`) and files not ending in `.png`, `.jpg` or `.jpeg` (any case) are ignored; a
+    ///   class folder may be empty, but the whole set may not. A file is decoded by its content, not its
+    ///   extension (a `.jpg` that is a PNG is read as the PNG it is).
+    /// - Every image must have the size of the first one. The set is RGB if any image is (gray images are
+    ///   then replicated into the three channels, as PIL's `convert("RGB")`), else gray. Palette PNGs are
+    ///   expanded and opaque alpha dropped, see `PNG`; JPEG, see `JPEG`.
     /// - `DIR/manifest.json`, if present, may give `"mean"` and `"std"` (one per channel, together) and
     ///   `"class_names"` (one per class folder). Without mean and std they are computed from the images
     ///   (population statistics of pixel/255 per channel).
@@ -29,48 +32,43 @@ extension Dataset {
         var labels: [Int32] = []
         for (c, folder) in folders.enumerated() {
             let dir = "\(directory)/\(folder)"
-            for name in try Files.list(dir) where !name.hasPrefix(".") && name.lowercased().hasSuffix(".png") {
+            for name in try Files.list(dir) where !name.hasPrefix(".") && ImageFile.isImageName(name) {
                 let path = "\(dir)/\(name)"
                 guard Files.isFile(path) else { continue }
                 paths.append(path)
                 labels.append(Int32(c))
             }
         }
-        guard !paths.isEmpty else { throw LDError("\(directory): no PNG files in the class sub-folders") }
-
-        // The first image fixes the shape.
-        let first = try PNG.read(path: paths[0])
-        let (channels, height, width) = (first.channels, first.height, first.width)
-        let imageSize = channels * height * width
+        guard !paths.isEmpty else { throw LDError("\(directory): no PNG or JPEG files in the class sub-folders") }
         let n = paths.count
+
+        // Headers first, on all cores: the set's shape (the first image's size; RGB if any image is) and the
+        // memory it needs are known before any pixel is decoded.
+        let headers = try imageHeaders(paths)
+        let (height, width) = (headers[0].height, headers[0].width)
+        let channels = headers.contains { $0.channels == 3 } ? 3 : 1
+        if let i = headers.firstIndex(where: { $0.height != height || $0.width != width }) {
+            throw LDError("\(paths[i]): image is \(headers[i].height)x\(headers[i].width) (height x width) but \(paths[0]) is \(height)x\(width); an image folder loaded whole holds images of one size")
+        }
+        let imageSize = channels * height * width
         try Memory.require(Double(n) * Double(imageSize), for: "\(directory): \(n) images of \(channels)x\(height)x\(width)")
         var pixels = [UInt8](repeating: 0, count: n * imageSize)
-        pixels.withUnsafeMutableBufferPointer { $0.baseAddress!.update(from: first.pixels, count: imageSize) }
 
-        // Decode the rest on all cores, each image straight into its slot; report the first failure by index.
+        // Decode on all cores, each image straight into its slot; report the first failure by index.
         let failures = FolderFailures(count: n)
         pixels.withUnsafeMutableBufferPointer { buf in
             let base = buf.baseAddress!
-            let workers = max(1, min(Engine.threads, n - 1))
-            if n > 1 {
-                DispatchQueue.concurrentPerform(iterations: workers) { w in
-                    var i = 1 + w
-                    while i < n {
-                        do {
-                            let bytes = try Files.readFile(paths[i])
-                            try bytes.withUnsafeBytes { raw in
-                                let d = try PNG.Decoder(raw, name: paths[i])
-                                guard d.channels == channels, d.height == height, d.width == width else {
-                                    throw LDError("\(paths[i]): image is \(d.channels)x\(d.height)x\(d.width) "
-                                        + "(channels x height x width) but \(paths[0]) is \(channels)x\(height)x\(width)")
-                                }
-                                try d.finish(into: base + i * imageSize)
-                            }
-                        } catch {
-                            failures.set(i, error)
-                        }
-                        i += workers
+            let workers = max(1, min(Engine.threads, n))
+            DispatchQueue.concurrentPerform(iterations: workers) { w in
+                var i = w
+                while i < n {
+                    do {
+                        try ImageFile.decode(path: paths[i], channels: channels, height: height, width: width,
+                                             into: base + i * imageSize)
+                    } catch {
+                        failures.set(i, error)
                     }
+                    i += workers
                 }
             }
         }
@@ -111,6 +109,29 @@ extension Dataset {
         set.grid = grid
         return set
     }
+
+    /// The headers of the files at `paths`, read on all cores; the first failure (by index) is thrown.
+    static func imageHeaders(_ paths: [String]) throws -> [ImageFile.Header] {
+        let n = paths.count
+        var out = [ImageFile.Header](repeating: ImageFile.Header(channels: 0, height: 0, width: 0), count: n)
+        var errors = [Error?](repeating: nil, count: n)
+        let workers = max(1, min(Engine.threads, n))
+        out.withUnsafeMutableBufferPointer { hs in
+            errors.withUnsafeMutableBufferPointer { es in
+                let h = hs.baseAddress!, e = es.baseAddress!
+                DispatchQueue.concurrentPerform(iterations: workers) { w in
+                    var i = w
+                    while i < n {
+                        do { h[i] = try Files.readFile(paths[i]).withUnsafeBytes { try ImageFile.header($0, name: paths[i]) } } catch { e[i] = error }
+                        i += workers
+                    }
+                }
+            }
+        }
+        if let error = errors.lazy.compactMap({ $0 }).first { throw error }
+        return out
+    }
+
 
     /// Per-channel mean and population standard deviation of pixel/255 over `count` planar images, exact
     /// (from a 256-bin histogram per channel). A constant channel gets std 1 so normalising stays finite.
