@@ -32,3 +32,17 @@ public struct CommonOptions: ParsableArguments {
     /// Where a job's lines for people go: stderr, silenced by `--quiet`, detail with `--verbose`.
     public var console: Console { Console(quiet: quiet, verbose: verbose) }
 }
+
+/// `--class-map FILE` of the tools that pair a model with data (ld-relabel, ld-train, ld-squeeze): without
+/// it the data's class names are compared with the model's, the same names in another order remapped by
+/// name (said on stderr) and different names refused naming the first; with it, each data class is paired
+/// as the file says.
+public struct ClassMapOption: ParsableArguments {
+    @Option(name: .customLong("class-map"), help: ArgumentHelp(
+        "Pairs the data's classes with the model's: lines 'DATA_CLASS MODEL_CLASS' (a model class name or index; e.g. ImageNet wnids to torchvision's indices: 'n01440764 0').",
+        discussion: "Without it, class names are compared: another order is remapped by name, different names are an error.",
+        valueName: "file"))
+    public var path: String?
+
+    public init() {}
+}

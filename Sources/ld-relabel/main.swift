@@ -55,6 +55,7 @@ struct Relabel: ParsableCommand {
     @Option(name: .shortAndLong, help: "Output label stream (`-` is stdout, the default; never a terminal).")
     var output: String = "-"
 
+    @OptionGroup var classMapping: ClassMapOption
     @OptionGroup var common: CommonOptions
 
     /// --epochs as a range and the total E.
@@ -96,6 +97,7 @@ struct Relabel: ParsableCommand {
                                        crop: RandomResizedCrop(scale: cropScale.pair),
                                        logits: (logits ?? .fp16).storage(topK: topK))
         var job = RelabelJob(teacher: teacher, data: data, settings: settings)
+        job.classMap = classMapping.path
         job.output = output
         job.compression = zstd ? .zstd() : .none
         job.console = common.console

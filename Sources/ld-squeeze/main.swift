@@ -81,11 +81,15 @@ struct Squeeze: ParsableCommand {
     @Option(help: ArgumentHelp("With --import: class names, one a line, in class-index order (overrides --preset).", valueName: "file"))
     var classNames: String?
 
+    @OptionGroup var classMapping: ClassMapOption
     @OptionGroup var common: CommonOptions
 
     var converting: Bool { importPath != nil || exportPath != nil }
 
     func validate() throws {
+        if classMapping.path != nil && evalOnly == nil && !(importPath != nil && classStats) {
+            throw ValidationError("--class-map pairs a model's classes with data: it goes with --eval-only or --import --class-stats")
+        }
         if converting {
             guard importPath == nil || exportPath == nil else { throw ValidationError("--import and --export are two runs") }
             guard output != nil else { throw ValidationError("--import and --export need -o/--output") }
@@ -148,6 +152,7 @@ struct Squeeze: ParsableCommand {
             let settings = ImportSettings(preset: preset, mean: try floats(mean, "--mean"), std: try floats(std, "--std"),
                                           imageSize: imageSize, classNames: names)
             var job = ImportJob(input: input, output: output!, settings: settings)
+            job.classMap = classMapping.path
             if classStats, let d = data { job.classStats = (d, classStatsMode, training.batchSize ?? 128) }
             job.console = common.console
             for line in try job.run() { common.console.say(line) }
@@ -160,6 +165,7 @@ struct Squeeze: ParsableCommand {
         let validation = val.map { ValidationSet(name: $0, limit: valLimit) }
         if let path = evalOnly {
             var job = EvaluateJob(model: path, val: validation!)
+            job.classMap = classMapping.path
             job.metrics = metrics ?? "-"
             let line = try job.run()
             let log = try MetricsLog(path: job.metrics)

@@ -56,6 +56,7 @@ struct Train: ParsableCommand {
     @Option(name: .shortAndLong, help: "Save the trained student as a model file.")
     var output: String?
 
+    @OptionGroup var classMapping: ClassMapOption
     @OptionGroup var common: CommonOptions
 
     /// The label source: --labels, --teacher, --hard, or stdin when none is named and stdin is a pipe or a
@@ -97,6 +98,7 @@ struct Train: ParsableCommand {
         var job = TrainJob(data: data, val: val!, source: source!,
                            student: student.config(channels: 0, imageSize: 0, classes: 0), studentName: student.summary)
         job.preset = recipe.recipe
+        job.classMap = classMapping.path
         job.overrides = TrainJob.overrides(training, recipe)
         job.poolSampling = poolSampling
         job.gridAwareCrop = gridAwareCrop

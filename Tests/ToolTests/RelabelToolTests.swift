@@ -163,8 +163,10 @@ final class RelabelToolTests: ToolTestCase {
                           height: 8, width: 8, mean: [0.5, 0.5, 0.5], std: [0.3, 0.3, 0.3], classNames: data.classNames, source: "rgb")
         try rgb.writeStream(path: path("rgb.ldi"), producer: "test")
         try ToolFixtures.tinyImages(classes: 4, perClass: 2, size: 10).writeStream(path: path("big.ldi"), producer: "test")
-        try ToolFixtures.tinyImages(classes: 3, perClass: 3).writeStream(path: path("three.ldi"), producer: "test")
-        for (images, mention) in [("rgb.ldi", "3x8x8 images"), ("big.ldi", "1x10x10 images"), ("three.ldi", "3 classes"),
+        var renamed = ToolFixtures.tinyImages(classes: 4, perClass: 2)
+        renamed.classNames[2] = "x2"
+        try renamed.writeStream(path: path("renamed.ldi"), producer: "test")
+        for (images, mention) in [("rgb.ldi", "3x8x8 images"), ("big.ldi", "1x10x10 images"), ("renamed.ldi", "'x2'"),
                                   ("missing.ldi", "missing.ldi")] {
             let r = try run("ld-relabel", relabelArgs(["--data", images, "-o", "out.ldl"]))
             assertOneLineError(r, mentioning: mention)

@@ -13,6 +13,8 @@ public struct ImportJob {
     public var producer = "ld-squeeze"
     /// With a data set: LPLD's per-class BatchNorm statistics of the imported teacher on it (`--class-stats`).
     public var classStats: (data: String, mode: ClassStatisticsMode, batchSize: Int)?
+    /// `--class-map FILE`: pairs --data's class names with the imported model's (see `ClassMap`).
+    public var classMap: String?
     public var console = Console(quiet: true, verbose: false)
 
     public init(input: String, output: String, settings: ImportSettings) {
@@ -32,8 +34,8 @@ public struct ImportJob {
         try OutputFile.probe(output)
         var (file, notes) = try PyTorchFile.importModel(path: input, settings: settings)
         if let cs = classStats {
-            let data = try Dataset.load(cs.data)
-            try file.check(data, role: "--data")
+            let (data, note) = try file.pair(try Dataset.load(cs.data), role: "--data", map: try classMap.map { try ClassMap(path: $0) })
+            if let n = note { console.say("ld-squeeze: " + n) }
             let progress = console.progress("class statistics (\(cs.mode.rawValue))", total: data.count)
             try ClassStatisticsPass.run(model: file.model, data: data, normalization: Normalization(of: file), mode: cs.mode,
                                         batchSize: cs.batchSize) { progress.update($0) }

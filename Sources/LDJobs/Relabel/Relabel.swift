@@ -32,7 +32,7 @@ public final class Relabeler {
     /// Checks that the images fit the teacher (channels, size, classes) and the settings fit both, and puts
     /// the teacher in eval mode.
     public init(teacher: ModelFile, images: Dataset, settings: RelabelSettings) throws {
-        try teacher.check(images, role: "images")
+        try teacher.checkImages(images, role: "images")   // classes: the job pairs them (ModelFile.pair)
         try settings.validate(images: images.count, classes: teacher.model.config.classes)
         self.settings = settings
         self.teacherFile = teacher

@@ -18,6 +18,8 @@ public enum LogitFormat: String, CaseIterable, Sendable {
 public struct RelabelJob {
     public var teacher: String
     public var data: String
+    /// `--class-map FILE`: pairs the images' class names with the teacher's (see `ClassMap`).
+    public var classMap: String?
     public var settings: RelabelSettings
     /// The stream to write (`-` is stdout).
     public var output = "-"
@@ -38,6 +40,10 @@ public struct RelabelJob {
         try files.check()
         let teacherFile = try ModelFile.load(path: teacher)
         let images = try Dataset.load(data)
+        // The stored labels are the teacher's, in its class order (the stream's header names it, and
+        // ld-train aligns its sets to it); the images' own classes must be the teacher's or pair with them.
+        let map = try classMap.map { try ClassMap(path: $0) }
+        if let note = try teacherFile.pair(images, role: "--data", map: map).note { console.say("ld-relabel: " + note) }
         let relabeler = try Relabeler(teacher: teacherFile, images: images, settings: settings)
         // A stream that cannot fit on the disk fails now, not when the disk is full (zstd: a quarter, less
         // than logits ever compress to, so only a run that cannot fit is refused).

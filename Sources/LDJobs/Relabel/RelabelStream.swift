@@ -237,7 +237,8 @@ public struct RelabelSettings: Equatable {
     public func header(teacher: ModelFile, images: Dataset, producer: String = "ld-relabel") -> StreamHeader {
         StreamHeader(kind: .labels, producer: producer, version: LD.version, seed: seed, classes: teacher.model.config.classes,
                      shape: [images.channels, images.height, images.width], teacherHash: teacher.hash,
-                     imageSetHash: images.contentHash, meta: meta(images: images.count))
+                     imageSetHash: images.contentHash,
+                     meta: meta(images: images.count).merging(["class_names": .array(teacher.classNames.map { .string($0) })]) { a, _ in a })
     }
 }
 
@@ -265,6 +266,8 @@ public struct LabelStreamInfo: Equatable, Sendable {
     /// The input normalisation the teacher saw, when the stream states it (`mean`, `std`).
     public var mean: [Float]?
     public var std: [Float]?
+    /// The teacher's class names, the order of the stored labels.
+    public var classNames: [String]?
 
     /// The largest count a header field may state (2^31 - 1): more epochs, batches or images than any run.
     public static let limit = Int(Int32.max)
@@ -286,6 +289,13 @@ public struct LabelStreamInfo: Equatable, Sendable {
         if let p = m["pruned"], p != .null { pruned = true } else { pruned = false }
         mean = floats("mean")
         std = floats("std")
+        // The teacher's class names, one per class (streams made before they were recorded have none).
+        if let a = m["class_names"]?.arrayValue, a.count == header.classes {
+            let names = a.compactMap { $0.stringValue }
+            classNames = names.count == a.count ? names : nil
+        } else {
+            classNames = nil
+        }
     }
 
     /// Epochs the stream holds from `epochStart` on, if the header says (concatenated shards continue it).

@@ -59,8 +59,14 @@ public struct SqueezeJob {
         }
         settings.trainSetHash = train.contentHash
         try settings.validate()
-        let valData = try val?.load()
-        if let v = valData { try settings.model.checkFits(v, role: "--val") }
+        var valData = try val?.load()
+        if let v = valData {
+            try settings.model.checkFits(v, role: "--val")
+            // The teacher learns the training set's classes: --val must mean the same by each index.
+            let (aligned, note) = try v.aligned(to: train.classNames, referenceName: "--data \(train.source)", role: "--val \(v.source)")
+            valData = aligned
+            if let n = note { console.say("ld-squeeze: " + n) }
+        }
 
         Interrupt.install()
         let trainer = try TeacherTrainer(settings: settings, data: train, normalization: Normalization(of: train))
@@ -226,6 +232,8 @@ public struct EvaluateJob {
     public var val: ValidationSet
     /// Where the line goes (checked against the inputs before the work).
     public var metrics = "-"
+    /// `--class-map FILE`: pairs the validation set's class names with the model's (see `ClassMap`).
+    public var classMap: String?
 
     public init(model: String, val: ValidationSet) {
         self.model = model
@@ -239,8 +247,8 @@ public struct EvaluateJob {
         files.output("--metrics", metrics)
         try files.check()
         let file = try ModelFile.load(path: model)
-        let data = try val.load()
-        try file.check(data, role: "validation set")
+        let (data, note) = try file.pair(try val.load(), role: "--val", map: try classMap.map { try ClassMap(path: $0) })
+        if let n = note { Log.line("ld-squeeze: " + n) }
         var line = try file.model.evaluate(data, normalization: Normalization(of: file)).json
         line["model"] = .string(model)
         line["data"] = .string(val.name)

@@ -81,6 +81,8 @@ public struct TrainJob {
     public var data: String
     /// The real validation set.
     public var val: String
+    /// `--class-map FILE`: pairs the sets' class names with the teacher's (see `ClassMap`).
+    public var classMap: String?
     public var source: LabelSource
     /// The student's architecture; channels, image size and classes are taken from the data.
     public var student: ModelConfig
@@ -158,24 +160,36 @@ public struct TrainJob {
         }
         files.output("-o", output)
         try files.check()
-        let data = try Dataset.load(self.data)
+        var data = try Dataset.load(self.data)
         guard data.count > 0 else { throw LDError("--data \(data.source) holds no images") }
         guard data.classes >= 2 else { throw LDError("--data \(data.source) has \(data.classes) class; a classifier needs at least 2") }
         let gridFactor = try self.gridFactor(data)
-        let val = try Dataset.load(self.val)
+        var val = try Dataset.load(self.val)
+        let map = try classMap.map { try ClassMap(path: $0) }
 
         var teacher: ModelFile? = nil, stream: LabelStreamInput? = nil
         let normalization: Normalization
         switch source {
         case .teacher(let t):
             let f = try ModelFile.load(path: t)
-            try f.check(data, role: "--data")
-            try f.check(val, role: "--val")
+            // Both sets in the teacher's class order (remapped by name, or an error naming the first mismatch).
+            var note: String?
+            (data, note) = try f.pair(data, role: "--data", map: map)
+            if let n = note { console.say("ld-train: " + n) }
+            (val, note) = try f.pair(val, role: "--val", map: map)
+            if let n = note { console.say("ld-train: " + n) }
             teacher = f
             normalization = Normalization(of: f)
         case .stream(let l):
             let s = try LabelStreamInput(path: l, images: data)
             stream = s
+            // The stored labels are in the teacher's class order, which the stream's header names: both
+            // sets follow it (after the stream has checked that it labels these very images).
+            if let names = s.info.classNames {
+                var note: String?
+                (data, note) = try data.aligned(to: names, referenceName: "the label stream's teacher", role: "--data \(data.source)", map: map)
+                if let n = note { console.say("ld-train: " + n) }
+            }
             if let m = s.info.mean, let sd = s.info.std, m.count == sd.count {
                 normalization = Normalization(mean: m, std: sd)
             } else {
@@ -183,6 +197,12 @@ public struct TrainJob {
             }
         case .hard:
             normalization = Normalization(of: val)
+        }
+        if teacher == nil {
+            // The student learns --data's classes (or the stream's): --val must mean the same by each index.
+            let (v, note) = try val.aligned(to: data.classNames, referenceName: "--data \(data.source)", role: "--val \(val.source)", map: map)
+            val = v
+            if let n = note { console.say("ld-train: " + n) }
         }
         guard normalization.mean.count == data.channels else {
             throw LDError("normalisation has \(normalization.mean.count) channels, --data \(data.source) has \(data.channels)")

@@ -194,6 +194,24 @@ public struct ModelFile {
         return file
     }
 
+    /// `data` in this model's class order (`Dataset.aligned`): same names, a reordering or a subset remapped by
+    /// name (with a note for stderr), different names an error, `map` an explicit pairing; after checking
+    /// that its images fit (channels, size). `role` names the flag (`--data`).
+    public func pair(_ data: Dataset, role: String, map: ClassMap? = nil) throws -> (data: Dataset, note: String?) {
+        try checkImages(data, role: role)
+        let aligned = try data.aligned(to: classNames, referenceName: "the model", role: "\(role) \(data.source)", map: map)
+        try check(aligned.data, role: role)
+        return aligned
+    }
+
+    /// Checks that a data set's images fit this model (channels, size).
+    public func checkImages(_ data: Dataset, role: String) throws {
+        let c = model.config
+        if data.channels != c.channels || data.height != c.imageSize || data.width != c.imageSize {
+            throw LDError("\(role) \(data.source) has \(data.channels)x\(data.height)x\(data.width) images, the model takes \(c.channels)x\(c.imageSize)x\(c.imageSize)")
+        }
+    }
+
     /// Checks that a data set fits this model (channels, size, classes), naming what differs.
     public func check(_ data: Dataset, role: String) throws {
         let c = model.config
