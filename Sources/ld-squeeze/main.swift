@@ -75,7 +75,7 @@ struct Squeeze: ParsableCommand {
     @Option(help: ArgumentHelp("With --import: per-channel standard deviation, comma-separated (overrides --preset).", valueName: "s,s,s"))
     var std: String?
 
-    @Option(help: "With --import: input height and width (overrides --preset).")
+    @Option(help: "The model's input height and width. Training: an image folder of other sizes is brought to it by the evaluation transform (shorter side to S/0.875, center crop S); --import: overrides --preset.")
     var imageSize: Int?
 
     @Option(help: ArgumentHelp("With --import: class names, one a line, in class-index order (overrides --preset).", valueName: "file"))
@@ -113,9 +113,11 @@ struct Squeeze: ParsableCommand {
             _ = try floats(std, "--std")
             return
         }
-        if preset != nil || mean != nil || std != nil || imageSize != nil || classNames != nil {
-            throw ValidationError("--preset, --mean, --std, --image-size and --class-names go with --import")
+        if preset != nil || mean != nil || std != nil || classNames != nil {
+            throw ValidationError("--preset, --mean, --std and --class-names go with --import")
         }
+        if let n = imageSize, n <= 0 || n > 2048 { throw ValidationError("--image-size must be 1...2048, got \(n)") }
+        if imageSize != nil && evalOnly != nil { throw ValidationError("--image-size goes with training or --import: --eval-only uses the model's") }
         try checkModelOutputName(output)
         if evalOnly != nil {
             guard val != nil else { throw ValidationError("--eval-only needs --val") }
@@ -181,6 +183,7 @@ struct Squeeze: ParsableCommand {
             cropPadding: cropPadding, seed: common.seed, scores: scores != nil, el2nEpochs: el2nEpochs ?? min(10, epochs),
             trainSetHash: "")
         var job = SqueezeJob(dataName: data!, settings: settings, output: output!)
+        job.imageSize = imageSize
         job.limit = limit
         job.val = validation
         job.metrics = metrics ?? "-"

@@ -7,13 +7,14 @@ import Darwin
 #endif
 
 extension Dataset {
-    /// Loads a data set from its name (see `DatasetSpec`).
-    public static func load(_ name: String) throws -> Dataset {
-        try load(DatasetSpec(parsing: name))
+    /// Loads a data set from its name (see `DatasetSpec`). `imageSize`: the model's input size, to which an
+    /// image folder of other sizes is brought by the evaluation transform (see `loadImageFolder`).
+    public static func load(_ name: String, imageSize: Int? = nil) throws -> Dataset {
+        try load(DatasetSpec(parsing: name), imageSize: imageSize)
     }
 
     /// Loads a data set. Every failure is an `LDError` naming the file and the problem.
-    public static func load(_ spec: DatasetSpec) throws -> Dataset {
+    public static func load(_ spec: DatasetSpec, imageSize: Int? = nil) throws -> Dataset {
         switch spec {
         case let .fashionMNIST(split, dir):
             return try loadFashionMNIST(split: split, directory: dir, source: spec.description)
@@ -22,11 +23,11 @@ extension Dataset {
         case let .cifar100(split, dir):
             return try loadCIFAR(hundred: true, split: split, directory: dir, source: spec.description)
         case let .folder(dir):
-            return try loadImageFolder(directory: dir, source: spec.description)
+            return try loadImageFolder(directory: dir, source: spec.description, size: imageSize)
         case let .recordStream(path):
             // A plain path naming a folder (`--data syn/`, what ld-recover --png writes) is an ImageFolder.
             if path != "-", Files.isDirectory(path) {
-                return try loadImageFolder(directory: path, source: "folder:\(path)")
+                return try loadImageFolder(directory: path, source: "folder:\(path)", size: imageSize)
             }
             return try loadRecordStream(path: path)
         }

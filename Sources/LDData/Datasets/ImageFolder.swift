@@ -11,32 +11,39 @@ extension Dataset {
     /// - Hidden entries (`.name`) and files not ending in `.png`, `.jpg` or `.jpeg` (any case) are ignored; a
     ///   class folder may be empty, but the whole set may not. A file is decoded by its content, not its
     ///   extension (a `.jpg` that is a PNG is read as the PNG it is).
-    /// - Every image must have the size of the first one. The set is RGB if any image is (gray images are
-    ///   then replicated into the three channels, as PIL's `convert("RGB")`), else gray. Palette PNGs are
-    ///   expanded and opaque alpha dropped, see `PNG`; JPEG, see `JPEG`.
+    /// - Class folders are searched to any depth (Tiny-ImageNet's `train/CLASS/images/*.JPEG`), as
+    ///   torchvision's ImageFolder does. Tiny-ImageNet's validation layout (`images/` and
+    ///   `val_annotations.txt`, which names each file's class) is read as such.
+    /// - Without `size`, every image must have the size of the first one. With `size` (the model's input
+    ///   size), images of size x size are taken as they are and any other is brought to it by torchvision's
+    ///   evaluation transform (`EvalTransform`: resize the shorter side to size / 0.875, center-crop size;
+    ///   a JPEG much larger than that is decoded at a reduced scale first, as PIL's draft mode).
+    /// - The set is RGB if any image is (gray images are then replicated into the three channels, as PIL's
+    ///   `convert("RGB")`), else gray. Palette PNGs are expanded and opaque alpha dropped, see `PNG`; JPEG,
+    ///   see `JPEG`.
     /// - `DIR/manifest.json`, if present, may give `"mean"` and `"std"` (one per channel, together) and
     ///   `"class_names"` (one per class folder). Without mean and std they are computed from the images
     ///   (population statistics of pixel/255 per channel).
-    static func loadImageFolder(directory: String, source: String) throws -> Dataset {
+    static func loadImageFolder(directory: String, source: String, size: Int? = nil) throws -> Dataset {
         try Files.requireDirectory(directory, what: "image")
         // ld-recover records its run in `.ld-recover.json` first and writes `manifest.json` last: a folder
         // with the one and not the other is a run that stopped (or a shard), not a complete set.
         if Files.isFile("\(directory)/.ld-recover.json") && !Files.isFile("\(directory)/manifest.json") {
             throw LDError("\(directory): an unfinished ld-recover run (no manifest.json yet): run the same ld-recover command again, over all classes, to finish it")
         }
-        let folders = try Files.list(directory).filter {
-            !$0.hasPrefix(".") && Files.isDirectory("\(directory)/\($0)")
-        }
-        guard !folders.isEmpty else { throw LDError("\(directory): no class sub-folders in the image folder") }
         var paths: [String] = []
         var labels: [Int32] = []
-        for (c, folder) in folders.enumerated() {
-            let dir = "\(directory)/\(folder)"
-            for name in try Files.list(dir) where !name.hasPrefix(".") && ImageFile.isImageName(name) {
-                let path = "\(dir)/\(name)"
-                guard Files.isFile(path) else { continue }
-                paths.append(path)
-                labels.append(Int32(c))
+        let folders: [String]
+        if Files.isFile("\(directory)/val_annotations.txt") && Files.isDirectory("\(directory)/images") {
+            (folders, paths, labels) = try tinyImageNetValidation(directory)
+        } else {
+            folders = try Files.list(directory).filter { !$0.hasPrefix(".") && Files.isDirectory("\(directory)/\($0)") }
+            guard !folders.isEmpty else { throw LDError("\(directory): no class sub-folders in the image folder") }
+            for (c, folder) in folders.enumerated() {
+                for path in try imageFiles(under: "\(directory)/\(folder)", depth: 0) {
+                    paths.append(path)
+                    labels.append(Int32(c))
+                }
             }
         }
         guard !paths.isEmpty else { throw LDError("\(directory): no PNG or JPEG files in the class sub-folders") }
@@ -45,11 +52,12 @@ extension Dataset {
         // Headers first, on all cores: the set's shape (the first image's size; RGB if any image is) and the
         // memory it needs are known before any pixel is decoded.
         let headers = try imageHeaders(paths)
-        let (height, width) = (headers[0].height, headers[0].width)
+        let (height, width) = size.map { ($0, $0) } ?? (headers[0].height, headers[0].width)
         let channels = headers.contains { $0.channels == 3 } ? 3 : 1
-        if let i = headers.firstIndex(where: { $0.height != height || $0.width != width }) {
-            throw LDError("\(paths[i]): image is \(headers[i].height)x\(headers[i].width) (height x width) but \(paths[0]) is \(height)x\(width); an image folder loaded whole holds images of one size")
+        if size == nil, let i = headers.firstIndex(where: { $0.height != height || $0.width != width }) {
+            throw LDError("\(paths[i]): image is \(headers[i].height)x\(headers[i].width) (height x width) but \(paths[0]) is \(height)x\(width); images of several sizes are brought to one by the evaluation transform when the model's input size is known (ld-squeeze --image-size S)")
         }
+        let transform = size.map { EvalTransform(size: $0) }
         let imageSize = channels * height * width
         try Memory.require(Double(n) * Double(imageSize), for: "\(directory): \(n) images of \(channels)x\(height)x\(width)")
         var pixels = [UInt8](repeating: 0, count: n * imageSize)
@@ -63,8 +71,12 @@ extension Dataset {
                 var i = w
                 while i < n {
                     do {
-                        try ImageFile.decode(path: paths[i], channels: channels, height: height, width: width,
-                                             into: base + i * imageSize)
+                        if let t = transform, headers[i].height != height || headers[i].width != width {
+                            try ImageFile.decode(path: paths[i], channels: channels, transform: t, into: base + i * imageSize)
+                        } else {
+                            try ImageFile.decode(path: paths[i], channels: channels, height: height, width: width,
+                                                 into: base + i * imageSize)
+                        }
                     } catch {
                         failures.set(i, error)
                     }
@@ -111,6 +123,36 @@ extension Dataset {
     }
 
     /// The headers of the files at `paths`, read on all cores; the first failure (by index) is thrown.
+    /// The image files under `dir` (PNG and JPEG by name, hidden entries skipped): a folder's files sorted by
+    /// name, then its sub-folders' in name order (to a depth of 8), as torchvision's ImageFolder walks a class.
+    static func imageFiles(under dir: String, depth: Int) throws -> [String] {
+        var files: [String] = [], subfolders: [String] = []
+        for name in try Files.list(dir) where !name.hasPrefix(".") {
+            let path = "\(dir)/\(name)"
+            if Files.isDirectory(path) { subfolders.append(path) } else if ImageFile.isImageName(name) && Files.isFile(path) { files.append(path) }
+        }
+        if depth < 8 { for sub in subfolders { files += try imageFiles(under: sub, depth: depth + 1) } }
+        return files
+    }
+
+    /// Tiny-ImageNet's validation folder: `images/NAME.JPEG` and `val_annotations.txt`, whose lines are
+    /// `NAME<TAB>WNID<TAB>box...`; classes are the wnids, sorted as the training folders are.
+    static func tinyImageNetValidation(_ dir: String) throws -> (classes: [String], paths: [String], labels: [Int32]) {
+        guard let lines = try Files.lines("\(dir)/val_annotations.txt") else { throw LDError("\(dir)/val_annotations.txt: missing") }
+        var pairs: [(String, String)] = []
+        for (n, line) in lines.enumerated() {
+            let f = line.split(whereSeparator: { $0 == "\t" || $0 == " " }).map(String.init)
+            guard f.count >= 2 else { throw LDError("\(dir)/val_annotations.txt: line \(n + 1) names no class") }
+            let path = "\(dir)/images/\(f[0])"
+            guard Files.isFile(path) else { throw LDError("\(dir)/val_annotations.txt: line \(n + 1) names \(f[0]), which is not in \(dir)/images") }
+            pairs.append((path, f[1]))
+        }
+        let classes = Set(pairs.map(\.1)).sorted { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) }
+        let index = Dictionary(uniqueKeysWithValues: classes.enumerated().map { ($0.element, Int32($0.offset)) })
+        pairs.sort { Array($0.0.utf8).lexicographicallyPrecedes(Array($1.0.utf8)) }
+        return (classes, pairs.map(\.0), pairs.map { index[$0.1]! })
+    }
+
     static func imageHeaders(_ paths: [String]) throws -> [ImageFile.Header] {
         let n = paths.count
         var out = [ImageFile.Header](repeating: ImageFile.Header(channels: 0, height: 0, width: 0), count: n)

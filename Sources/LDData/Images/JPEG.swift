@@ -199,6 +199,33 @@ public enum ImageFile {
         }
     }
 
+    /// Decodes the image file at `path` and applies `transform` (any size in, transform.size square out) into
+    /// `dest` as `channels` planes; a JPEG much larger than the resize target is decoded at a reduced scale.
+    public static func decode(path: String, channels: Int, transform: EvalTransform, into dest: UnsafeMutablePointer<UInt8>) throws {
+        let bytes = try Files.readFile(path)
+        try bytes.withUnsafeBytes { raw in
+            var pixels: [UInt8], h: Int, w: Int
+            if try format(raw, name: path) == "jpeg" {
+                let d = try JPEG.Decoder(raw, name: path)
+                let k = JPEG.draftScale(width: d.width, height: d.height, target: transform.resizeTo)
+                (w, h) = d.scaledSize(k)
+                pixels = [UInt8](repeating: 0, count: channels * h * w)
+                try pixels.withUnsafeMutableBufferPointer { try d.finish(into: $0.baseAddress!, channels: channels, denominator: k) }
+            } else {
+                let d = try PNG.Decoder(raw, name: path)
+                (h, w) = (d.height, d.width)
+                pixels = [UInt8](repeating: 0, count: max(channels, d.channels) * h * w)
+                try pixels.withUnsafeMutableBufferPointer { try d.finish(into: $0.baseAddress!) }
+                if d.channels != channels {
+                    guard d.channels == 1 else { throw LDError("\(path): a colour PNG in a gray image set") }
+                    let plane = h * w
+                    pixels.withUnsafeMutableBufferPointer { b in for k in 1..<channels { (b.baseAddress! + k * plane).update(from: b.baseAddress!, count: plane) } }
+                }
+            }
+            pixels.withUnsafeBufferPointer { transform.apply($0.baseAddress!, channels: channels, height: h, width: w, into: dest) }
+        }
+    }
+
     static func sizeError(_ path: String, _ h: Int, _ w: Int, _ height: Int, _ width: Int) -> LDError {
         LDError("\(path): image is \(h)x\(w) (height x width), the set's images are \(height)x\(width)")
     }

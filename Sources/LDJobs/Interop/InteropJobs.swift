@@ -34,7 +34,7 @@ public struct ImportJob {
         try OutputFile.probe(output)
         var (file, notes) = try PyTorchFile.importModel(path: input, settings: settings)
         if let cs = classStats {
-            let (data, note) = try file.pair(try Dataset.load(cs.data), role: "--data", map: try classMap.map { try ClassMap(path: $0) })
+            let (data, note) = try file.pair(try Dataset.load(cs.data, imageSize: file.model.config.imageSize), role: "--data", map: try classMap.map { try ClassMap(path: $0) })
             if let n = note { console.say("ld-squeeze: " + n) }
             let progress = console.progress("class statistics (\(cs.mode.rawValue))", total: data.count)
             try ClassStatisticsPass.run(model: file.model, data: data, normalization: Normalization(of: file), mode: cs.mode,

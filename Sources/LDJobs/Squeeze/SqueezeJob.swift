@@ -14,6 +14,8 @@ public struct SqueezeJob {
     public var settings: TeacherSettings
     /// Train on the first N examples only.
     public var limit: Int?
+    /// `--image-size`: the input size an image folder of other sizes is brought to (nil: the data's own size).
+    public var imageSize: Int?
     public var val: ValidationSet?
     public var output: String
     /// NDJSON metrics (`-` is stdout).
@@ -43,7 +45,7 @@ public struct SqueezeJob {
         files.output("--scores", scores)
         files.output("--metrics", metrics)
         try files.check()
-        var train = try Dataset.load(dataName)
+        var train = try Dataset.load(dataName, imageSize: imageSize)
         if let n = limit, n < train.count { train = try train.subset(Array(0..<n)) }
         guard train.classes >= 2 else {
             throw LDError("\(dataName) has \(train.classes) class; a classifier needs at least 2")
@@ -59,7 +61,7 @@ public struct SqueezeJob {
         }
         settings.trainSetHash = train.contentHash
         try settings.validate()
-        var valData = try val?.load()
+        var valData = try val?.load(imageSize: train.height)
         if let v = valData {
             try settings.model.checkFits(v, role: "--val")
             // The teacher learns the training set's classes: --val must mean the same by each index.
@@ -219,8 +221,9 @@ public struct ValidationSet: Sendable {
         self.limit = limit
     }
 
-    public func load() throws -> Dataset {
-        var d = try Dataset.load(name)
+    /// The set, an image folder of other sizes brought to `imageSize` (the model's) by the evaluation transform.
+    public func load(imageSize: Int? = nil) throws -> Dataset {
+        var d = try Dataset.load(name, imageSize: imageSize)
         if let n = limit, n < d.count { d = try d.subset(Array(0..<n)) }
         return d
     }
@@ -247,7 +250,7 @@ public struct EvaluateJob {
         files.output("--metrics", metrics)
         try files.check()
         let file = try ModelFile.load(path: model)
-        let (data, note) = try file.pair(try val.load(), role: "--val", map: try classMap.map { try ClassMap(path: $0) })
+        let (data, note) = try file.pair(try val.load(imageSize: file.model.config.imageSize), role: "--val", map: try classMap.map { try ClassMap(path: $0) })
         if let n = note { Log.line("ld-squeeze: " + n) }
         var line = try file.model.evaluate(data, normalization: Normalization(of: file)).json
         line["model"] = .string(model)

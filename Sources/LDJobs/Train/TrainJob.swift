@@ -160,18 +160,21 @@ public struct TrainJob {
         }
         files.output("-o", output)
         try files.check()
-        var data = try Dataset.load(self.data)
+        // With a teacher, a folder of other sizes is brought to its input size (Dataset.load).
+        var teacherFile: ModelFile? = nil
+        if case .teacher(let t) = source { teacherFile = try ModelFile.load(path: t) }
+        var data = try Dataset.load(self.data, imageSize: teacherFile?.model.config.imageSize)
         guard data.count > 0 else { throw LDError("--data \(data.source) holds no images") }
         guard data.classes >= 2 else { throw LDError("--data \(data.source) has \(data.classes) class; a classifier needs at least 2") }
         let gridFactor = try self.gridFactor(data)
-        var val = try Dataset.load(self.val)
+        var val = try Dataset.load(self.val, imageSize: data.height)
         let map = try classMap.map { try ClassMap(path: $0) }
 
         var teacher: ModelFile? = nil, stream: LabelStreamInput? = nil
         let normalization: Normalization
         switch source {
-        case .teacher(let t):
-            let f = try ModelFile.load(path: t)
+        case .teacher:
+            let f = teacherFile!
             // Both sets in the teacher's class order (remapped by name, or an error naming the first mismatch).
             var note: String?
             (data, note) = try f.pair(data, role: "--data", map: map)

@@ -8,10 +8,15 @@ progressive.jpg 23x17 RGB, progressive, quality 85
 gray.jpg        9x11 gray
 cmyk.jpg        8x8 CMYK (Adobe), which ld refuses
 expected.json   each decodable file's pixels as PIL decodes them (Image.open(f).convert("RGB" or "L")),
-                planar (CHW) lists, and PIL's sizes after draft() for a few targets of a 97x61 JPEG.
+                planar (CHW) lists, and PIL's sizes after draft() for a few targets of a 97x61 JPEG;
+                rgb420.jpg resized by PIL (bilinear, 11x8 and 40x30) and through torchvision's
+                Resize(9) + CenterCrop(8) (the evaluation transform of an 8 px model, ratio 0.875).
 """
 import json
+import sys, types
+sys.modules.setdefault("torchvision._meta_registrations", types.ModuleType("torchvision._meta_registrations"))
 from PIL import Image, features
+from torchvision import transforms
 
 def pattern(w, h):
     im = Image.new("RGB", (w, h))
@@ -41,4 +46,8 @@ for target in [97, 48, 30, 24, 12, 7]:
 out["draft_97x61"] = drafts
 im = Image.open("draft.jpg"); im.draft("RGB", (24, 24)); im = im.convert("RGB")
 out["draft_24_pixels"] = planar(im)
+src = Image.open("rgb420.jpg").convert("RGB")
+out["resize_11x8"] = planar(src.resize((11, 8), Image.BILINEAR))
+out["resize_40x30"] = planar(src.resize((40, 30), Image.BILINEAR))
+out["eval_8"] = planar(transforms.Compose([transforms.Resize(9), transforms.CenterCrop(8)])(src))
 json.dump(out, open("expected.json", "w"))
