@@ -153,7 +153,7 @@ public enum Manual {
 
     public static let prune: String =
         """
-        Three modes: --ratio (label streams), --ipc (image subsets), --dump.
+        Four modes: --ratio (label streams), --ipc (image subsets), --pack, --dump.
 
         Label mode (--ratio; the input is a label stream from ld-relabel) keeps exactly
         round(N/R) of the N label-batch records, rounded half away from zero,
@@ -193,6 +193,13 @@ public enum Manual {
         in the stream header and in manifest.json; ld-train
         --grid-aware-crop reads the grid from there.
 
+        Pack mode (--pack --data DATASET) writes the whole set as an image
+        stream, decoded once: with --image-size S an image folder of any sizes
+        (JPEG or PNG) is brought to S x S by the evaluation transform (shorter
+        side to S/0.875, center crop S), the fast input for repeated epochs.
+        --shard K/N writes the K-th of N contiguous parts with their global
+        indices; `cat` of all N parts loads as the whole set.
+
         --report prints, as NDJSON on stderr (or --report-file), the bytes in
         and out per component (indices, boxes, flips, mix, logits, fields,
         framing, header), the compression ratio, the peak memory and, with
@@ -207,6 +214,7 @@ public enum Manual {
             --png subset/
           ld-prune --data fmnist:train --scores s.lds --select el2n \\
             --keep easy --ipc 10 --combine 2 -o pca.ldi
+          ld-prune --pack --data folder:imagenette/train --image-size 64 -o nette64.ldi
           ld-prune --dump pruned.ldl | jq -c 'select(.type == "header")'
         """
 

@@ -16,6 +16,15 @@ struct Prune: ParsableCommand {
     @Flag(help: "Print the input streams as NDJSON on stdout (one line per header, record and end).")
     var dump = false
 
+    @Flag(help: "Write --data as an image stream, decoded once (with --image-size, a folder of any size brought to S x S by the evaluation transform): the fast input for repeated epochs.")
+    var pack = false
+
+    @Option(help: "With --pack: the size S images are brought to (shorter side to S/0.875, center crop S).")
+    var imageSize: Int?
+
+    @Option(help: ArgumentHelp("With --pack: write only the K-th of N contiguous parts (0-based); `cat` of all N loads as the whole set.", valueName: "K/N"))
+    var shard: String?
+
     @Argument(help: "Input streams (`-` is stdin, the default); concatenated streams are read back to back.")
     var inputs: [String] = []
 
@@ -46,12 +55,21 @@ struct Prune: ParsableCommand {
     @OptionGroup var common: CommonOptions
 
     func validate() throws {
-        let modes = [dump, labels.ratio != nil, images.ipc != nil].filter { $0 }.count
+        let modes = [dump, pack, labels.ratio != nil, images.ipc != nil].filter { $0 }.count
         guard modes == 1 else {
-            throw ValidationError(modes == 0 ? "give a mode: --ratio R (label streams), --ipc K (image subsets) or --dump"
-                                             : "give one mode of --ratio, --ipc and --dump")
+            throw ValidationError(modes == 0 ? "give a mode: --ratio R (label streams), --ipc K (image subsets), --pack or --dump"
+                                             : "give one mode of --ratio, --ipc, --pack and --dump")
         }
-        if dump {
+        if !pack, imageSize != nil || shard != nil { throw ValidationError("--image-size and --shard go with --pack") }
+        if pack {
+            guard data != nil else { throw ValidationError("--pack needs the data set to write (--data DATASET)") }
+            if !inputs.isEmpty { throw ValidationError("--pack reads --data, not input streams (\(inputs.joined(separator: " ")))") }
+            for (given, name) in [(report || reportFile != nil, "--report"), (keep != nil, "--keep")] + labels.given + images.given where given {
+                throw ValidationError("\(name) does not apply to --pack")
+            }
+            if let n = imageSize, n < 1 || n > 2048 { throw ValidationError("--image-size must be 1...2048, got \(n)") }
+            _ = try shardParts()
+        } else if dump {
             for (given, name) in [(output != nil, "-o"), (data != nil, "--data"), (zstd, "--zstd"), (report || reportFile != nil, "--report"),
                                   (keep != nil, "--keep")] + labels.given + images.given where given {
                 throw ValidationError("\(name) does not apply to --dump (it prints the input streams as NDJSON)")
@@ -67,10 +85,29 @@ struct Prune: ParsableCommand {
         }
     }
 
+    /// `--shard K/N` as (K, N), 0 <= K < N.
+    func shardParts() throws -> (index: Int, count: Int)? {
+        guard let s = shard else { return nil }
+        let p = s.split(separator: "/", omittingEmptySubsequences: false)
+        guard p.count == 2, let k = Int(p[0]), let n = Int(p[1]), n >= 1, n <= 1 << 20, k >= 0, k < n else {
+            throw ValidationError("--shard takes K/N with 0 <= K < N, got '\(s)'")
+        }
+        return (k, n)
+    }
+
     func run() throws {
         if dump { return try StreamDump.run(paths: inputs.isEmpty ? ["-"] : inputs) }
         common.apply()
         let compression: StreamCompression = zstd ? .zstd() : .none
+        if pack {
+            var job = PackJob(data: data!)
+            job.output = output ?? "-"
+            job.imageSize = imageSize
+            job.shard = try shardParts()
+            job.compression = compression
+            job.console = common.console
+            return try job.run()
+        }
         let wantReport = report || reportFile != nil
         if let ratio = labels.ratio {
             let rule = labels.rule
