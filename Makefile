@@ -26,7 +26,7 @@ bashdir     := $(DESTDIR)$(PREFIX)/share/bash-completion/completions
 zshdir      := $(DESTDIR)$(PREFIX)/share/zsh/site-functions
 fishdir     := $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d
 
-.PHONY: all setup build test demo bench bench-seeds fuzz golden-update clean install uninstall
+.PHONY: all setup build test demo bench bench-seeds bench-jpeg fuzz golden-update clean install uninstall
 
 all: build
 
@@ -52,6 +52,7 @@ demo: build
 bench: build
 	$(BIN)/ld-bench
 	$(MAKE) bench-seeds
+	@if [ -n "$(PEER_PYTHON)" ]; then $(MAKE) bench-jpeg; fi
 
 # The seeds' resolutions and architectures, beside PyTorch's figures of the same run when a Python with
 # torch and torchvision is given (PEER_PYTHON=/path/to/python; ../shared/peer/torch_bench.py and
@@ -63,6 +64,16 @@ bench-seeds: build
 	  PEER_DIR=$(PEER_DIR) $(PEER_PYTHON) Benchmarks/peer_seeds.py --with-torch-bench --threads 2 --secs 3 > .build/peer-seeds.tsv && \
 	  cat .build/peer-seeds.tsv && $(BIN)/ld-bench engine --suite seeds --secs 3 --peer .build/peer-seeds.tsv; \
 	else $(BIN)/ld-bench engine --suite seeds --secs 3; fi
+
+# Image loading on an ImageNet-shaped JPEG folder (600 images about 500x375, made once by the peer's
+# generator), ld beside PIL + torchvision's DataLoader with the same 2 cores, both transforms.
+JPEG_SET ?= .build/jpegset
+bench-jpeg: build
+	@[ -n "$(PEER_PYTHON)" ] || { echo "bench-jpeg: set PEER_PYTHON to a Python with torch, torchvision and Pillow" >&2; exit 1; }
+	@[ -d $(JPEG_SET)/train ] || PEER_DIR=$(PEER_DIR) $(PEER_PYTHON) Benchmarks/peer_jpeg.py make $(JPEG_SET) --classes 10 --per-class 60
+	@for m in train val; do \
+	  PEER_DIR=$(PEER_DIR) $(PEER_PYTHON) Benchmarks/peer_jpeg.py time $(JPEG_SET) --workers 2 --mode $$m --secs 8; \
+	  $(BIN)/ld-bench jpeg $(JPEG_SET)/train --mode $$m --threads 2 --secs 8; done
 
 fuzz: build
 	sh fuzz/run.sh $(FUZZ_SECONDS)

@@ -21,6 +21,9 @@ usage: ld-bench                 everything: engine workloads, the recover loop, 
        ld-bench layers [--only NAME] [--steps S] [--threads T]   per-layer forward/backward ms
        ld-bench conv [THREADS [WINOGRAD_MIN_TILES [WINOGRAD_BLOCK_FLOATS]]]   per-shape convolutions
        ld-bench gemm                                OpenBLAS sgemm GFLOP/s on the engine's shapes
+       ld-bench jpeg DIR [--mode train|val] [--size 224] [--threads T] [--secs S]
+                       image loading on a JPEG folder (decode, RandomResizedCrop+flip or Resize+CenterCrop,
+                       normalise), as ../shared/peer/jpeg_bench.py times PIL + torchvision
 """
 
 let benchArgs = Array(CommandLine.arguments.dropFirst())
@@ -51,6 +54,8 @@ do {
         convShapesBench()
     case "gemm":
         gemmShapesBench()
+    case "jpeg":
+        try jpegBench(Array(benchArgs.dropFirst()))
     case "layers":
         try layerBench(Array(benchArgs.dropFirst()))
     default:

@@ -104,6 +104,23 @@ public enum JPEG {
                 r[i] = hwc[3 * i]; g[i] = hwc[3 * i + 1]; b[i] = hwc[3 * i + 2]
             }
         }
+
+        /// Decodes at 1/`denominator` scale into `dest` as interleaved rows (h x w x `channels`, RGB order;
+        /// a gray file asked for 3 channels replicated), which resampling reads directly
+        /// (`Resample.Layout.interleaved`), sparing the planar copy of a large image.
+        public func finishInterleaved(into dest: UnsafeMutablePointer<UInt8>, channels c: Int, denominator: Int = 1) throws {
+            precondition([1, 2, 4, 8].contains(denominator) && (c == 1 || c == 3), "JPEG.finishInterleaved: scale 1/\(denominator), \(c) channels")
+            if c == 1 && channels == 3 {
+                throw LDError("\(name): a colour JPEG in a gray image set (ld converts gray to RGB, not RGB to gray)")
+            }
+            let (w, h) = scaledSize(denominator)
+            let base = bytes.baseAddress!.assumingMemoryBound(to: UInt8.self)
+            let format = c == 1 ? TJPF_GRAY : TJPF_RGB
+            guard tjDecompress2(handle, base, UInt(bytes.count), dest, Int32(w), 0, Int32(h), Int32(format.rawValue),
+                                TJFLAG_STOPONWARNING | TJFLAG_LIMITSCANS) == 0 else {
+                throw LDError("\(name): corrupt or truncated JPEG: \(JPEG.message(handle))")
+            }
+        }
     }
 
     /// Decodes JPEG bytes at full size; `name` (a path) prefixes any error message.
@@ -210,7 +227,12 @@ public enum ImageFile {
                 let k = JPEG.draftScale(width: d.width, height: d.height, target: transform.resizeTo)
                 (w, h) = d.scaledSize(k)
                 pixels = [UInt8](repeating: 0, count: channels * h * w)
-                try pixels.withUnsafeMutableBufferPointer { try d.finish(into: $0.baseAddress!, channels: channels, denominator: k) }
+                try pixels.withUnsafeMutableBufferPointer { try d.finishInterleaved(into: $0.baseAddress!, channels: channels, denominator: k) }
+                pixels.withUnsafeBufferPointer {
+                    transform.apply($0.baseAddress!, channels: channels, height: h, width: w,
+                                    layout: .interleaved(channels: channels, width: w), into: dest)
+                }
+                return
             } else {
                 let d = try PNG.Decoder(raw, name: path)
                 (h, w) = (d.height, d.width)

@@ -4,75 +4,146 @@
 /// normalised per output pixel, the horizontal pass rounded to 8 bits before the vertical one. PIL works in
 /// fixed point; this works in floating point and may differ from it by one level in rare pixels.
 public enum Resample {
-    /// For each output index of one axis: the first source index and the normalised weights.
+    /// One axis's filter: for each output index, the first source index, the tap count and the offset of
+    /// its normalised weights in `weights` (flat, so the passes read them without indirection).
     struct Axis {
-        var start: [Int] = [], weights: [[Float]] = []
+        var start: [Int32] = [], count: [Int32] = [], offset: [Int32] = [], weights: [Float] = []
 
-        /// Output `out` pixels from source coordinates `lo..<hi` of an axis of `size` pixels. `offset` shifts
-        /// the output indices (a crop of a larger resize computes only its own pixels).
+        /// Output indices `outputs` of `out` pixels over source coordinates `lo..<hi` of an axis of `size`.
         init(size: Int, lo: Double, hi: Double, out: Int, outputs: Range<Int>) {
             let scale = (hi - lo) / Double(out)
             let filterScale = max(scale, 1)
             let support = filterScale   // the triangle's support is 1, scaled
             for i in outputs {
                 let center = lo + (Double(i) + 0.5) * scale
-                let first = max(Int(center - support + 0.5), 0)
-                let last = min(Int(center + support + 0.5), size)
-                var w: [Float] = []
+                let first = min(max(Int(center - support + 0.5), 0), size - 1)
+                let last = max(min(Int(center + support + 0.5), size), first + 1)
                 var total = 0.0
-                for j in first..<max(last, first + 1) {
-                    let x = (Double(j) - center + 0.5) / filterScale
-                    let v = max(0, 1 - abs(x))
-                    w.append(Float(v)); total += v
+                let at = weights.count
+                for j in first..<last {
+                    let v = max(0, 1 - abs((Double(j) - center + 0.5) / filterScale))
+                    weights.append(Float(v)); total += v
                 }
-                if total > 0 { for k in w.indices { w[k] = Float(Double(w[k]) / total) } }
-                start.append(first); weights.append(w)
+                if total > 0 { for k in at..<weights.count { weights[k] = Float(Double(weights[k]) / total) } }
+                start.append(Int32(first)); count.append(Int32(last - first)); offset.append(Int32(at))
             }
         }
     }
 
-    /// Resamples the source box (x0, y0)..(x1, y1) of `src` (c planes of h x w) to `outH` x `outW`, writing the
-    /// output rows `rows` and columns `cols` (a crop of the resized image; all by default) into `dst` as
-    /// c planes of rows.count x cols.count.
+    /// Where pixel (channel, row, column) of an image lives: planar (CHW) or interleaved (HWC) bytes.
+    public struct Layout: Sendable {
+        public var channelStride: Int, rowStride: Int, pixelStride: Int
+        /// c planes of h x w.
+        public static func planar(height: Int, width: Int) -> Layout { Layout(channelStride: height * width, rowStride: width, pixelStride: 1) }
+        /// h rows of w pixels of c bytes (what a decoder writes).
+        public static func interleaved(channels: Int, width: Int) -> Layout { Layout(channelStride: 1, rowStride: width * channels, pixelStride: channels) }
+    }
+
+    /// Resamples the source box (x0, y0)..(x1, y1) of `src` (c channels of h x w, laid out as `layout`) to
+    /// `outH` x `outW`, writing the output rows `rows` and columns `cols` (a crop of the resized image; all by
+    /// default) into `dst` as c planes of rows.count x cols.count, mirrored left-right when `flip`.
     public static func resize(_ src: UnsafePointer<UInt8>, channels c: Int, height h: Int, width w: Int,
+                              layout: Layout? = nil,
                               box: (x0: Double, y0: Double, x1: Double, y1: Double), outH: Int, outW: Int,
-                              rows: Range<Int>? = nil, cols: Range<Int>? = nil, into dst: UnsafeMutablePointer<UInt8>) {
+                              rows: Range<Int>? = nil, cols: Range<Int>? = nil, flip: Bool = false,
+                              into dst: UnsafeMutablePointer<UInt8>) {
+        let layout = layout ?? .planar(height: h, width: w)
         let rows = rows ?? 0..<outH, cols = cols ?? 0..<outW
         let ax = Axis(size: w, lo: box.x0, hi: box.x1, out: outW, outputs: cols)
         let ay = Axis(size: h, lo: box.y0, hi: box.y1, out: outH, outputs: rows)
         // The source rows the vertical pass reads.
-        let rowLo = ay.start.min() ?? 0
-        let rowHi = zip(ay.start, ay.weights).map { $0 + $1.count }.max() ?? 0
-        let tw = cols.count, th = rows.count
-        let temp = UnsafeMutablePointer<UInt8>.allocate(capacity: max(1, (rowHi - rowLo) * tw))
-        defer { temp.deallocate() }
-        for ch in 0..<c {
-            let plane = src + ch * h * w
-            for y in rowLo..<rowHi {
-                let line = plane + y * w, out = temp + (y - rowLo) * tw
-                for i in 0..<tw {
-                    var s: Float = 0
-                    let p = line + ax.start[i]
-                    for (k, wk) in ax.weights[i].enumerated() { s += wk * Float(p[k]) }
-                    out[i] = clamp8(s)
+        var rowLo = Int.max, rowHi = 0
+        for j in 0..<rows.count { rowLo = min(rowLo, Int(ay.start[j])); rowHi = max(rowHi, Int(ay.start[j] + ay.count[j])) }
+        let tw = cols.count, th = rows.count, tr = rowHi - rowLo
+        // Horizontal pass, rounded to 8 bits as PIL's: tr rows x tw columns per channel.
+        let temp = UnsafeMutablePointer<UInt8>.allocate(capacity: max(1, c * tr * tw))
+        let acc = UnsafeMutablePointer<Float>.allocate(capacity: max(1, tw))
+        defer { temp.deallocate(); acc.deallocate() }
+        ax.start.withUnsafeBufferPointer { xs in ax.count.withUnsafeBufferPointer { xn in
+        ax.offset.withUnsafeBufferPointer { xo in ax.weights.withUnsafeBufferPointer { xw in
+            let ps = layout.pixelStride
+            if c == 3 && layout.channelStride == 1 && ps == 3 {
+                // Interleaved RGB (a decoder's output): the three channels of a pixel in one pass.
+                for y in 0..<tr {
+                    let line = src + (y + rowLo) * layout.rowStride
+                    let o0 = temp + y * tw, o1 = temp + (tr + y) * tw, o2 = temp + (2 * tr + y) * tw
+                    for i in 0..<tw {
+                        // One 4-byte load per tap (r, g, b and the next pixel's r, weighted and ignored);
+                        // the image's last pixel is read byte by byte, so nothing past the buffer is read.
+                        var acc = SIMD4<Float>(repeating: 0)
+                        let x0 = Int(xs[i]), n = Int(xn[i]), p = line + 3 * x0, wk = xw.baseAddress! + Int(xo[i])
+                        let vector = x0 + n < w ? n : n - 1
+                        for k in 0..<vector {
+                            let px = UnsafeRawPointer(p + 3 * k).loadUnaligned(as: SIMD4<UInt8>.self)
+                            acc += wk[k] * SIMD4<Float>(SIMD4<Int32>(truncatingIfNeeded: px))
+                        }
+                        if vector < n {
+                            let q = p + 3 * vector, wt = wk[vector]
+                            acc += wt * SIMD4<Float>(Float(q[0]), Float(q[1]), Float(q[2]), 0)
+                        }
+                        o0[i] = clamp8(acc[0]); o1[i] = clamp8(acc[1]); o2[i] = clamp8(acc[2])
+                    }
+                }
+                return
+            }
+            for ch in 0..<c {
+                for y in 0..<tr {
+                    let line = src + ch * layout.channelStride + (y + rowLo) * layout.rowStride
+                    let out = temp + (ch * tr + y) * tw
+                    for i in 0..<tw {
+                        var s: Float = 0
+                        let p = line + Int(xs[i]) * ps, wk = xw.baseAddress! + Int(xo[i])
+                        for k in 0..<Int(xn[i]) { s += wk[k] * Float(p[k * ps]) }
+                        out[i] = clamp8(s)
+                    }
                 }
             }
-            let dplane = dst + ch * th * tw
+        } } } }
+        // Vertical pass: each output row a weighted sum of whole temp rows (contiguous, vectorisable).
+        for ch in 0..<c {
+            let plane = temp + ch * tr * tw, dplane = dst + ch * th * tw
             for j in 0..<th {
-                let wj = ay.weights[j], base = ay.start[j] - rowLo
+                let first = Int(ay.start[j]) - rowLo, n = Int(ay.count[j]), at = Int(ay.offset[j])
+                acc.update(repeating: 0, count: tw)
+                for k in 0..<n {
+                    let wk = ay.weights[at + k], row = plane + (first + k) * tw
+                    var i = 0
+                    while i + 8 <= tw {
+                        let v = SIMD8<Float>(SIMD8<Int32>(truncatingIfNeeded: UnsafeRawPointer(row + i).loadUnaligned(as: SIMD8<UInt8>.self)))
+                        let a = UnsafeMutableRawPointer(acc + i)
+                        a.storeBytes(of: a.loadUnaligned(as: SIMD8<Float>.self) + wk * v, as: SIMD8<Float>.self)
+                        i += 8
+                    }
+                    while i < tw { acc[i] += wk * Float(row[i]); i += 1 }
+                }
                 let out = dplane + j * tw
-                for i in 0..<tw {
-                    var s: Float = 0
-                    for (k, wk) in wj.enumerated() { s += wk * Float(temp[(base + k) * tw + i]) }
-                    out[i] = clamp8(s)
+                if flip {
+                    for i in 0..<tw { out[tw - 1 - i] = clamp8(acc[i]) }
+                } else {
+                    var i = 0
+                    while i + 8 <= tw {
+                        UnsafeMutableRawPointer(out + i).storeBytes(of: clamp8(UnsafeRawPointer(acc + i).loadUnaligned(as: SIMD8<Float>.self)),
+                                                                     as: SIMD8<UInt8>.self)
+                        i += 8
+                    }
+                    while i < tw { out[i] = clamp8(acc[i]); i += 1 }
                 }
             }
         }
     }
 
+    /// Clamps to 0...255 and rounds to the nearest level (ties to even): adding 2^23 leaves the rounded value
+    /// in the low mantissa bits, a conversion without the range checks of `Int32(_: Float)`.
     @inline(__always) static func clamp8(_ v: Float) -> UInt8 {
-        let r = (v + 0.5).rounded(.down)
-        return r <= 0 ? 0 : r >= 255 ? 255 : UInt8(r)
+        UInt8(truncatingIfNeeded: (Swift.max(Swift.min(v, 255), 0) + 8_388_608).bitPattern)
+    }
+
+    /// Eight values at once, as `clamp8`.
+    @inline(__always) static func clamp8(_ v: SIMD8<Float>) -> SIMD8<UInt8> {
+        var c = v.replacing(with: 0, where: v .< 0)
+        c.replace(with: 255, where: c .> 255)
+        let r = c + SIMD8(repeating: 8_388_608)
+        return SIMD8<UInt8>(truncatingIfNeeded: unsafeBitCast(r, to: SIMD8<UInt32>.self))
     }
 }
 
@@ -104,11 +175,13 @@ public struct EvalTransform: Equatable, Sendable {
         return (Int((Double(rh - size) / 2).rounded(.toNearestOrEven)), Int((Double(rw - size) / 2).rounded(.toNearestOrEven)))
     }
 
-    /// Applies the transform to `src` (c planes of height x width), writing c planes of size x size.
-    public func apply(_ src: UnsafePointer<UInt8>, channels: Int, height: Int, width: Int, into dst: UnsafeMutablePointer<UInt8>) {
+    /// Applies the transform to `src` (c channels of height x width, planar unless `layout` says), writing c
+    /// planes of size x size.
+    public func apply(_ src: UnsafePointer<UInt8>, channels: Int, height: Int, width: Int, layout: Resample.Layout? = nil,
+                      into dst: UnsafeMutablePointer<UInt8>) {
         let (rh, rw) = resized(height: height, width: width)
         let (top, left) = cropOrigin(height: height, width: width)
-        Resample.resize(src, channels: channels, height: height, width: width,
+        Resample.resize(src, channels: channels, height: height, width: width, layout: layout,
                         box: (0, 0, Double(width), Double(height)), outH: rh, outW: rw,
                         rows: top..<(top + size), cols: left..<(left + size), into: dst)
     }
