@@ -46,7 +46,8 @@ public enum ModelOption: Equatable, Sendable {
 /// The registry of architectures.
 public enum Architectures {
     /// Every architecture ld can build, in `--help` order.
-    public static let all: [any Architecture.Type] = [ConvNet.self, ResNet18.self, ResNet50.self, ResNet101.self]
+    public static let all: [any Architecture.Type] = [ConvNet.self, ResNet18.self, ResNet50.self, ResNet101.self,
+                                                      MobileNetV2.self, EfficientNetB0.self]
 
     /// The names, in `--help` order.
     public static var names: [String] { all.map { $0.name } }
@@ -61,9 +62,10 @@ public enum Architectures {
 
     /// One line per architecture: its name, what it is, its options and their defaults.
     public static var helpLines: [String] {
-        all.map { a in
+        let width = max(9, names.map(\.count).max() ?? 0)   // padding(toLength:) would cut longer names
+        return all.map { a in
             let options = a.options.map(\.help).joined(separator: " ")
-            return "\(a.name.padding(toLength: 9, withPad: " ", startingAt: 0)) \(a.summary)\(options.isEmpty ? "" : " (\(options))")"
+            return "\(a.name.padding(toLength: width, withPad: " ", startingAt: 0)) \(a.summary)\(options.isEmpty ? "" : " (\(options))")"
         }
     }
 }
