@@ -9,7 +9,8 @@ import Darwin
 /// squeeze-and-excitation gate's hidden layer).
 ///
 /// Backward needs act'(z): ReLU and ReLU6 read it off the output y (y > 0, 0 < y < 6: strict, as PyTorch's
-/// masks, so the gradient is 0 at the kinks); SiLU recomputes it from z.
+/// masks, so the gradient is 0 at the kinks); SiLU recomputes it from z. The scalar SiLU computes exactly
+/// what a vector lane does (`exp16`), so a value does not depend on where a loop's vector body ends.
 public enum Activation: String, Equatable, Sendable {
     /// y = z.
     case none
@@ -26,7 +27,7 @@ public enum Activation: String, Equatable, Sendable {
         case .none: return z
         case .relu: return z > 0 ? z : 0
         case .relu6: return min(max(z, 0), 6)
-        case .silu: return z * sigmoid(z)
+        case .silu: let v = V16(repeating: z); return (v * sigmoid16(v))[0]   // the vector lanes' bits
         }
     }
 
@@ -36,7 +37,7 @@ public enum Activation: String, Equatable, Sendable {
         case .none: return 1
         case .relu: return z > 0 ? 1 : 0
         case .relu6: return z > 0 && z < 6 ? 1 : 0
-        case .silu: let s = sigmoid(z); return s * (1 + z * (1 - s))
+        case .silu: let s = sigmoid16(V16(repeating: z))[0]; return s * (1 + z * (1 - s))
         }
     }
 }
