@@ -87,6 +87,10 @@ private func activationBytes(_ model: Model) -> Int {
             n += b.output.count
             for (c, bn) in zip(b.convs, b.bns) { n += c.output.count + bn.output.count }
             if let d = b.downsample { n += d.conv.output.count + d.bn.output.count }
+        case let b as InvertedResidual:
+            if let e = b.expand { n += e.conv.output.count + e.bn.output.count }
+            n += b.depthwise.output.count + b.depthwiseBN.output.count + (b.squeezeExcitation?.output.count ?? 0)
+            n += b.project.output.count + b.projectBN.output.count
         default: break
         }
     }
@@ -108,6 +112,14 @@ private let workloads = [
     Workload(name: "relabel resnet18-cifar b64", config: .resnet18(), batch: 64, kind: "relabel"),
     Workload(name: "recover resnet18-cifar b64", config: .resnet18(), batch: 64, kind: "recover"),
 ]
+
+/// `--model NAME`'s rows in place of the table: train, relabel and recover of any registered model on
+/// `batch` x 3 x `size` x `size` images, 10 classes.
+private func adHocWorkloads(_ model: String?, stem: String, batch: Int, size: Int) throws -> [Workload]? {
+    guard let model else { return nil }
+    let c = try ModelConfig.named(model, width: 64, depth: 3, stem: stem, channels: 3, imageSize: size, classes: 10)
+    return ["train", "relabel", "recover"].map { Workload(name: "\($0) \(model)-\(stem)\(size) b\(batch)", config: c, batch: batch, kind: $0) }
+}
 
 /// PyTorch 2 threads on the reference machine (peer/README.md), img/s.
 private let pytorch: [String: Double] = [
@@ -166,6 +178,7 @@ private func makeStep(_ w: Workload, _ model: Model, rng: inout BenchRNG) throws
 /// `ld-bench engine [--secs S] [--threads T] [--only SUBSTRING]`: prints one line per workload.
 func engineBench(_ args: [String]) throws {
     var secs = 4.0, threads = 2, only: String? = nil, steps = 0
+    var model: String? = nil, stem = "small", batch = 64, size = 32
     var i = 0
     while i < args.count {
         switch args[i] {
@@ -181,6 +194,10 @@ func engineBench(_ args: [String]) throws {
         case "--steps": i += 1; steps = Int(args[i]) ?? 0   // exactly this many steps, no table (allocation counts)
         case "--columns": i += 1; Conv2d.columnBudget = Int(args[i]) ?? Conv2d.columnBudget
         case "--fuse-stem": i += 1; ConvBatchNorm.enabled = args[i] != "0"
+        case "--model": i += 1; model = args[i]
+        case "--stem": i += 1; stem = args[i]
+        case "--batch": i += 1; batch = Int(args[i]) ?? batch
+        case "--size": i += 1; size = Int(args[i]) ?? size
         default: throw LDError("ld-bench engine: unknown argument '\(args[i])'")
         }
         i += 1
@@ -194,7 +211,8 @@ func engineBench(_ args: [String]) throws {
     // GFLOP/s counts a direct convolution's FLOPs; Winograd does fewer multiplies, so the share can pass 100%.
     print("workload\timg/s\tms/step\tbest ms\tGFLOP/s (direct)\tshare of sgemm\tx PyTorch(ref)\tpeak RSS MB\tactivations MB")
     var rng = BenchRNG(state: 42)
-    for w in workloads where only.map({ w.name.contains($0) }) ?? true {
+    let rows = try adHocWorkloads(model, stem: stem, batch: batch, size: size) ?? workloads
+    for w in rows where only.map({ w.name.contains($0) }) ?? true {
         let base = currentRSS()
         let model = try Model(w.config, rng: &rng)
         let step = try makeStep(w, model, rng: &rng)
@@ -300,6 +318,7 @@ func convShapesBench() {
 /// (forward and backward milliseconds, medians over S steps), to see which layers are worth work.
 func layerBench(_ args: [String]) throws {
     var only: String? = nil, steps = 20, threads = 2
+    var model: String? = nil, stem = "small", batch = 64, size = 32
     var i = 0
     while i < args.count {
         switch args[i] {
@@ -307,13 +326,18 @@ func layerBench(_ args: [String]) throws {
         case "--steps": i += 1; steps = Int(args[i]) ?? steps
         case "--threads": i += 1; threads = Int(args[i]) ?? threads
         case "--fuse-stem": i += 1; ConvBatchNorm.enabled = args[i] != "0"
+        case "--model": i += 1; model = args[i]
+        case "--stem": i += 1; stem = args[i]
+        case "--batch": i += 1; batch = Int(args[i]) ?? batch
+        case "--size": i += 1; size = Int(args[i]) ?? size
         default: throw LDError("ld-bench layers: unknown argument '\(args[i])'")
         }
         i += 1
     }
     Engine.threads = threads
     var rng = BenchRNG(state: 42)
-    for w in workloads where only.map({ w.name.contains($0) }) ?? true {
+    let rows = try adHocWorkloads(model, stem: stem, batch: batch, size: size) ?? workloads
+    for w in rows where only.map({ w.name.contains($0) }) ?? true {
         let model = try Model(w.config, rng: &rng)
         let step = try makeStep(w, model, rng: &rng)
         for _ in 0..<2 { try step() }
@@ -347,6 +371,7 @@ func layerBench(_ args: [String]) throws {
             case let bn as BatchNorm2d: name = "bn \(bn.name)"
             case let f as ConvBatchNorm: name = "conv+bn \(f.bn.name)"
             case let bb as BasicBlock: name = "block \(bb.conv1.weight.name.dropLast(13))"
+            case let ir as InvertedResidual: name = "block \(ir.depthwise.weight.name.dropLast(9))"
             default: name = "\(type(of: l))"
             }
             print(String(format: "  %@\t%.2f\t%.2f", name, f, b))

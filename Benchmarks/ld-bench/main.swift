@@ -18,6 +18,8 @@ usage: ld-bench                 everything: engine workloads, the recover loop, 
        ld-bench recover [--secs S] [--threads T]    ld-recover's loop, images x iterations per second
        ld-bench stream                              record streams: write, read, zstd, MB/s
        ld-bench layers [--only NAME] [--steps S] [--threads T]   per-layer forward/backward ms
+       (engine and layers: --model NAME [--stem S] [--batch B] [--size PX] for train, relabel and recover rows
+       of any registered model in place of the table)
        ld-bench conv [THREADS [WINOGRAD_MIN_TILES [WINOGRAD_BLOCK_FLOATS]]]   per-shape convolutions
        ld-bench gemm                                OpenBLAS sgemm GFLOP/s on the engine's shapes
 """
