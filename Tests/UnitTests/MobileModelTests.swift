@@ -53,6 +53,39 @@ final class MobileModelTests: XCTestCase {
         XCTAssertThrowsError(try Model(MobileModelTests.config("mobilenetv2", stem: "tiny"), rng: &rng))
     }
 
+    /// torchvision's mobilenet_v2(width_mult: m) counts; 1 is stored as no multiplier (the JSON of a default
+    /// configuration has no such key), and architectures without one drop it or refuse it.
+    func testMobileNetV2WidthMultiplier() throws {
+        for (m, count) in [(0.35, 1_677_128), (0.5, 1_968_680), (0.75, 2_636_424), (1.4, 6_108_776)] {
+            let config = try ModelConfig.named("mobilenetv2", width: 64, depth: 3, stem: "imagenet", channels: 3, imageSize: 32,
+                                               classes: 1000, widthMultiplier: m)
+            var rng = LDRandom(seed: 1, stage: .weightInit)
+            let model = try Model(config, rng: &rng)
+            XCTAssertEqual(model.parameters.reduce(0) { $0 + $1.value.count }, count, "x\(m)")
+            XCTAssertEqual(Int(MobileNetV2.size(config).parameters), count, "x\(m)")
+            XCTAssertEqual(config.summary, "mobilenetv2 imagenet x\(m)")
+            model.training = false
+            XCTAssertEqual(model.forward(Tensor(shape: [1, 3, 32, 32])).shape, [1, 1000])
+        }
+        let one = try ModelConfig.named("mobilenetv2", width: 64, depth: 3, stem: "small", channels: 3, imageSize: 32,
+                                        classes: 10, widthMultiplier: 1)
+        XCTAssertNil(one.widthMultiplier)
+        let json = String(decoding: try JSONEncoder().encode(one), as: UTF8.self)
+        XCTAssertFalse(json.contains("widthMultiplier"), json)
+        let half = try ModelConfig.named("mobilenetv2", width: 64, depth: 3, stem: "small", channels: 3, imageSize: 32,
+                                         classes: 10, widthMultiplier: 0.5)
+        XCTAssertEqual(try JSONDecoder().decode(ModelConfig.self, from: JSONEncoder().encode(half)), half)
+        let resnet = try ModelConfig.named("resnet18", width: 64, depth: 3, stem: "small", channels: 3, imageSize: 32,
+                                           classes: 10, widthMultiplier: 0.5)
+        XCTAssertNil(resnet.widthMultiplier)
+        var forged = resnet
+        forged.widthMultiplier = 0.5
+        XCTAssertThrowsError(try forged.validate())
+        var zero = half
+        zero.widthMultiplier = 0
+        XCTAssertThrowsError(try zero.validate())
+    }
+
     /// Parameter and buffer names and shapes, in order, are torchvision's state_dict keys.
     func testTorchvisionsNamesAndShapes() throws {
         for arch in MobileModelTests.archs {

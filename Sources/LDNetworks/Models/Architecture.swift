@@ -32,6 +32,8 @@ public enum ModelOption: Equatable, Sendable {
     case width(Int)
     case depth(Int)
     case stem(String)
+    /// MobileNetV2's width multiplier (`ModelConfig.widthMultiplier`).
+    case widthMultiplier(Double)
 
     /// The flag and its default, for help texts: `--width 64`.
     public var help: String {
@@ -39,6 +41,7 @@ public enum ModelOption: Equatable, Sendable {
         case .width(let w): return "--width \(w)"
         case .depth(let d): return "--depth \(d)"
         case .stem(let s): return "--stem \(s)"
+        case .widthMultiplier(let m): return "--width-mult \(m)"
         }
     }
 }

@@ -3,44 +3,59 @@ import LDKernels
 /// MobileNetV2 with torchvision's layout: a 3×3 convolution to 32 channels → BN+ReLU6 (stride 2 with the
 /// `imagenet` stem; stride 1 with `small`, the usual 32 px CIFAR variant, which changes nothing else),
 /// seventeen inverted residual blocks from the (t, c, n, s) table, a 1×1 convolution to 1280 → BN+ReLU6,
-/// global average pool, linear. ReLU6 is fused into the BatchNorms. Parameter names are torchvision's
+/// global average pool, linear. The width multiplier (`--width-mult`, default 1) scales every width as
+/// torchvision does: round to a multiple of 8, at least 8 and not below 90% of the scaled width; the last
+/// convolution is scaled only up (1280 below 1). ReLU6 is fused into the BatchNorms. Parameter names are torchvision's
 /// state_dict keys: `features.0.0|1`, `features.B.conv.0.0|0.1|1.0|1.1|2|3` (`conv.0.0|0.1|1|2` for the
 /// first block, which has no expansion), `features.18.0|1`, `classifier.1`.
 ///
 /// torchvision's classifier has Dropout(0.2) before the linear layer; ld has no dropout (its training is
 /// deterministic from the seed), so it is left out: eval-mode outputs are the same, training differs.
-/// Width multiplier fixed at 1.0.
 public enum MobileNetV2: Architecture {
     public static let name = "mobilenetv2"
     public static let summary = "MobileNetV2 (torchvision's layout, inverted residuals, ReLU6)"
-    public static let options: [ModelOption] = [.stem("small")]
+    public static let options: [ModelOption] = [.stem("small"), .widthMultiplier(1.0)]
 
     /// Expansion t, output channels c, blocks n, first stride s per stage (torchvision's table).
     static let settings: [(t: Int, c: Int, n: Int, s: Int)] =
         [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1)]
-    /// Channels of the first convolution and of the last.
+    /// Channels of the first convolution and of the last at width 1.
     static let firstChannels = 32, lastChannels = 1280
 
+    /// torchvision's `_make_divisible(v, 8)`: the nearest multiple of 8 (halves up), at least 8, plus 8 when
+    /// that fell below 90% of v.
+    static func divisible(_ v: Double) -> Int {
+        var n = max(8, Int(v + 4) / 8 * 8)
+        if Double(n) < 0.9 * v { n += 8 }
+        return n
+    }
+
+    /// The layout at width multiplier m: the first and last convolutions' channels and the blocks.
+    struct Layout { let first: Int, last: Int, blocks: [Block] }
     /// One block of the layout: channels in and out, hidden width, stride.
     struct Block { let inChannels: Int, outChannels: Int, hidden: Int, stride: Int }
 
-    /// The seventeen blocks in order.
-    static var blocks: [Block] {
-        var c = firstChannels, out: [Block] = []
+    static func layout(_ config: ModelConfig) -> Layout {
+        let m = config.widthMultiplier ?? 1
+        let first = divisible(Double(firstChannels) * m)
+        var c = first, out: [Block] = []
         for s in settings {
+            let cout = divisible(Double(s.c) * m)
             for i in 0..<s.n {
-                out.append(Block(inChannels: c, outChannels: s.c, hidden: c * s.t, stride: i == 0 ? s.s : 1))
-                c = s.c
+                out.append(Block(inChannels: c, outChannels: cout, hidden: c * s.t, stride: i == 0 ? s.s : 1))
+                c = cout
             }
         }
-        return out
+        return Layout(first: first, last: divisible(Double(lastChannels) * max(1, m)), blocks: out)
     }
 
-    /// Width and depth are not read: fixed at the first convolution's 32 channels and 17 blocks.
+    /// Width and depth are not read: fixed at 32 (the first convolution at width 1) and 17 blocks; a width
+    /// multiplier of 1 is stored as none.
     public static func canonical(_ config: ModelConfig) -> ModelConfig {
         var c = config
         c.width = firstChannels
-        c.depth = blocks.count
+        c.depth = settings.reduce(0) { $0 + $1.n }
+        if c.widthMultiplier == 1 { c.widthMultiplier = nil }
         return c
     }
 
@@ -53,6 +68,7 @@ public enum MobileNetV2: Architecture {
 
     public static func layers<G: RandomNumberGenerator>(_ config: ModelConfig, workspace ws: Workspace,
                                                         rng: inout G) -> (layers: [Layer], batchNorms: [BatchNorm2d]) {
+        let plan = layout(config), blocks = plan.blocks, firstChannels = plan.first, lastChannels = plan.last
         let stem = Conv2d(config.channels, firstChannels, kernel: 3, stride: config.stem == "imagenet" ? 2 : 1, padding: 1,
                           bias: false, name: "features.0.0", workspace: ws)
         stem.initialize(&rng)
@@ -80,9 +96,10 @@ public enum MobileNetV2: Architecture {
         return (layers + [head, headBN, GlobalAvgPool2d(), fc], bns + [headBN])
     }
 
-    public static func describe(_ c: ModelConfig) -> String { "\(name) \(c.stem)" }
+    public static func describe(_ c: ModelConfig) -> String { "\(name) \(c.stem)" + (c.widthMultiplier.map { " x\($0)" } ?? "") }
 
     public static func size(_ c: ModelConfig) -> (parameters: Double, activationsPerImage: Double) {
+        let plan = layout(c), blocks = plan.blocks, firstChannels = plan.first, lastChannels = plan.last
         let s = Double(c.imageSize)
         var side = c.stem == "imagenet" ? ((s - 1) / 2).rounded(.down) + 1 : s
         var params = Double(c.channels) * Double(firstChannels) * 9 + 2 * Double(firstChannels)
