@@ -371,7 +371,7 @@ func layerBench(_ args: [String]) throws {
             case let bn as BatchNorm2d: name = "bn \(bn.name)"
             case let f as ConvBatchNorm: name = "conv+bn \(f.bn.name)"
             case let bb as BasicBlock: name = "block \(bb.conv1.weight.name.dropLast(13))"
-            case let ir as InvertedResidual: name = "block \(ir.depthwise.weight.name.dropLast(9))"
+            case let ir as InvertedResidual: name = "block \(ir.name)"
             default: name = "\(type(of: l))"
             }
             print(String(format: "  %@\t%.2f\t%.2f", name, f, b))

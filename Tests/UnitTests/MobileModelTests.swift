@@ -86,6 +86,30 @@ final class MobileModelTests: XCTestCase {
         XCTAssertThrowsError(try zero.validate())
     }
 
+    /// A model file round trip (MobileNetV2 at width 0.5: the optional field survives) gives the same logits.
+    func testModelFileRoundTrip() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ld-mobile-\(getpid())")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        for (arch, m) in [("mobilenetv2", 0.5), ("efficientnet-b0", 1)] {
+            let config = try ModelConfig.named(arch, width: 64, depth: 3, stem: "small", channels: 3, imageSize: 16, classes: 5,
+                                               widthMultiplier: m)
+            var rng = LDRandom(seed: 3, stage: .weightInit)
+            let model = try Model(config, rng: &rng)
+            let x = randomTensor([2, 3, 16, 16], &rngForTests)
+            _ = model.forward(x)   // train mode: running statistics move
+            model.training = false
+            var file = ModelFile(model: model, mean: [0.5, 0.5, 0.5], std: [0.25, 0.25, 0.25], classNames: [])
+            let path = dir.appendingPathComponent("\(arch).ldm").path
+            try file.save(path: path, producer: "test", seed: 1)
+            let back = try ModelFile.load(path: path)
+            XCTAssertEqual(back.model.config, config, arch)
+            back.model.training = false
+            XCTAssertTrue(model.forward(x).array.elementsEqual(back.model.forward(x).array, by: { $0.bitPattern == $1.bitPattern }), arch)
+        }
+    }
+    private var rngForTests = SplitMix64(seed: 5)
+
     /// Parameter and buffer names and shapes, in order, are torchvision's state_dict keys.
     func testTorchvisionsNamesAndShapes() throws {
         for arch in MobileModelTests.archs {

@@ -324,40 +324,40 @@ public final class DepthwiseConv2d: Layer {
                 let xs = sp + part * per, gs = xs + g.inputFloats, accs = gs + g.gradFloats
                 xs.update(repeating: 0, count: g.inputFloats + g.gradFloats)
                 withUnsafeTemporaryAllocation(of: Double.self, capacity: kk) { buffer in
-                let dw = buffer.baseAddress!
-                for c in (channels * part / parts)..<(channels * (part + 1) / parts) {
-                    for t in 0..<kk { dw[t] = 0 }
-                    for img in 0..<n {
-                        let pl = c * n + img, gsrc = gp + pl * howo
-                        // dy into scratch: padded like x for stride 1, rows of gls for stride 2
-                        if s == 1 {
-                            for r in 0..<ho { (gs + (r + p) * g.ls + p).update(from: gsrc + r * wo, count: wo) }
-                        } else {
-                            for r in 0..<ho { (gs + r * g.gls).update(from: gsrc + r * wo, count: wo) }
-                        }
-                        if wantDp {
-                            DepthwiseConv2d.pad(xp + pl * hw, xs, g)
-                            switch k {
-                            case 3: DepthwiseConv2d.weightGradientPlane(gs, xs, dw, g, k: 3)
-                            case 5: DepthwiseConv2d.weightGradientPlane(gs, xs, dw, g, k: 5)
-                            case 1: DepthwiseConv2d.weightGradientPlane(gs, xs, dw, g, k: 1)
-                            default: DepthwiseConv2d.weightGradientPlaneAnyK(gs, xs, dw, g)
+                    let dw = buffer.baseAddress!
+                    for c in (channels * part / parts)..<(channels * (part + 1) / parts) {
+                        for t in 0..<kk { dw[t] = 0 }
+                        for img in 0..<n {
+                            let pl = c * n + img, gsrc = gp + pl * howo
+                            // dy into scratch: padded like x for stride 1, rows of gls for stride 2
+                            if s == 1 {
+                                for r in 0..<ho { (gs + (r + p) * g.ls + p).update(from: gsrc + r * wo, count: wo) }
+                            } else {
+                                for r in 0..<ho { (gs + r * g.gls).update(from: gsrc + r * wo, count: wo) }
+                            }
+                            if wantDp {
+                                DepthwiseConv2d.pad(xp + pl * hw, xs, g)
+                                switch k {
+                                case 3: DepthwiseConv2d.weightGradientPlane(gs, xs, dw, g, k: 3)
+                                case 5: DepthwiseConv2d.weightGradientPlane(gs, xs, dw, g, k: 5)
+                                case 1: DepthwiseConv2d.weightGradientPlane(gs, xs, dw, g, k: 1)
+                                default: DepthwiseConv2d.weightGradientPlaneAnyK(gs, xs, dw, g)
+                                }
+                            }
+                            guard wantDx else { continue }
+                            if s == 1 {
+                                // dx is the "same" convolution of dy with the weights rotated by 180°.
+                                DepthwiseConv2d.convolve(gs, wp + c * kk, dxp + pl * hw, g, flip: true)
+                            } else {
+                                switch k {
+                                case 3: DepthwiseConv2d.stride2InputGradientPlane(gs, wp + c * kk, accs, dxp + pl * hw, g, k: 3)
+                                case 5: DepthwiseConv2d.stride2InputGradientPlane(gs, wp + c * kk, accs, dxp + pl * hw, g, k: 5)
+                                default: DepthwiseConv2d.stride2InputGradientPlane(gs, wp + c * kk, accs, dxp + pl * hw, g, k: k)
+                                }
                             }
                         }
-                        guard wantDx else { continue }
-                        if s == 1 {
-                            // dx is the "same" convolution of dy with the weights rotated by 180°.
-                            DepthwiseConv2d.convolve(gs, wp + c * kk, dxp + pl * hw, g, flip: true)
-                        } else {
-                            switch k {
-                            case 3: DepthwiseConv2d.stride2InputGradientPlane(gs, wp + c * kk, accs, dxp + pl * hw, g, k: 3)
-                            case 5: DepthwiseConv2d.stride2InputGradientPlane(gs, wp + c * kk, accs, dxp + pl * hw, g, k: 5)
-                            default: DepthwiseConv2d.stride2InputGradientPlane(gs, wp + c * kk, accs, dxp + pl * hw, g, k: k)
-                            }
-                        }
+                        if wantDp { for t in 0..<kk { dwp[c * kk + t] += Float(dw[t]) } }
                     }
-                    if wantDp { for t in 0..<kk { dwp[c * kk + t] += Float(dw[t]) } }
-                }
                 }
             }
         }

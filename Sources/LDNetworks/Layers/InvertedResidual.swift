@@ -18,6 +18,8 @@ public final class InvertedResidual: Layer {
     public let project: Conv2d, projectBN: BatchNorm2d
     /// Whether x is added to the output (stride 1, C == K).
     public let residual: Bool
+    /// The block's name in summaries (`features.3`, `features.2.1`).
+    public let name: String
 
     public var parameters: [Parameter] {
         var p: [Parameter] = []
@@ -28,14 +30,8 @@ public final class InvertedResidual: Layer {
     }
     /// BatchNorm layers in registration order: expand, depthwise, project.
     public var batchNorms: [BatchNorm2d] { (expand.map { [$0.bn] } ?? []) + [depthwiseBN, projectBN] }
-    /// Every inner layer in forward order.
-    private var inner: [Layer] {
-        var l: [Layer] = []
-        if let e = expand { l += [e.conv, e.bn] }
-        l += [depthwise, depthwiseBN]
-        if let s = squeezeExcitation { l.append(s) }
-        return l + [project, projectBN]
-    }
+    /// Every inner layer in forward order (stored: the flags are set on every backward).
+    private let inner: [Layer]
 
     private var flags = LayerFlags()
     public var training: Bool {
@@ -71,9 +67,10 @@ public final class InvertedResidual: Layer {
 
     /// A block from C to K channels through `hidden` channels (no expansion when hidden == C), a k×k depthwise
     /// convolution at `stride`, `activation` after the expansion and the depthwise BN, and a gate of
-    /// `squeeze` units when given.
+    /// `squeeze` units when given; `name` labels the block in summaries.
     public init(_ inChannels: Int, _ outChannels: Int, hidden: Int, kernel: Int, stride: Int, activation: Activation,
-                squeeze: Int? = nil, names: Names, workspace: Workspace) {
+                squeeze: Int? = nil, name: String = "", names: Names, workspace: Workspace) {
+        self.name = name
         if hidden != inChannels, let e = names.expand {
             expand = (Conv2d(inChannels, hidden, kernel: 1, bias: false, name: e + ".0", workspace: workspace),
                       BatchNorm2d(hidden, activation: activation, name: e + ".1"))
@@ -87,6 +84,11 @@ public final class InvertedResidual: Layer {
         project = Conv2d(hidden, outChannels, kernel: 1, bias: false, name: names.project, workspace: workspace)
         projectBN = BatchNorm2d(outChannels, name: names.projectBN)
         residual = stride == 1 && inChannels == outChannels
+        var l: [Layer] = []
+        if let e = expand { l += [e.conv, e.bn] }
+        l += [depthwise, depthwiseBN]
+        if let s = squeezeExcitation { l.append(s) }
+        inner = l + [project, projectBN]
     }
 
     /// Kaiming-normal (fan-out) convolution weights in registration order (expand, depthwise, gate, project).
@@ -100,7 +102,7 @@ public final class InvertedResidual: Layer {
     public func trace(_ x: ImageShape) -> LayerTrace {
         var s = x, macs = 0
         for l in inner { let t = l.trace(s); macs += t.macs; s = t.output }
-        return LayerTrace(s, "block \(depthwise.weight.name.dropLast(9))\(residual ? " +x" : "")", macs: macs)
+        return LayerTrace(s, "block \(name)\(residual ? " +x" : "")", macs: macs)
     }
 
     public func forward(_ x: Tensor) -> Tensor { run(x, predicting: false) }
@@ -143,21 +145,14 @@ public final class InvertedResidual: Layer {
             ds.copy(from: dy)
             g = ds
         }
-        /// g = layer.backward(g), giving g back to the pool when the layer made a new buffer.
-        func step(_ l: Layer) -> Tensor? {
-            let next = l.backward(g)
-            if next !== g && g !== dy { pool?.release(g) }
-            return next
-        }
-        g = step(projectBN)!
-        g = step(project)!
-        if let s = squeezeExcitation { g = step(s)! }
-        g = step(depthwiseBN)!
-        var d = step(depthwise)
+        g = step(projectBN, g, dy)!
+        g = step(project, g, dy)!
+        if let s = squeezeExcitation { g = step(s, g, dy)! }
+        g = step(depthwiseBN, g, dy)!
+        var d = step(depthwise, g, dy)
         if let e = expand, let dd = d {
-            g = dd
-            g = step(e.bn)!
-            d = step(e.conv)
+            g = step(e.bn, dd, dy)!
+            d = step(e.conv, g, dy)
         }
         guard flags.wantsInputGrad, let dx = d else { if let d, d !== dy { pool?.release(d) }; return nil }
         if residual {
@@ -169,5 +164,13 @@ public final class InvertedResidual: Layer {
             }
         }
         return dx
+    }
+
+    /// l.backward(g), giving g back to the pool when the layer made a new buffer (dy is the caller's).
+    @inline(__always)
+    private func step(_ l: Layer, _ g: Tensor, _ dy: Tensor) -> Tensor? {
+        let next = l.backward(g)
+        if next !== g && g !== dy { gradientPool?.release(g) }
+        return next
     }
 }

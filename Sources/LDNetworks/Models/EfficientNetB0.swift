@@ -13,7 +13,7 @@ import LDKernels
 /// stochastic depth (blocks dropped with a probability rising to 0.2); eval-mode outputs are the same.
 public enum EfficientNetB0: Architecture {
     public static let name = "efficientnet-b0"
-    public static let summary = "EfficientNet-B0 (torchvision's layout, MBConv with squeeze-excitation, SiLU)"
+    public static let summary = "EfficientNet-B0 (torchvision's layout)"
     public static let options: [ModelOption] = [.stem("small")]
 
     /// Expansion, kernel, first stride, input and output channels, blocks per stage (torchvision's table).
@@ -69,7 +69,8 @@ public enum EfficientNetB0: Architecture {
                 : InvertedResidual.Names(expand: nil, depthwise: p + ".0", squeezeExcitation: p + ".1",
                                          project: p + ".2.0", projectBN: p + ".2.1")
             let block = InvertedResidual(b.inChannels, b.outChannels, hidden: b.hidden, kernel: b.kernel, stride: b.stride,
-                                         activation: .silu, squeeze: b.squeeze, names: names, workspace: ws)
+                                         activation: .silu, squeeze: b.squeeze, name: "features.\(b.stage + 1).\(b.index)",
+                                         names: names, workspace: ws)
             block.initialize(&rng)
             layers.append(block)
             bns += block.batchNorms

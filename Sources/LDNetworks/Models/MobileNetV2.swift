@@ -13,7 +13,7 @@ import LDKernels
 /// deterministic from the seed), so it is left out: eval-mode outputs are the same, training differs.
 public enum MobileNetV2: Architecture {
     public static let name = "mobilenetv2"
-    public static let summary = "MobileNetV2 (torchvision's layout, inverted residuals, ReLU6)"
+    public static let summary = "MobileNetV2 (torchvision's layout)"
     public static let options: [ModelOption] = [.stem("small"), .widthMultiplier(1.0)]
 
     /// Expansion t, output channels c, blocks n, first stride s per stage (torchvision's table).
@@ -81,7 +81,7 @@ public enum MobileNetV2: Architecture {
                 ? InvertedResidual.Names(expand: p + ".0", depthwise: p + ".1", project: p + ".2", projectBN: p + ".3")
                 : InvertedResidual.Names(expand: nil, depthwise: p + ".0", project: p + ".1", projectBN: p + ".2")
             let block = InvertedResidual(b.inChannels, b.outChannels, hidden: b.hidden, kernel: 3, stride: b.stride,
-                                         activation: .relu6, names: names, workspace: ws)
+                                         activation: .relu6, name: "features.\(i + 1)", names: names, workspace: ws)
             block.initialize(&rng)
             layers.append(block)
             bns += block.batchNorms
