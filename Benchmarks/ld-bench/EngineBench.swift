@@ -421,3 +421,38 @@ func scalingBench(_ args: [String]) throws {
         fflush(stdout)
     }
 }
+
+/// `ld-bench depthwise [--threads T] [--secs S]`: the depthwise convolutions of MobileNetV2 and EfficientNet-B0
+/// at 32 px, batch 64 (small stem): forward and backward ms and the GB/s of their compulsory traffic (x, y,
+/// and dx, dy read or written once).
+func depthwiseBench(_ args: [String]) throws {
+    var threads = 2, secs = 1.0
+    var i = 0
+    while i < args.count {
+        switch args[i] {
+        case "--threads": i += 1; threads = Int(args[i]) ?? threads
+        case "--secs": i += 1; secs = Double(args[i]) ?? secs
+        default: throw LDError("ld-bench depthwise: unknown argument '\(args[i])'")
+        }
+        i += 1
+    }
+    Engine.threads = threads
+    var rng = BenchRNG(state: 7)
+    print("depthwise b64\tforward ms\tGB/s\tbackward ms\tGB/s")
+    for (c, side, k, s) in [(32, 32, 3, 1), (96, 32, 3, 2), (144, 16, 3, 1), (144, 16, 5, 2), (192, 8, 3, 1), (240, 8, 5, 2),
+                            (384, 4, 3, 1), (672, 4, 5, 1), (960, 2, 3, 1), (1152, 2, 5, 1)] {
+        let conv = DepthwiseConv2d(c, kernel: k, stride: s)
+        conv.initialize(&rng)
+        let x = Tensor(shape: [c, 64, side, side])
+        rng.fillNormal(x, std: 1)
+        let y = conv.forward(x)
+        let dy = Tensor(shape: y.shape)
+        rng.fillNormal(dy, std: 1)
+        let f = timeSteps(secs: secs) { _ = conv.forward(x) }.median
+        let b = timeSteps(secs: secs) { _ = conv.forward(x); _ = conv.backward(dy) }.median - f
+        let bytesF = Double(4 * (x.count + y.count)), bytesB = Double(4 * (2 * x.count + y.count))
+        print(String(format: "%4d ch %2dx%-2d k%d s%d\t%.2f\t%.1f\t%.2f\t%.1f", c, side, side, k, s,
+                     f * 1000, bytesF / f / 1e9, b * 1000, bytesB / b / 1e9))
+        fflush(stdout)
+    }
+}

@@ -22,6 +22,7 @@ usage: ld-bench                 everything: engine workloads, the recover loop, 
        of any registered model in place of the table)
        ld-bench conv [THREADS [WINOGRAD_MIN_TILES [WINOGRAD_BLOCK_FLOATS]]]   per-shape convolutions
        ld-bench gemm                                OpenBLAS sgemm GFLOP/s on the engine's shapes
+       ld-bench depthwise [--threads T] [--secs S]  depthwise convolutions of MobileNetV2 / EfficientNet-B0
 """
 
 let benchArgs = Array(CommandLine.arguments.dropFirst())
@@ -54,6 +55,8 @@ do {
         gemmShapesBench()
     case "layers":
         try layerBench(Array(benchArgs.dropFirst()))
+    case "depthwise":
+        try depthwiseBench(Array(benchArgs.dropFirst()))
     default:
         FileHandle.standardError.write("ld-bench: unknown benchmark '\(benchArgs[0])'\n\(usage)\n".data(using: .utf8)!)
         exit(2)

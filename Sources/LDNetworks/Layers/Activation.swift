@@ -27,7 +27,7 @@ public enum Activation: String, Equatable, Sendable {
         case .none: return z
         case .relu: return z > 0 ? z : 0
         case .relu6: return min(max(z, 0), 6)
-        case .silu: let v = V16(repeating: z); return (v * sigmoid16(v))[0]   // the vector lanes' bits
+        case .silu: return silu16(V16(repeating: z))[0]   // the vector lanes' bits
         }
     }
 
@@ -73,30 +73,25 @@ public enum Activation: String, Equatable, Sendable {
 /// σ(z) on 16 lanes.
 @inline(__always) func sigmoid16(_ z: V16) -> V16 { 1 / (1 + exp16(-z)) }
 
-/// y = act(z) on 16 lanes.
-@inline(__always) func activate16(_ z: V16, _ act: Activation) -> V16 {
-    switch act {
-    case .none: return z
-    case .relu: return z.replacing(with: 0, where: z .< 0)
-    case .relu6: return z.replacing(with: 0, where: z .< 0).replacing(with: 6, where: z .> 6)
-    case .silu: return z * sigmoid16(z)
-    }
-}
+/// min(max(z, 0), 6) on 16 lanes.
+@inline(__always) func relu6x16(_ z: V16) -> V16 { z.replacing(with: 0, where: z .< 0).replacing(with: 6, where: z .> 6) }
 
-/// act'(z)·g on 16 lanes, for the activations whose derivative is recomputed from z (SiLU; the others
-/// for completeness).
-@inline(__always) func activationGradient16(_ z: V16, _ g: V16, _ act: Activation) -> V16 {
-    switch act {
-    case .none: return g
-    case .relu: return g.replacing(with: 0, where: z .<= 0)
-    case .relu6: return g.replacing(with: 0, where: (z .<= 0) .| (z .>= 6))
-    case .silu: let s = sigmoid16(z); return g * s * (1 + z * (1 - s))
-    }
-}
+/// z·σ(z) on 16 lanes.
+@inline(__always) func silu16(_ z: V16) -> V16 { z * sigmoid16(z) }
 
-/// y[i] = act(x[i]) over n floats (x and y may be the same buffer).
-func activate(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int, _ act: Activation) {
+/// SiLU'(z)·g = σ(z)(1 + z(1 − σ(z)))·g on 16 lanes.
+@inline(__always) func siluGradient16(_ z: V16, _ g: V16) -> V16 { let s = sigmoid16(z); return g * s * (1 + z * (1 - s)) }
+
+/// p[i] = act(p[i]·a + shift) over n floats (an eval BatchNorm and its activation applied in place), the
+/// same bits as `BatchNorm2d.forward`.
+@inline(__always) func affineActivate(_ p: UnsafeMutablePointer<Float>, _ n: Int, a: Float, shift: Float, _ act: Activation) {
+    let va = V16(repeating: a), vsh = V16(repeating: shift)
     var i = 0
-    while i + 16 <= n { store16(activate16(load16(x + i), act), y + i); i += 16 }
-    while i < n { y[i] = act.apply(x[i]); i += 1 }
+    switch act {   // one loop per activation, the test outside
+    case .none: while i + 16 <= n { store16(load16(p + i) * va + vsh, p + i); i += 16 }
+    case .relu: while i + 16 <= n { let z = load16(p + i) * va + vsh; store16(z.replacing(with: 0, where: z .< 0), p + i); i += 16 }
+    case .relu6: while i + 16 <= n { store16(relu6x16(load16(p + i) * va + vsh), p + i); i += 16 }
+    case .silu: while i + 16 <= n { store16(silu16(load16(p + i) * va + vsh), p + i); i += 16 }
+    }
+    while i < n { p[i] = act.apply(p[i] * a + shift); i += 1 }
 }

@@ -190,8 +190,11 @@ public final class BatchNorm2d: Layer {
                         i += 16
                     }
                     while i < m { let y = src[i] * a + sh; dst[i] = y > 0 ? y : 0; i += 1 }
-                } else if act != .none {
-                    while i + 16 <= m { store16(activate16(load16(src + i) * va + vb, act), dst + i); i += 16 }
+                } else if act == .relu6 {
+                    while i + 16 <= m { store16(relu6x16(load16(src + i) * va + vb), dst + i); i += 16 }
+                    while i < m { dst[i] = act.apply(src[i] * a + sh); i += 1 }
+                } else if act == .silu {
+                    while i + 16 <= m { store16(silu16(load16(src + i) * va + vb), dst + i); i += 16 }
                     while i < m { dst[i] = act.apply(src[i] * a + sh); i += 1 }
                 } else {
                     while i + 16 <= m { store16(load16(src + i) * va + vb, dst + i); i += 16 }
@@ -516,19 +519,25 @@ func activationGradSums(_ dy: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Fl
     while i < n {
         let e = min(n, i + 4096)
         var vs = V16(), vq = V16()
-        while i + 16 <= e {
-            let xv = load16(x + i)
-            let g: V16
-            if act == .relu6 {
-                let yv = load16(y + i)
-                g = load16(dy + i).replacing(with: 0, where: (yv .<= 0) .| (yv .>= 6))
-            } else {
-                g = activationGradient16(xv * va + vsh, load16(dy + i), act)
+        // one loop per activation, so that neither the test nor a call stays in the loop
+        if act == .relu6 {
+            while i + 16 <= e {
+                let xv = load16(x + i), yv = load16(y + i)
+                let g = load16(dy + i).replacing(with: 0, where: (yv .<= 0) .| (yv .>= 6))
+                store16(g, dy + i)
+                vs += g
+                vq += g * xv
+                i += 16
             }
-            store16(g, dy + i)
-            vs += g
-            vq += g * xv
-            i += 16
+        } else {
+            while i + 16 <= e {
+                let xv = load16(x + i)
+                let g = siluGradient16(xv * va + vsh, load16(dy + i))
+                store16(g, dy + i)
+                vs += g
+                vq += g * xv
+                i += 16
+            }
         }
         var ts = Double(vs.sum()), tq = Double(vq.sum())
         while i < e {

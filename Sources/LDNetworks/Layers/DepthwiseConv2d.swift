@@ -288,12 +288,7 @@ public final class DepthwiseConv2d: Layer {
                     let c = pl / n, y = yp + pl * howo
                     DepthwiseConv2d.pad(xp + pl * hw, xs, g)
                     DepthwiseConv2d.convolve(xs, wp + c * kk, y, g)
-                    if let e = epilogue {
-                        let a = e.scale[c], sh = e.shift[c], va = V16(repeating: a), vsh = V16(repeating: sh)
-                        var i = 0
-                        while i + 16 <= howo { store16(activate16(load16(y + i) * va + vsh, e.act), y + i); i += 16 }
-                        while i < howo { y[i] = e.act.apply(y[i] * a + sh); i += 1 }
-                    }
+                    if let e = epilogue { affineActivate(y, howo, a: e.scale[c], shift: e.shift[c], e.act) }
                 }
             }
         }
