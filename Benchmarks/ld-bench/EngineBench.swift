@@ -438,7 +438,7 @@ func depthwiseBench(_ args: [String]) throws {
     }
     Engine.threads = threads
     var rng = BenchRNG(state: 7)
-    print("depthwise b64\tforward ms\tGB/s\tbackward ms\tGB/s")
+    print("depthwise b64\tforward ms\tGB/s\tbackward ms\tGB/s\tof which dx ms")
     for (c, side, k, s) in [(32, 32, 3, 1), (96, 32, 3, 2), (144, 16, 3, 1), (144, 16, 5, 2), (192, 8, 3, 1), (240, 8, 5, 2),
                             (384, 4, 3, 1), (672, 4, 5, 1), (960, 2, 3, 1), (1152, 2, 5, 1)] {
         let conv = DepthwiseConv2d(c, kernel: k, stride: s)
@@ -450,9 +450,11 @@ func depthwiseBench(_ args: [String]) throws {
         rng.fillNormal(dy, std: 1)
         let f = timeSteps(secs: secs) { _ = conv.forward(x) }.median
         let b = timeSteps(secs: secs) { _ = conv.forward(x); _ = conv.backward(dy) }.median - f
+        conv.wantsParamGrads = false
+        let bx = timeSteps(secs: secs) { _ = conv.forward(x); _ = conv.backward(dy) }.median - f
         let bytesF = Double(4 * (x.count + y.count)), bytesB = Double(4 * (2 * x.count + y.count))
-        print(String(format: "%4d ch %2dx%-2d k%d s%d\t%.2f\t%.1f\t%.2f\t%.1f", c, side, side, k, s,
-                     f * 1000, bytesF / f / 1e9, b * 1000, bytesB / b / 1e9))
+        print(String(format: "%4d ch %2dx%-2d k%d s%d\t%.2f\t%.1f\t%.2f\t%.1f\t%.2f", c, side, side, k, s,
+                     f * 1000, bytesF / f / 1e9, b * 1000, bytesB / b / 1e9, bx * 1000))
         fflush(stdout)
     }
 }

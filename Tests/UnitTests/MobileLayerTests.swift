@@ -64,14 +64,15 @@ final class MobileLayerTests: XCTestCase {
     // MARK: - Depthwise convolution
 
     /// The direct kernel (stride 1 and 2, kernel 3 and 5, planes narrower and wider than a vector, odd and
-    /// even sides) against naive loops, forward and backward, with one and two threads.
+    /// even sides; planes of at most 16 pixels on the small-matrix path) against naive loops, forward and
+    /// backward, with one and two threads.
     func testDepthwiseMatchesNaiveKernel() {
         var rng = SplitMix64(seed: 41)
         defer { Engine.threads = 2 }
         for threads in [1, 2] {
             Engine.threads = threads
             for (k, s) in [(3, 1), (3, 2), (5, 1), (5, 2)] {
-                for (h, w) in [(1, 1), (2, 3), (4, 4), (7, 9), (8, 8), (17, 33), (32, 32)] {
+                for (h, w) in [(1, 1), (2, 3), (3, 5), (4, 4), (5, 4), (7, 9), (8, 8), (17, 33), (32, 32)] {
                     let c = 3, n = 2
                     let conv = DepthwiseConv2d(c, kernel: k, stride: s, name: "dw")
                     conv.initialize(&rng)
@@ -101,6 +102,9 @@ final class MobileLayerTests: XCTestCase {
             XCTAssertEqual(conv.weight.name, "dw.weight")
             XCTAssertEqual(conv.weight.value.shape, [2, 1, k, k])
             checkLayer("depthwise k\(k) s\(s)", conv, input: randomTensor([2, 2, 6, 7], &rng))
+            // planes of at most 16 pixels take the small-matrix path
+            checkLayer("depthwise small k\(k) s\(s)", conv, input: randomTensor([2, 3, 4, 4], &rng))
+            checkLayer("depthwise small k\(k) s\(s)", conv, input: randomTensor([2, 2, 2, 3], &rng))
             conv.gradientPool = GradientPool()
             checkLayer("depthwise pooled k\(k) s\(s)", conv, input: randomTensor([2, 2, 5, 5], &rng))
         }

@@ -8,8 +8,10 @@ import LDKernels
 /// so it is bound by memory and an im2col lowering would only add traffic. Each (c, n) plane is first copied
 /// into a zero-bordered scratch plane that stays in L1 (a stride-2 plane split into its even and odd columns),
 /// so that every tap is one contiguous 8-lane load along W times a broadcast weight, without edge cases.
-/// Forward runs in parallel over the C·N planes; backward over channels, each channel's weight gradient summed
-/// by one worker in image order, so results do not depend on the thread count.
+/// Planes of at most 16 pixels (4×4 and below: the last stages at 32 px) take a small-matrix path instead
+/// (`smallPlanes`). Forward runs in parallel over the C·N planes (over channels on the small path); backward
+/// over channels, each channel's weight gradient summed by one worker in image order, so results do not
+/// depend on the thread count.
 public final class DepthwiseConv2d: Layer {
     /// C, odd kernel size k, stride (1 or 2) and padding k/2.
     public let channels: Int, kernel: Int, stride: Int, padding: Int
@@ -66,19 +68,21 @@ public final class DepthwiseConv2d: Layer {
     struct Geometry {
         let h: Int, w: Int, ho: Int, wo: Int, k: Int, s: Int, p: Int
         let rows: Int, ls: Int
-        /// The stride-2 backward's dy copy: `ho` rows of `gls` floats, zero past `wo`.
-        let gls: Int
+        /// Backward's dy copy: `gRows` rows of `gls` floats holding dy at (r + p, c + p), zeros around (for
+        /// stride 1 the same layout as x's copy).
+        let gRows: Int, gls: Int
         init(h: Int, w: Int, ho: Int, wo: Int, k: Int, s: Int) {
             self.h = h; self.w = w; self.ho = ho; self.wo = wo; self.k = k; self.s = s; p = k / 2
             rows = h + 2 * p
             let wo8 = (wo + 7) / 8 * 8
             ls = s == 1 ? (w + 2 * p + 7) / 8 * 8 + 8 : max(wo8 + 8, (w + 2 * p + 1) / 2 + 8)
-            gls = wo8 + 8
+            gRows = s == 1 ? rows : ho + 2 * p + 1
+            gls = s == 1 ? ls : (wo + 2 * p + 7) / 8 * 8 + 16
         }
         /// Floats of the padded input copy (both halves for stride 2).
         var inputFloats: Int { s * rows * ls }
         /// Floats of the dy copy.
-        var gradFloats: Int { s == 1 ? rows * ls : ho * gls }
+        var gradFloats: Int { gRows * gls }
     }
 
     /// Copies plane `src` (h, w) into its scratch form at `dst` (the borders must already be zero).
@@ -173,7 +177,7 @@ public final class DepthwiseConv2d: Layer {
         for i in 0..<k {
             var acc = (SIMD8<Float>(), SIMD8<Float>(), SIMD8<Float>(), SIMD8<Float>(), SIMD8<Float>())
             for oh in 0..<g.ho {
-                let grow = g.s == 1 ? gs + (oh + g.p) * ls + g.p : gs + oh * g.gls
+                let grow = gs + (oh + g.p) * g.gls + g.p
                 var ow = 0
                 while ow < wo {
                     let gv = load8(grow + ow)
@@ -213,7 +217,7 @@ public final class DepthwiseConv2d: Layer {
             for j in 0..<k {
                 var acc = SIMD8<Float>()
                 for oh in 0..<g.ho {
-                    let grow = g.s == 1 ? gs + (oh + g.p) * ls + g.p : gs + oh * g.gls
+                    let grow = gs + (oh + g.p) * g.gls + g.p
                     let xrow = g.s == 1 ? xs + (oh + i) * ls + j : (j % 2 == 0 ? xs : odd) + (2 * oh + i) * ls + j / 2
                     var ow = 0
                     while ow < wo { acc += load8(grow + ow) * load8(xrow + ow); ow += 8 }
@@ -223,34 +227,150 @@ public final class DepthwiseConv2d: Layer {
         }
     }
 
-    /// Stride-2 input gradient of one plane: each dy value scattered, times the taps, into the even/odd
-    /// accumulator planes `acc` (zeroed here), then gathered into dx (h, w).
+    /// Stride-2 input gradient of one plane, gathered: padded input column c receives the taps b ≡ c (mod 2),
+    /// from dy column c/2 − b/2 (rows likewise), so dx's even and odd columns are two stride-1 sums over the
+    /// zero-bordered dy copy `gs`, 8 columns each at a time, interleaved on store.
     @inline(__always)
     private static func stride2InputGradientPlane(_ gs: UnsafePointer<Float>, _ wt: UnsafePointer<Float>,
-                                                  _ acc: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>,
-                                                  _ g: Geometry, k: Int) {
-        let ls = g.ls, wo = g.wo, p = g.p
-        acc.update(repeating: 0, count: 2 * g.rows * ls)
-        let odd = acc + g.rows * ls
-        for oh in 0..<g.ho {
-            var ow = 0
-            while ow < wo {
-                let gv = load8(gs + oh * g.gls + ow)
-                for i in 0..<k {
-                    let re = acc + (2 * oh + i) * ls + ow, ro = odd + (2 * oh + i) * ls + ow
-                    for j in 0..<k {
-                        let d = (j % 2 == 0 ? re : ro) + j / 2
-                        UnsafeMutableRawPointer(d).storeBytes(of: load8(d) + SIMD8(repeating: wt[i * k + j]) * gv, as: SIMD8<Float>.self)
-                    }
+                                                  _ dx: UnsafeMutablePointer<Float>, _ g: Geometry, k: Int) {
+        let p = g.p, gls = g.gls, w = g.w
+        // dx[2t] is padded column 2t + p, dx[2t + 1] is 2t + 1 + p: their tap parities and q − t
+        let evenParity = p % 2, evenOff = p / 2, oddParity = (p + 1) % 2, oddOff = (p + 1) / 2
+        let half = (w + 1) / 2
+        for ih in 0..<g.h {
+            let r = ih + p, rho = r / 2
+            let d = dx + ih * w
+            var t = 0
+            while t < half {
+                var ve = SIMD8<Float>(), vo = SIMD8<Float>()
+                var a = r % 2
+                while a < k {
+                    let row = gs + (rho - a / 2 + p) * gls + p + t
+                    var b = evenParity
+                    while b < k { ve += SIMD8(repeating: wt[a * k + b]) * load8(row + evenOff - b / 2); b += 2 }
+                    b = oddParity
+                    while b < k { vo += SIMD8(repeating: wt[a * k + b]) * load8(row + oddOff - b / 2); b += 2 }
+                    a += 2
                 }
-                ow += 8
+                let n = w - 2 * t
+                if n >= 16 {
+                    store16(V16(ve[0], vo[0], ve[1], vo[1], ve[2], vo[2], ve[3], vo[3],
+                                ve[4], vo[4], ve[5], vo[5], ve[6], vo[6], ve[7], vo[7]), d + 2 * t)
+                } else {
+                    for j in 0..<n { d[2 * t + j] = j % 2 == 0 ? ve[j / 2] : vo[j / 2] }
+                }
+                t += 8
             }
         }
-        for r in 0..<g.h {
-            let e = acc + (r + p) * ls, o = odd + (r + p) * ls, d = dx + r * g.w
-            for c in 0..<g.w {
-                let pc = c + p
-                d[c] = (pc % 2 == 0 ? e : o)[pc / 2]
+    }
+
+    // MARK: - Small planes
+
+    /// Whether (h, w) planes take the small-plane path: input and output planes fit one 16-lane vector, so a
+    /// channel's convolution is one (Ho·Wo × H·W) matrix M (M[o][i] the weight of the tap joining output o
+    /// and input i, or 0) applied to each image's plane: y = M·x, dx = Mᵀ·dy, and the weight gradient is
+    /// Σ dy·xᵀ folded back onto the taps. The row kernel would spend most of its lanes and time on padding
+    /// and set-up at these sizes.
+    static func smallPlanes(h: Int, w: Int, ho: Int, wo: Int) -> Bool { h * w <= 16 && ho * wo <= 16 }
+
+    /// tap[o·16 + i] = the k×k tap joining output o and input i, or −1 (16×16 entries).
+    @inline(__always)
+    private static func tapTable(_ tap: UnsafeMutablePointer<Int32>, _ g: Geometry) {
+        tap.update(repeating: -1, count: 256)
+        for o in 0..<(g.ho * g.wo) {
+            for i in 0..<(g.h * g.w) {
+                let a = i / g.w - (o / g.wo) * g.s + g.p, b = i % g.w - (o % g.wo) * g.s + g.p
+                if a >= 0 && a < g.k && b >= 0 && b < g.k { tap[o * 16 + i] = Int32(a * g.k + b) }
+            }
+        }
+    }
+
+    /// The 16 lanes of a plane of n ≤ 16 floats (zeros past n; no read past the plane).
+    @inline(__always)
+    private static func loadPlane(_ p: UnsafePointer<Float>, _ n: Int) -> V16 {
+        if n == 16 { return load16(p) }
+        var v = V16()
+        for i in 0..<n { v[i] = p[i] }
+        return v
+    }
+
+    @inline(__always)
+    private static func storePlane(_ v: V16, _ p: UnsafeMutablePointer<Float>, _ n: Int) {
+        if n == 16 { store16(v, p); return }
+        for i in 0..<n { p[i] = v[i] }
+    }
+
+    private func smallForward(_ x: Tensor, _ g: Geometry, epilogue: (scale: UnsafePointer<Float>, shift: UnsafePointer<Float>, act: Activation)?) {
+        let n = x.shape[1], hw = g.h * g.w, howo = g.ho * g.wo, kk = kernel * kernel
+        let xp = UnsafePointer(x.data), yp = output.data, wp = UnsafePointer(weight.value.data)
+        let parts = min(Engine.threads, channels), channels = channels
+        withUnsafeTemporaryAllocation(of: Int32.self, capacity: 256) { tapBuffer in
+            let tap = tapBuffer.baseAddress!
+            DepthwiseConv2d.tapTable(tap, g)
+            Engine.parallelRange(parts) { a, b in
+                for part in a..<b {
+                    withUnsafeTemporaryAllocation(of: V16.self, capacity: 16) { columns in
+                        let mc = columns.baseAddress!   // mc[i]: column i of M, lanes over o
+                        for c in (channels * part / parts)..<(channels * (part + 1) / parts) {
+                            let wc = wp + c * kk
+                            for i in 0..<hw {
+                                var col = V16()
+                                for o in 0..<howo where tap[o * 16 + i] >= 0 { col[o] = wc[Int(tap[o * 16 + i])] }
+                                mc[i] = col
+                            }
+                            for img in 0..<n {
+                                let src = xp + (c * n + img) * hw, y = yp + (c * n + img) * howo
+                                var acc = V16()
+                                for i in 0..<hw { acc += V16(repeating: src[i]) * mc[i] }
+                                DepthwiseConv2d.storePlane(acc, y, howo)
+                                if let e = epilogue { affineActivate(y, howo, a: e.scale[c], shift: e.shift[c], e.act) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    private func smallBackward(_ x: Tensor, _ dy: Tensor, _ dx: Tensor, _ g: Geometry, wantDp: Bool, wantDx: Bool) {
+        let n = x.shape[1], hw = g.h * g.w, howo = g.ho * g.wo, kk = kernel * kernel
+        let xp = UnsafePointer(x.data), gp = UnsafePointer(dy.data), dxp = dx.data
+        let wp = UnsafePointer(weight.value.data), dwp = weight.grad.data
+        let parts = min(Engine.threads, channels), channels = channels
+        withUnsafeTemporaryAllocation(of: Int32.self, capacity: 256) { tapBuffer in
+            let tap = tapBuffer.baseAddress!
+            DepthwiseConv2d.tapTable(tap, g)
+            Engine.parallelRange(parts) { a, b in
+                for part in a..<b {
+                    withUnsafeTemporaryAllocation(of: V16.self, capacity: 32) { rows in
+                        let mr = rows.baseAddress!, dm = mr + 16   // mr[o]: row o of M, dm[o]: Σ dy[o]·x, lanes over i
+                        for c in (channels * part / parts)..<(channels * (part + 1) / parts) {
+                            let wc = wp + c * kk
+                            for o in 0..<howo {
+                                var row = V16()
+                                for i in 0..<hw where tap[o * 16 + i] >= 0 { row[i] = wc[Int(tap[o * 16 + i])] }
+                                mr[o] = row
+                                dm[o] = V16()
+                            }
+                            for img in 0..<n {
+                                let gy = gp + (c * n + img) * howo
+                                if wantDx {
+                                    var acc = V16()
+                                    for o in 0..<howo { acc += V16(repeating: gy[o]) * mr[o] }
+                                    DepthwiseConv2d.storePlane(acc, dxp + (c * n + img) * hw, hw)
+                                }
+                                if wantDp {
+                                    let xv = DepthwiseConv2d.loadPlane(xp + (c * n + img) * hw, hw)
+                                    for o in 0..<howo { dm[o] += V16(repeating: gy[o]) * xv }
+                                }
+                            }
+                            guard wantDp else { continue }
+                            for o in 0..<howo {
+                                for i in 0..<hw where tap[o * 16 + i] >= 0 { dwp[c * kk + Int(tap[o * 16 + i])] += dm[o][i] }
+                            }
+                        }
+                    }
+                }
             }
         }
     }
@@ -275,6 +395,10 @@ public final class DepthwiseConv2d: Layer {
         let (ho, wo) = outputSize(h, w)
         output.ensureShape(channels, n, ho, wo)
         let g = Geometry(h: h, w: w, ho: ho, wo: wo, k: kernel, s: stride)
+        if DepthwiseConv2d.smallPlanes(h: h, w: w, ho: ho, wo: wo) {
+            smallForward(x, g, epilogue: epilogue)
+            return output
+        }
         let planes = channels * n, parts = min(Engine.threads, planes)
         let per = g.inputFloats
         scratch.ensureShape(parts * per)
@@ -305,18 +429,21 @@ public final class DepthwiseConv2d: Layer {
         let dx = wantDx ? gradientPool?.acquire(channels * n * h * w) ?? inputGrad : inputGrad
         if wantDx { dx.ensureShape(channels, n, h, w) }
         let g = Geometry(h: h, w: w, ho: ho, wo: wo, k: kernel, s: stride)
+        if DepthwiseConv2d.smallPlanes(h: h, w: w, ho: ho, wo: wo) {
+            smallBackward(x, dy, dx, g, wantDp: wantDp, wantDx: wantDx)
+            return wantDx ? dx : nil
+        }
         let parts = min(Engine.threads, channels)
         let kk = kernel * kernel
-        // per worker: the x copy, the dy copy, the stride-2 accumulators
-        let accFloats = stride == 2 ? g.inputFloats : 0
-        let per = g.inputFloats + g.gradFloats + accFloats
+        // per worker: the x copy and the dy copy
+        let per = g.inputFloats + g.gradFloats
         scratch.ensureShape(parts * per)
         let xp = UnsafePointer(x.data), gp = UnsafePointer(dy.data), dxp = dx.data
         let wp = UnsafePointer(weight.value.data), dwp = weight.grad.data, sp = scratch.data
         let hw = h * w, howo = ho * wo, s = stride, k = kernel, p = padding
         Engine.parallelRange(parts) { a, b in
             for part in a..<b {
-                let xs = sp + part * per, gs = xs + g.inputFloats, accs = gs + g.gradFloats
+                let xs = sp + part * per, gs = xs + g.inputFloats
                 xs.update(repeating: 0, count: g.inputFloats + g.gradFloats)
                 withUnsafeTemporaryAllocation(of: Double.self, capacity: kk) { buffer in
                     let dw = buffer.baseAddress!
@@ -324,12 +451,8 @@ public final class DepthwiseConv2d: Layer {
                         for t in 0..<kk { dw[t] = 0 }
                         for img in 0..<n {
                             let pl = c * n + img, gsrc = gp + pl * howo
-                            // dy into scratch: padded like x for stride 1, rows of gls for stride 2
-                            if s == 1 {
-                                for r in 0..<ho { (gs + (r + p) * g.ls + p).update(from: gsrc + r * wo, count: wo) }
-                            } else {
-                                for r in 0..<ho { (gs + r * g.gls).update(from: gsrc + r * wo, count: wo) }
-                            }
+                            // dy into its zero-bordered scratch copy
+                            for r in 0..<ho { (gs + (r + p) * g.gls + p).update(from: gsrc + r * wo, count: wo) }
                             if wantDp {
                                 DepthwiseConv2d.pad(xp + pl * hw, xs, g)
                                 switch k {
@@ -345,9 +468,9 @@ public final class DepthwiseConv2d: Layer {
                                 DepthwiseConv2d.convolve(gs, wp + c * kk, dxp + pl * hw, g, flip: true)
                             } else {
                                 switch k {
-                                case 3: DepthwiseConv2d.stride2InputGradientPlane(gs, wp + c * kk, accs, dxp + pl * hw, g, k: 3)
-                                case 5: DepthwiseConv2d.stride2InputGradientPlane(gs, wp + c * kk, accs, dxp + pl * hw, g, k: 5)
-                                default: DepthwiseConv2d.stride2InputGradientPlane(gs, wp + c * kk, accs, dxp + pl * hw, g, k: k)
+                                case 3: DepthwiseConv2d.stride2InputGradientPlane(gs, wp + c * kk, dxp + pl * hw, g, k: 3)
+                                case 5: DepthwiseConv2d.stride2InputGradientPlane(gs, wp + c * kk, dxp + pl * hw, g, k: 5)
+                                default: DepthwiseConv2d.stride2InputGradientPlane(gs, wp + c * kk, dxp + pl * hw, g, k: k)
                                 }
                             }
                         }
