@@ -50,7 +50,7 @@ public enum Activation: String, Equatable, Sendable {
 /// e^x on 16 lanes: x = n·ln2 + r with |r| ≤ ln2/2, e^r by a degree-6 polynomial (relative error about
 /// 2e-7 over the range), 2^n put into the exponent bits. Inputs are clamped to ±87.3 (e^±87.3 is a normal
 /// float), so large inputs saturate instead of overflowing; NaN stays NaN.
-@inline(__always) func exp16(_ v: V16) -> V16 {
+@_transparent func exp16(_ v: V16) -> V16 {
     var x = v.replacing(with: 87.3, where: v .> 87.3)
     x.replace(with: -87.3, where: x .< -87.3)
     // n = round(x / ln2) by the 1.5·2^23 trick: the low mantissa bits of t hold n.
@@ -71,16 +71,16 @@ public enum Activation: String, Equatable, Sendable {
 }
 
 /// σ(z) on 16 lanes.
-@inline(__always) func sigmoid16(_ z: V16) -> V16 { 1 / (1 + exp16(-z)) }
+@_transparent func sigmoid16(_ z: V16) -> V16 { 1 / (1 + exp16(-z)) }
 
 /// min(max(z, 0), 6) on 16 lanes.
-@inline(__always) func relu6x16(_ z: V16) -> V16 { z.replacing(with: 0, where: z .< 0).replacing(with: 6, where: z .> 6) }
+@_transparent func relu6x16(_ z: V16) -> V16 { z.replacing(with: 0, where: z .< 0).replacing(with: 6, where: z .> 6) }
 
 /// z·σ(z) on 16 lanes.
-@inline(__always) func silu16(_ z: V16) -> V16 { z * sigmoid16(z) }
+@_transparent func silu16(_ z: V16) -> V16 { z * sigmoid16(z) }
 
 /// SiLU'(z)·g = σ(z)(1 + z(1 − σ(z)))·g on 16 lanes.
-@inline(__always) func siluGradient16(_ z: V16, _ g: V16) -> V16 { let s = sigmoid16(z); return g * s * (1 + z * (1 - s)) }
+@_transparent func siluGradient16(_ z: V16, _ g: V16) -> V16 { let s = sigmoid16(z); return g * s * (1 + z * (1 - s)) }
 
 /// p[i] = act(p[i]·a + shift) over n floats (an eval BatchNorm and its activation applied in place), the
 /// same bits as `BatchNorm2d.forward`.
