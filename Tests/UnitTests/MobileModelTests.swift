@@ -53,6 +53,33 @@ final class MobileModelTests: XCTestCase {
         XCTAssertThrowsError(try Model(MobileModelTests.config("mobilenetv2", stem: "tiny"), rng: &rng))
     }
 
+    /// `size`'s activations per image bound what a training forward stores (every layer's output).
+    func testActivationEstimateIsAnUpperBound() throws {
+        for arch in MobileModelTests.archs {
+            for (stem, size) in [("small", 32), ("imagenet", 64)] {
+                let config = try MobileModelTests.config(arch, stem: stem, size: size)
+                var rng = LDRandom(seed: 1, stage: .weightInit)
+                let m = try Model(config, rng: &rng)
+                _ = m.forward(Tensor(shape: [2, 3, size, size]))
+                var stored = 0
+                for l in m.layers {
+                    switch l {
+                    case let c as Conv2d: stored += c.output.count
+                    case let b as BatchNorm2d: stored += b.output.count
+                    case let b as InvertedResidual:
+                        if let e = b.expand { stored += e.conv.output.count + e.bn.output.count }
+                        stored += b.depthwise.output.count + b.depthwiseBN.output.count + (b.squeezeExcitation?.output.count ?? 0)
+                        stored += b.project.output.count + b.projectBN.output.count
+                    default: break
+                    }
+                }
+                let estimate = try Architectures.named(arch).size(config).activationsPerImage
+                XCTAssertGreaterThanOrEqual(estimate, Double(stored / 2), "\(arch) \(stem)")
+                XCTAssertLessThan(estimate, 3 * Double(stored / 2), "\(arch) \(stem): not far above")
+            }
+        }
+    }
+
     /// torchvision's mobilenet_v2(width_mult: m) counts; 1 is stored as no multiplier (the JSON of a default
     /// configuration has no such key), and architectures without one drop it or refuse it.
     func testMobileNetV2WidthMultiplier() throws {
