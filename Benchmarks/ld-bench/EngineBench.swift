@@ -115,6 +115,14 @@ private func seedsWorkloads() throws -> [Workload] {
     }
 }
 
+/// `--model NAME`'s rows in place of the table: train, relabel and recover of any registered model on
+/// `batch` x 3 x `size` x `size` images, 10 classes.
+private func adHocWorkloads(_ model: String?, stem: String, batch: Int, size: Int) throws -> [Workload]? {
+    guard let model else { return nil }
+    let c = try ModelConfig.named(model, width: 64, depth: 3, stem: stem, channels: 3, imageSize: size, classes: 10)
+    return ["train", "relabel", "recover"].map { Workload(name: "\($0) \(model)-\(stem)\(size) b\(batch)", config: c, batch: batch, kind: $0) }
+}
+
 /// PyTorch 2 threads on the reference machine (peer/README.md), img/s: the ratio printed when no
 /// `--peer` figures of the same run are given.
 private let pytorch: [String: Double] = [
@@ -190,6 +198,7 @@ private func makeStep(_ w: Workload, _ model: Model, rng: inout BenchRNG) throws
 /// `ld-bench engine [--secs S] [--threads T] [--only SUBSTRING]`: prints one line per workload.
 func engineBench(_ args: [String]) throws {
     var secs = 4.0, threads = 2, only: String? = nil, steps = 0, suite = "small", peer: [String: Double]? = nil
+    var model: String? = nil, stem = "small", batch = 64, size = 32
     var i = 0
     while i < args.count {
         switch args[i] {
@@ -207,6 +216,10 @@ func engineBench(_ args: [String]) throws {
         case "--steps": i += 1; steps = Int(args[i]) ?? 0   // exactly this many steps, no table (allocation counts)
         case "--columns": i += 1; Conv2d.columnBudget = Int(args[i]) ?? Conv2d.columnBudget
         case "--fuse-stem": i += 1; ConvBatchNorm.enabled = args[i] != "0"
+        case "--model": i += 1; model = args[i]
+        case "--stem": i += 1; stem = args[i]
+        case "--batch": i += 1; batch = Int(args[i]) ?? batch
+        case "--size": i += 1; size = Int(args[i]) ?? size
         default: throw LDError("ld-bench engine: unknown argument '\(args[i])'")
         }
         i += 1
@@ -222,7 +235,7 @@ func engineBench(_ args: [String]) throws {
     let chosen = (suite == "seeds" ? [] : workloads) + (suite == "small" ? [] : try seedsWorkloads())
     print("workload\timg/s\tms/step\tbest ms\tGFLOP/s (direct)\tshare of sgemm\t\(peer == nil ? "x PyTorch(ref)" : "x PyTorch(this run)")\tpeak RSS MB\tactivations MB")
     var rng = BenchRNG(state: 42)
-    for w in chosen where only.map({ w.name.contains($0) }) ?? true {
+    for w in try adHocWorkloads(model, stem: stem, batch: batch, size: size) ?? chosen where only.map({ w.name.contains($0) }) ?? true {
         let base = currentRSS()
         let model = try Model(w.config, rng: &rng)
         if w.kind == "recover" && model.batchNorms.isEmpty { continue }   // nothing for recovery to match
@@ -329,6 +342,7 @@ func convShapesBench() {
 /// (forward and backward milliseconds, medians over S steps), to see which layers are worth work.
 func layerBench(_ args: [String]) throws {
     var only: String? = nil, steps = 20, threads = 2
+    var model: String? = nil, stem = "small", batch = 64, size = 32
     var i = 0
     while i < args.count {
         switch args[i] {
@@ -336,13 +350,18 @@ func layerBench(_ args: [String]) throws {
         case "--steps": i += 1; steps = Int(args[i]) ?? steps
         case "--threads": i += 1; threads = Int(args[i]) ?? threads
         case "--fuse-stem": i += 1; ConvBatchNorm.enabled = args[i] != "0"
+        case "--model": i += 1; model = args[i]
+        case "--stem": i += 1; stem = args[i]
+        case "--batch": i += 1; batch = Int(args[i]) ?? batch
+        case "--size": i += 1; size = Int(args[i]) ?? size
         default: throw LDError("ld-bench layers: unknown argument '\(args[i])'")
         }
         i += 1
     }
     Engine.threads = threads
     var rng = BenchRNG(state: 42)
-    for w in workloads where only.map({ w.name.contains($0) }) ?? true {
+    let rows = try adHocWorkloads(model, stem: stem, batch: batch, size: size) ?? workloads
+    for w in rows where only.map({ w.name.contains($0) }) ?? true {
         let model = try Model(w.config, rng: &rng)
         let step = try makeStep(w, model, rng: &rng)
         for _ in 0..<2 { try step() }
@@ -417,6 +436,43 @@ func scalingBench(_ args: [String]) throws {
         }
         let speedups = zip(counts, rates).dropFirst().map { t, r in String(format: "%.2fx (%.0f%%)", r / rates[0], 100 * r / rates[0] / Double(t)) }
         print(w.name + "\t" + rates.map { String(format: "%.1f", $0) }.joined(separator: "\t") + "\t" + speedups.joined(separator: "\t"))
+        fflush(stdout)
+    }
+}
+
+/// `ld-bench depthwise [--threads T] [--secs S]`: the depthwise convolutions of MobileNetV2 and EfficientNet-B0
+/// at 32 px, batch 64 (small stem): forward and backward ms and the GB/s of their compulsory traffic (x, y,
+/// and dx, dy read or written once).
+func depthwiseBench(_ args: [String]) throws {
+    var threads = 2, secs = 1.0
+    var i = 0
+    while i < args.count {
+        switch args[i] {
+        case "--threads": i += 1; threads = Int(args[i]) ?? threads
+        case "--secs": i += 1; secs = Double(args[i]) ?? secs
+        default: throw LDError("ld-bench depthwise: unknown argument '\(args[i])'")
+        }
+        i += 1
+    }
+    Engine.threads = threads
+    var rng = BenchRNG(state: 7)
+    print("depthwise b64\tforward ms\tGB/s\tbackward ms\tGB/s\tof which dx ms")
+    for (c, side, k, s) in [(32, 32, 3, 1), (96, 32, 3, 2), (144, 16, 3, 1), (144, 16, 5, 2), (192, 8, 3, 1), (240, 8, 5, 2),
+                            (384, 4, 3, 1), (672, 4, 5, 1), (960, 2, 3, 1), (1152, 2, 5, 1)] {
+        let conv = DepthwiseConv2d(c, kernel: k, stride: s)
+        conv.initialize(&rng)
+        let x = Tensor(shape: [c, 64, side, side])
+        rng.fillNormal(x, std: 1)
+        let y = conv.forward(x)
+        let dy = Tensor(shape: y.shape)
+        rng.fillNormal(dy, std: 1)
+        let f = timeSteps(secs: secs) { _ = conv.forward(x) }.median
+        let b = timeSteps(secs: secs) { _ = conv.forward(x); _ = conv.backward(dy) }.median - f
+        conv.wantsParamGrads = false
+        let bx = timeSteps(secs: secs) { _ = conv.forward(x); _ = conv.backward(dy) }.median - f
+        let bytesF = Double(4 * (x.count + y.count)), bytesB = Double(4 * (2 * x.count + y.count))
+        print(String(format: "%4d ch %2dx%-2d k%d s%d\t%.2f\t%.1f\t%.2f\t%.1f\t%.2f", c, side, side, k, s,
+                     f * 1000, bytesF / f / 1e9, b * 1000, bytesB / b / 1e9, bx * 1000))
         fflush(stdout)
     }
 }

@@ -19,11 +19,14 @@ usage: ld-bench                 everything: engine workloads, the recover loop, 
        ld-bench recover [--secs S] [--threads T]    ld-recover's loop, images x iterations per second
        ld-bench stream                              record streams: write, read, zstd, MB/s
        ld-bench layers [--only NAME] [--steps S] [--threads T]   per-layer forward/backward ms
+       (engine and layers: --model NAME [--stem S] [--batch B] [--size PX] for train, relabel and recover rows
+       of any registered model in place of the table)
        ld-bench conv [THREADS [WINOGRAD_MIN_TILES [WINOGRAD_BLOCK_FLOATS]]]   per-shape convolutions
        ld-bench gemm                                OpenBLAS sgemm GFLOP/s on the engine's shapes
        ld-bench jpeg DIR [--mode train|val] [--size 224] [--threads T] [--secs S]
                        image loading on a JPEG folder (decode, RandomResizedCrop+flip or Resize+CenterCrop,
                        normalise), as ../shared/peer/jpeg_bench.py times PIL + torchvision
+       ld-bench depthwise [--threads T] [--secs S]  depthwise convolutions of MobileNetV2 / EfficientNet-B0
 """
 
 let benchArgs = Array(CommandLine.arguments.dropFirst())
@@ -58,6 +61,8 @@ do {
         try jpegBench(Array(benchArgs.dropFirst()))
     case "layers":
         try layerBench(Array(benchArgs.dropFirst()))
+    case "depthwise":
+        try depthwiseBench(Array(benchArgs.dropFirst()))
     default:
         FileHandle.standardError.write("ld-bench: unknown benchmark '\(benchArgs[0])'\n\(usage)\n".data(using: .utf8)!)
         exit(2)

@@ -16,13 +16,19 @@ public struct ModelOptions: ParsableArguments {
     @Option(help: "ConvNet depth (conv blocks, each halving the resolution).")
     public var depth: Int = 3
 
-    @Option(help: "Stem: small (for 28-64 px inputs: a ResNet's 3x3 stride-1 first convolution without max-pool, VGG's single linear classifier) or imagenet (torchvision's model as is: 7x7 stride 2 + max-pool, VGG's 7x7 pool and 4096-wide classifier).")
+    @Option(help: "Stem: small (for 28-64 px inputs: the first layer at stride 1 and no max-pool; VGG: one linear classifier) or imagenet (torchvision's model as is: ResNet 7x7 stride 2 + max-pool, MobileNetV2 and EfficientNet stride 2, VGG the 7x7 pool and 4096-wide classifier).")
     public var stem: ResNetStem = .small
+
+    @Option(name: .customLong("width-mult"), help: "MobileNetV2 width multiplier (every width scaled and rounded to a multiple of 8, as torchvision).")
+    public var widthMultiplier: Double = 1
 
     public init() {}
 
     public func validate() throws {
         guard width > 0 else { throw ValidationError("--width must be positive, got \(width)") }
+        guard widthMultiplier > 0 && widthMultiplier <= ModelConfig.limits.widthMultiplier else {
+            throw ValidationError("--width-mult must be in (0, \(ModelConfig.limits.widthMultiplier)], got \(widthMultiplier)")
+        }
         guard depth > 0 else { throw ValidationError("--depth must be positive, got \(depth)") }
     }
 
@@ -31,7 +37,7 @@ public struct ModelOptions: ParsableArguments {
     public func config(channels: Int, imageSize: Int, classes: Int) -> ModelConfig {
         // `model` holds a registered name, so the look-up cannot fail.
         (try? ModelConfig.named(model.name, width: width, depth: depth, stem: stem.rawValue, channels: channels,
-                                imageSize: imageSize, classes: classes))
+                                imageSize: imageSize, classes: classes, widthMultiplier: widthMultiplier))
             ?? ModelConfig(arch: model.name, channels: channels, imageSize: imageSize, classes: classes)
     }
 

@@ -231,6 +231,7 @@ final class ArchitectureRegistryTests: XCTestCase {
                 case .width(let w): width = w
                 case .depth(let d): depth = d
                 case .stem(let s): stem = s
+                case .widthMultiplier: break
                 }
             }
             for (channels, size) in [(1, 28), (3, 32)] {

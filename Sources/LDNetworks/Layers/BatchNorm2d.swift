@@ -44,12 +44,12 @@ public final class ClassStatistics {
     }
 }
 
-/// Batch normalisation over (N, H, W) per channel, optionally followed by a fused ReLU, on channel-major
-/// activations: x (C,N,H,W) → y (C,N,H,W).
+/// Batch normalisation over (N, H, W) per channel, optionally followed by a fused activation (ReLU, ReLU6,
+/// SiLU: `Activation`), on channel-major activations: x (C,N,H,W) → y (C,N,H,W).
 ///
 /// Train mode normalises with the batch mean and biased variance and updates the running statistics
-/// (momentum 0.1; the running variance takes the unbiased batch variance, as PyTorch does). Eval mode
-/// normalises with the running statistics.
+/// (momentum 0.1 by default; the running variance takes the unbiased batch variance, as PyTorch does). Eval
+/// mode normalises with the running statistics.
 ///
 /// Hook for the BN-statistics loss: with `captureBatchStatistics` set, forward also writes the batch mean and
 /// biased variance of its input to `batchMean` / `batchVariance` (in eval mode too, where the output still
@@ -58,12 +58,14 @@ public final class ClassStatistics {
 public final class BatchNorm2d: Layer {
     /// C.
     public let channels: Int
-    /// Added to the variance before the square root (PyTorch's default).
-    public let eps: Float = 1e-5
-    /// Running-statistics momentum: running = (1 − m)·running + m·batch.
-    public let momentum: Float = 0.1
-    /// Whether a ReLU follows inside this layer (y = max(bn(x), 0)).
-    public let fusedReLU: Bool
+    /// Added to the variance before the square root (PyTorch's default 1e-5 unless given).
+    public let eps: Float
+    /// Running-statistics momentum: running = (1 − m)·running + m·batch (PyTorch's default 0.1 unless given).
+    public let momentum: Float
+    /// The activation applied inside this layer after the normalisation (y = act(bn(x))).
+    public let activation: Activation
+    /// Whether the fused activation is a ReLU (y = max(bn(x), 0)).
+    public var fusedReLU: Bool { activation == .relu }
     /// Whether a 2×2 stride-2 average pool (floor on odd sizes) follows the ReLU inside this layer (the
     /// ConvNet block): y (C,N,H/2,W/2). The un-pooled activation is never stored; backward recomputes the
     /// ReLU mask from the cached input.
@@ -114,10 +116,19 @@ public final class BatchNorm2d: Layer {
 
     /// γ = 1, β = 0, running mean 0, running variance 1. `relu` fuses a ReLU, `pool` (needs `relu`) the
     /// 2×2 average pool after it; `name` prefixes parameter and buffer names.
-    public init(_ channels: Int, relu: Bool = false, pool: Bool = false, name: String = "") {
-        precondition(!pool || relu, "BatchNorm2d: the fused average pool follows the fused ReLU")
+    public convenience init(_ channels: Int, relu: Bool = false, pool: Bool = false, name: String = "") {
+        self.init(channels, activation: relu ? .relu : .none, pool: pool, name: name)
+    }
+
+    /// γ = 1, β = 0, running mean 0, running variance 1, with `activation` fused after the normalisation,
+    /// PyTorch's `eps` and `momentum` unless given; `pool` (needs ReLU) fuses the 2×2 average pool after it.
+    public init(_ channels: Int, activation: Activation, eps: Float = 1e-5, momentum: Float = 0.1,
+                pool: Bool = false, name: String = "") {
+        precondition(!pool || activation == .relu, "BatchNorm2d: the fused average pool follows the fused ReLU")
         self.channels = channels
-        self.fusedReLU = relu
+        self.activation = activation
+        self.eps = eps
+        self.momentum = momentum
         self.fusedPool = pool
         self.name = name
         let prefix = name.isEmpty ? "" : name + "."
@@ -143,7 +154,7 @@ public final class BatchNorm2d: Layer {
     public var activationFloats: Int { output.count }
     public func trace(_ x: ImageShape) -> LayerTrace {
         LayerTrace(fusedPool ? ImageShape(c: x.c, h: x.h / 2, w: x.w / 2) : x,
-                   "batchnorm\(fusedReLU ? "+relu" : "")\(fusedPool ? "+avgpool2" : "") \(name)")
+                   "batchnorm\(activation == .none ? "" : "+" + activation.rawValue)\(fusedPool ? "+avgpool2" : "") \(name)")
     }
 
     public func forward(_ x: Tensor) -> Tensor {
@@ -155,7 +166,7 @@ public final class BatchNorm2d: Layer {
         let needBatch = beginForward(n: n)
         let xp = UnsafePointer(x.data), yp = output.data
         let ps = planeSum, pq = planeSq
-        let relu = fusedReLU
+        let relu = fusedReLU, act = activation
         Engine.parallelRange(channels) { c0, c1 in
             for c in c0..<c1 {
                 let src = xp + c * m, dst = yp + c * m
@@ -181,6 +192,12 @@ public final class BatchNorm2d: Layer {
                         i += 16
                     }
                     while i < m { let y = src[i] * a + sh; dst[i] = y > 0 ? y : 0; i += 1 }
+                } else if act == .relu6 {
+                    while i + 16 <= m { store16(relu6x16(load16(src + i) * va + vb), dst + i); i += 16 }
+                    while i < m { dst[i] = act.apply(src[i] * a + sh); i += 1 }
+                } else if act == .silu {
+                    while i + 16 <= m { store16(silu16(load16(src + i) * va + vb), dst + i); i += 16 }
+                    while i < m { dst[i] = act.apply(src[i] * a + sh); i += 1 }
                 } else {
                     while i + 16 <= m { store16(load16(src + i) * va + vb, dst + i); i += 16 }
                     while i < m { dst[i] = src[i] * a + sh; i += 1 }
@@ -193,7 +210,8 @@ public final class BatchNorm2d: Layer {
 
     /// Eval mode's per-channel map y = x·scale + shift (C each, owned by the layer) for a convolution to apply
     /// in place of this layer's forward (`Conv2d.forward(_:then:)`); nil when forward does more than that (train
-    /// mode, the statistics hook, class statistics, fused pooling). ReLU is left to the caller (`fusedReLU`).
+    /// mode, the statistics hook, class statistics, fused pooling). The activation is left to the caller
+    /// (`activation`).
     func inferenceAffine() -> (scale: UnsafePointer<Float>, shift: UnsafePointer<Float>)? {
         guard !flags.training, !captureBatchStatistics, classLabels == nil, !fusedPool else { return nil }
         let a = inferenceScale.data, b = inferenceShift.data
@@ -317,11 +335,21 @@ public final class BatchNorm2d: Layer {
         // depends only on dy[i] and x[i]. This saves one activation-sized buffer per BatchNorm layer.
         let xp = UnsafePointer(x.data), gp = UnsafePointer(dy.data), dxp = dy.data
         let mask: UnsafePointer<Float>? = fusedReLU ? UnsafePointer(output.data) : nil
+        let act = activation, yp = UnsafePointer(output.data)
+        let gamma = weight.value.data, beta = bias.value.data, mean = usedMean.data, inv = usedInvStd.data
         Engine.parallelRange(channels) { c0, c1 in
             for c in c0..<c1 {
                 let src = xp + c * m, gr = gp + c * m, dst = dxp + c * m
                 let mk = mask.map { $0 + c * m }
-                let (sg, sgx) = gradSums(gr, src, mk, m)
+                let (sg, sgx): (Double, Double)
+                if act == .relu6 || act == .silu {
+                    // g = act'(z)·dy written over dy first (read off y for ReLU6, from z = a·x + shift
+                    // recomputed for SiLU), then the plain path below.
+                    let a = gamma[c] * inv[c], sh = beta[c] - mean[c] * a
+                    (sg, sgx) = activationGradSums(dst, src, yp + c * m, m, a: a, shift: sh, act)
+                } else {
+                    (sg, sgx) = gradSums(gr, src, mk, m)
+                }
                 let (a, k1, k0, center) = channelGradient(c, sumG: sg, sumGX: sgx, count: m)
                 guard wantDx else { continue }
                 let vc = V16(repeating: center)
@@ -480,4 +508,46 @@ func pooledPlaneGradient(_ pl: UnsafePointer<Float>, _ gq: UnsafePointer<Float>,
         dl[i] = a * gv + f1 * (pl[i] - center) + f0
         i += 1
     }
+}
+
+/// (Σg, Σg·x) over n floats of a BatchNorm followed by ReLU6 or SiLU, g = act'(a·x + shift)·dy written over
+/// dy: ReLU6's mask from y (0 < y < 6), SiLU's derivative from z recomputed.
+@inline(__always)
+func activationGradSums(_ dy: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, _ n: Int,
+                        a: Float, shift sh: Float, _ act: Activation) -> (Double, Double) {
+    var s = 0.0, q = 0.0
+    let va = V16(repeating: a), vsh = V16(repeating: sh)
+    var i = 0
+    while i < n {
+        let e = min(n, i + 4096)
+        var vs = V16(), vq = V16()
+        // one loop per activation, so that neither the test nor a call stays in the loop
+        if act == .relu6 {
+            while i + 16 <= e {
+                let xv = load16(x + i), yv = load16(y + i)
+                let g = load16(dy + i).replacing(with: 0, where: (yv .<= 0) .| (yv .>= 6))
+                store16(g, dy + i)
+                vs += g
+                vq += g * xv
+                i += 16
+            }
+        } else {
+            while i + 16 <= e {
+                let xv = load16(x + i)
+                let g = siluGradient16(xv * va + vsh, load16(dy + i))
+                store16(g, dy + i)
+                vs += g
+                vq += g * xv
+                i += 16
+            }
+        }
+        var ts = Double(vs.sum()), tq = Double(vq.sum())
+        while i < e {
+            let g = act == .relu6 ? (y[i] > 0 && y[i] < 6 ? dy[i] : 0) : act.derivative(x[i] * a + sh) * dy[i]
+            dy[i] = g
+            ts += Double(g); tq += Double(g) * Double(x[i]); i += 1
+        }
+        s += ts; q += tq
+    }
+    return (s, q)
 }

@@ -202,10 +202,11 @@ public final class Conv2d: Layer {
     /// and ReLU, as a residual block ends) applied to each output channel while it is in cache (see
     /// `ConvEpilogue`): the same values as `bn.forward(forward(x))` without BN's pass over the output. nil,
     /// having done nothing, unless this is the F(4×4) Winograd path and `bn` has a plain affine map (eval mode,
-    /// no statistics hook or class statistics, no fused pooling, no fused ReLU before a residual); then call
-    /// the layers one by one. No backward may follow.
+    /// no statistics hook or class statistics, no fused pooling, no fused ReLU before a residual, no activation
+    /// other than ReLU); then call the layers one by one. No backward may follow.
     public func forward(_ x: Tensor, then bn: BatchNorm2d, residual: Tensor? = nil, relu: Bool = false) -> Tensor? {
         guard x.shape.count == 4, bn.channels == outChannels, residual == nil || !bn.fusedReLU,
+              bn.activation == .none || bn.activation == .relu,
               usesWinograd(height: x.shape[2], width: x.shape[3]), let affine = bn.inferenceAffine() else { return nil }
         precondition(x.shape[0] == inChannels, "Conv2d: input \(x.shape), expected (\(inChannels),N,H,W)")
         input = x

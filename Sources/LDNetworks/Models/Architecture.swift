@@ -32,6 +32,8 @@ public enum ModelOption: Equatable, Sendable {
     case width(Int)
     case depth(Int)
     case stem(String)
+    /// MobileNetV2's width multiplier (`ModelConfig.widthMultiplier`).
+    case widthMultiplier(Double)
 
     /// The flag and its default, for help texts: `--width 64`.
     public var help: String {
@@ -39,6 +41,7 @@ public enum ModelOption: Equatable, Sendable {
         case .width(let w): return "--width \(w)"
         case .depth(let d): return "--depth \(d)"
         case .stem(let s): return "--stem \(s)"
+        case .widthMultiplier(let m): return "--width-mult \(m)"
         }
     }
 }
@@ -46,7 +49,8 @@ public enum ModelOption: Equatable, Sendable {
 /// The registry of architectures.
 public enum Architectures {
     /// Every architecture ld can build, in `--help` order.
-    public static let all: [any Architecture.Type] = [ConvNet.self, ResNet18.self, ResNet50.self, ResNet101.self, VGG11.self]
+    public static let all: [any Architecture.Type] = [ConvNet.self, ResNet18.self, ResNet50.self, ResNet101.self,
+                                                      MobileNetV2.self, EfficientNetB0.self, VGG11.self]
 
     /// The names, in `--help` order.
     public static var names: [String] { all.map { $0.name } }
@@ -61,9 +65,10 @@ public enum Architectures {
 
     /// One line per architecture: its name, what it is, its options and their defaults.
     public static var helpLines: [String] {
-        all.map { a in
+        let width = max(9, names.map(\.count).max() ?? 0)   // padding(toLength:) would cut longer names
+        return all.map { a in
             let options = a.options.map(\.help).joined(separator: " ")
-            return "\(a.name.padding(toLength: 9, withPad: " ", startingAt: 0)) \(a.summary)\(options.isEmpty ? "" : " (\(options))")"
+            return "\(a.name.padding(toLength: width, withPad: " ", startingAt: 0)) \(a.summary)\(options.isEmpty ? "" : " (\(options))")"
         }
     }
 }

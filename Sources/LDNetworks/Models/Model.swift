@@ -94,7 +94,7 @@ public final class Model {
                 t = y; i += 2
                 continue
             }
-            t = (layers[i] as? BasicBlock)?.predict(t) ?? layers[i].forward(t)
+            t = (layers[i] as? BasicBlock)?.predict(t) ?? (layers[i] as? InvertedResidual)?.predict(t) ?? layers[i].forward(t)
             i += 1
         }
         return t

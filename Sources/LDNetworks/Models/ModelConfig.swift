@@ -18,11 +18,15 @@ public struct ModelConfig: Codable, Equatable, Sendable {
     public var classes: Int
     /// ResNet stem: `small` (3×3 stride 1, no max-pool; CIFAR-style) or `imagenet` (7×7 stride 2 + max-pool).
     public var stem: String
+    /// MobileNetV2's width multiplier; nil for 1.0 and for the architectures without one (absent from the
+    /// JSON then, so model files written before it existed keep their bytes).
+    public var widthMultiplier: Double?
 
     public init(arch: String, width: Int = 128, depth: Int = 3, channels: Int, imageSize: Int, classes: Int,
-                stem: String = "small") {
+                stem: String = "small", widthMultiplier: Double? = nil) {
         self.arch = arch; self.width = width; self.depth = depth
         self.channels = channels; self.imageSize = imageSize; self.classes = classes; self.stem = stem
+        self.widthMultiplier = widthMultiplier
     }
 
     /// ConvNet-BN (DC/DM family): [conv3×3 pad 1 → BN → ReLU → avg-pool 2] × depth, flatten, linear.
@@ -40,15 +44,18 @@ public struct ModelConfig: Codable, Equatable, Sendable {
     /// The architecture `name` with the options given (each architecture keeps the ones it reads and fixes the
     /// rest), for inputs of `channels` x `imageSize` x `imageSize` and `classes` classes.
     public static func named(_ name: String, width: Int, depth: Int, stem: String, channels: Int, imageSize: Int,
-                             classes: Int) throws -> ModelConfig {
-        try Architectures.named(name).canonical(ModelConfig(arch: name, width: width, depth: depth, channels: channels,
-                                                             imageSize: imageSize, classes: classes, stem: stem))
+                             classes: Int, widthMultiplier: Double? = nil) throws -> ModelConfig {
+        let a = try Architectures.named(name)
+        let reads = a.options.contains { if case .widthMultiplier = $0 { return true }; return false }
+        return a.canonical(ModelConfig(arch: name, width: width, depth: depth, channels: channels, imageSize: imageSize,
+                                       classes: classes, stem: stem, widthMultiplier: reads ? widthMultiplier : nil))
     }
 
     /// Bounds on the fields, beyond any model ld is meant for, so that a forged configuration is refused
     /// by name instead of being allocated: image channels, input size, classes (ImageNet-21k has 21,841),
-    /// ConvNet width and depth.
-    public static let limits = (channels: 16, imageSize: 2048, classes: Limits.classes, width: 8192, depth: 16)
+    /// ConvNet width and depth, MobileNetV2's width multiplier.
+    public static let limits = (channels: 16, imageSize: 2048, classes: Limits.classes, width: 8192, depth: 16,
+                                widthMultiplier: 8.0)
 
     /// Checks the fields before a model is built; throws a one-line reason. Beyond the ranges, the
     /// weights (with their gradients and two optimiser states) and one image's activations must fit in the
@@ -67,6 +74,14 @@ public struct ModelConfig: Codable, Equatable, Sendable {
         if architecture.options.contains(where: { if case .depth = $0 { return true }; return false }),
            depth < 1 || depth > l.depth {
             throw LDError("model config: depth \(depth) is out of range 1...\(l.depth)")
+        }
+        if let m = widthMultiplier {
+            guard architecture.options.contains(where: { if case .widthMultiplier = $0 { return true }; return false }) else {
+                throw LDError("model config: \(arch) has no width multiplier")
+            }
+            guard m > 0 && m <= l.widthMultiplier else {
+                throw LDError("model config: width multiplier \(m) is out of range (0, \(l.widthMultiplier)]")
+            }
         }
         try architecture.validate(self)
         let size = architecture.size(self)
