@@ -77,6 +77,10 @@ public enum TorchvisionNames {
             }
             return (ModelConfig.convnet(width: width, depth: depth, channels: channels, imageSize: size, classes: classes), notes)
         }
+        if let f0 = shape("features.0.0.weight"), let cls = shape("classifier.1.weight"),
+           state["features.1.conv.0.0.weight"] != nil || state["features.1.0.block.0.0.weight"] != nil {
+            return try inferMobile(state, name: name, imageSize: imageSize, first: f0, classifier: cls)
+        }
         if let f0 = shape("features.0.weight"), let c0 = shape("classifier.0.weight") {
             return try inferVGG(state, name: name, imageSize: imageSize, first: f0, classifier: c0)
         }
@@ -103,7 +107,31 @@ public enum TorchvisionNames {
             return (try ModelConfig.named(arch, width: 64, depth: 3, stem: stem, channels: c1[1], imageSize: size, classes: fc[0]), notes)
         }
         let sample = state.names.prefix(6).map { "'\($0)'" }.joined(separator: ", ")
-        throw LDError("\(name): not an architecture ld has (convnet: features.N.* and classifier.*; vgg11: features.N.* and classifier.0-6.*; resnet18, resnet50, resnet101: conv1, layer1-4, fc); keys it does not recognise: \(sample)\(state.count > 6 ? " and \(state.count - 6) more" : "")")
+        throw LDError("\(name): not an architecture ld has (convnet: features.N.* and classifier.*; vgg11: features.N.* and classifier.0-6.*; mobilenetv2, efficientnet-b0: features.N.M.* and classifier.1.*; resnet18, resnet50, resnet101: conv1, layer1-4, fc); keys it does not recognise: \(sample)\(state.count > 6 ? " and \(state.count - 6) more" : "")")
+    }
+
+    /// MobileNetV2 (`features.N.conv...`, any of torchvision's width multipliers, told by the tensors' shapes) or EfficientNet-B0 (`features.S.B.block...`). The first
+    /// convolution's stride is not in the weights: `small` (stride 1) is assumed for inputs of 64 px or less,
+    /// torchvision's `imagenet` otherwise, and said.
+    static func inferMobile(_ state: StateDict, name: String, imageSize: Int?, first: [Int], classifier: [Int]) throws -> (config: ModelConfig, notes: [String]) {
+        guard first.count == 4, classifier.count == 2 else {
+            throw LDError("\(name): features.0.0.weight \(first) and classifier.1.weight \(classifier) are not a MobileNet's")
+        }
+        let size = imageSize ?? 224
+        let stem = size <= 64 ? "small" : "imagenet"
+        var notes = imageSize == nil ? ["input size 224 assumed (--image-size sets it)"] : []
+        notes.append("first convolution at stride \(stem == "small" ? 1 : 2) assumed for \(size) px inputs (\(stem) stem): the weights do not say")
+        let arch = state["features.1.conv.0.0.weight"] != nil ? MobileNetV2.name : EfficientNetB0.name
+        let multipliers: [Double?] = arch == MobileNetV2.name ? [nil, 0.35, 0.5, 0.75, 1.3, 1.4] : [nil]
+        for m in multipliers {
+            let config = try ModelConfig.named(arch, width: 64, depth: 3, stem: stem, channels: first[1], imageSize: size,
+                                               classes: classifier[0], widthMultiplier: m)
+            var zero = ZeroRandom()
+            let model = try Model(config, rng: &zero)
+            // every tensor's shape must agree (0.35 and 0.5 share the first and last widths)
+            if model.parameters.allSatisfy({ state[$0.name]?.shape == $0.value.shape }) { return (config, notes) }
+        }
+        throw LDError("\(name): a \(arch) whose first convolution \(first) and classifier \(classifier) fit none of torchvision's width multipliers")
     }
 
     /// VGG-11 with BatchNorm: convolutions at torchvision's `features` indices 0, 4, 8, 11, 15, 18, 22, 25, each

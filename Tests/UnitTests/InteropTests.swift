@@ -80,9 +80,10 @@ final class InteropTests: XCTestCase {
         XCTAssertEqual(big.std, [0.229, 0.224, 0.225])
         XCTAssertEqual(big.classNames[9], "c9")
         // Bottleneck ResNets by their blocks per stage (names only: no ld metadata to go by).
-        for (arch, stem) in [("resnet50", "imagenet"), ("resnet101", "small"), ("vgg11", "small"), ("vgg11", "imagenet")] {
+        for (arch, stem, m) in [("resnet50", "imagenet", nil), ("resnet101", "small", nil), ("vgg11", "small", nil), ("vgg11", "imagenet", nil),
+                                ("mobilenetv2", "small", nil), ("mobilenetv2", "small", 0.5), ("efficientnet-b0", "small", nil)] as [(String, String, Double?)] {
             var rng = LDRandom(seed: 1, stage: .weightInit)
-            let config = try ModelConfig.named(arch, width: 64, depth: 3, stem: stem, channels: 3, imageSize: 64, classes: 6)
+            let config = try ModelConfig.named(arch, width: 64, depth: 3, stem: stem, channels: 3, imageSize: 64, classes: 6, widthMultiplier: m)
             let model = try Model(config, rng: &rng)
             let state = TorchvisionNames.stateDict(of: model)
             XCTAssertEqual(try TorchvisionNames.infer(state, name: arch, imageSize: 64).config, config)
