@@ -21,7 +21,21 @@ public func fuzzImageInput(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
             let (w, h) = d.scaledSize(denominator)
             let out = UnsafeMutablePointer<UInt8>.allocate(capacity: channels * w * h)
             defer { out.deallocate() }
-            try d.finish(into: out, channels: channels, denominator: denominator)
+            if knob & 8 == 0 {
+                try d.finish(into: out, channels: channels, denominator: denominator)
+            } else {
+                // The transforms read the decoder's interleaved rows: an exact-size buffer, so ASan sees any
+                // read past it; the output size and box come from the input.
+                try d.finishInterleaved(into: out, channels: channels, denominator: denominator)
+                let s = 1 + (knob >> 4)
+                let dst = UnsafeMutablePointer<UInt8>.allocate(capacity: channels * s * s)
+                defer { dst.deallocate() }
+                EvalTransform(size: s).apply(out, channels: channels, height: h, width: w,
+                                             layout: .interleaved(channels: channels, width: w), into: dst)
+                let x0 = Double(knob % max(1, w)), y0 = Double((knob / 3) % max(1, h))
+                Resample.resize(out, channels: channels, height: h, width: w, layout: .interleaved(channels: channels, width: w),
+                                box: (x0, y0, Double(w), Double(h)), outH: s, outW: s, flip: knob & 4 != 0, into: dst)
+            }
         } else {
             _ = try PNG.decode(Array(raw), name: "fuzz")
         }

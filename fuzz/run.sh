@@ -22,7 +22,7 @@ swiftc -sanitize=fuzzer,address -parse-as-library -O -g -module-name LDFuzz -D L
     $(pkg-config --libs libzstd openblas) -o "$bin/stream-fuzz"
 echo "fuzz: building $bin/image-fuzz" >&2
 rm -rf "$bin/isrc" && mkdir -p "$bin/isrc"
-for f in Sources/LDData/Images/PNG.swift Sources/LDData/Images/JPEG.swift Sources/LDKernels/*/*.swift Sources/LDKernels/Version.swift; do
+for f in Sources/LDData/Images/PNG.swift Sources/LDData/Images/JPEG.swift Sources/LDData/Images/Resample.swift Sources/LDKernels/*/*.swift Sources/LDKernels/Version.swift; do
     sed -e '/^import LD/d' -e '/^import CBuildInfo/d' -e 's/String(cString: ld_revision())/"fuzz"/' "$f" > "$bin/isrc/$(basename "$f")"
 done
 swiftc -sanitize=fuzzer,address -parse-as-library -O -g -module-name LDImageFuzz -enforce-exclusivity=unchecked \
