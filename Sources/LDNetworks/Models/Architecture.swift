@@ -46,7 +46,8 @@ public enum ModelOption: Equatable, Sendable {
 /// The registry of architectures.
 public enum Architectures {
     /// Every architecture ld can build, in `--help` order.
-    public static let all: [any Architecture.Type] = [ConvNet.self, ResNet18.self, ResNet50.self, ResNet101.self]
+    public static let all: [any Architecture.Type] = [ConvNet.self, ResNet18.self, ResNet50.self, ResNet101.self,
+                                                    VisionTransformer.self]
 
     /// The names, in `--help` order.
     public static var names: [String] { all.map { $0.name } }
