@@ -21,8 +21,9 @@ public final class TransformerBlock: Layer {
     public var wantsParamGrads: Bool {
         get { flags.wantsParamGrads }
         set {
-            flags.wantsParamGrads = newValue
-            for l in [norm1, attention, norm2, fc1, fc2] as [Layer] { l.wantsParamGrads = newValue }
+            flags.wantsParamGrads = newValue   // set every step by Model.backward: no array built here
+            norm1.wantsParamGrads = newValue; attention.wantsParamGrads = newValue; norm2.wantsParamGrads = newValue
+            fc1.wantsParamGrads = newValue; fc2.wantsParamGrads = newValue
         }
     }
     public var wantsInputGrad: Bool { get { flags.wantsInputGrad } set { flags.wantsInputGrad = newValue } }

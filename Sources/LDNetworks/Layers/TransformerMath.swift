@@ -14,7 +14,7 @@ public enum TransformerMath {
     /// exponent bits. Inputs are clamped to [-87, 88] (results stay normal and finite).
     @inline(__always)
     public static func exp(_ x: SIMD16<Float>) -> SIMD16<Float> {
-        let x = x.clamped(lowerBound: SIMD16(repeating: -87), upperBound: SIMD16(repeating: 88))
+        let x = clamp(x, -87, 88)
         // k = round(x / ln2) by the 1.5·2^23 shift: the sum's low mantissa bits hold k
         let shifted = x * 1.442_695_04 + 12_582_912
         let k = shifted - 12_582_912
@@ -36,7 +36,7 @@ public enum TransformerMath {
     /// erf is ±1 in float), within 4e-7 absolute.
     @inline(__always)
     public static func erf(_ x: SIMD16<Float>) -> SIMD16<Float> {
-        let xc = x.clamped(lowerBound: SIMD16(repeating: -4), upperBound: SIMD16(repeating: 4))
+        let xc = clamp(x, -4, 4)
         let y = xc * xc
         var p = SIMD16<Float>(repeating: 1.966_082_9e-8)
         p = p * y - 1.971_519_4e-6
@@ -50,7 +50,20 @@ public enum TransformerMath {
         q = q * y + 0.117_171_54
         q = q * y + 0.515_176_11
         q = q * y + 1
-        return (xc * p / q).clamped(lowerBound: SIMD16(repeating: -1), upperBound: SIMD16(repeating: 1))
+        return clamp(xc * p / q, -1, 1)
+    }
+
+    /// v limited to [lo, hi] by compare and select (the standard library's `clamped` and `pointwiseMin`
+    /// keep NaN semantics lane by lane and compile to scalar code).
+    @inline(__always)
+    static func clamp(_ v: SIMD16<Float>, _ lo: Float, _ hi: Float) -> SIMD16<Float> {
+        v.replacing(with: lo, where: v .< lo).replacing(with: hi, where: v .> hi)
+    }
+
+    /// The lane-wise maximum by compare and select.
+    @inline(__always)
+    static func maximum(_ a: SIMD16<Float>, _ b: SIMD16<Float>) -> SIMD16<Float> {
+        a.replacing(with: b, where: b .> a)
     }
 
     /// GELU(x) = x·Φ(x) = x/2·(1 + erf(x/√2)) (the exact form, PyTorch's `nn.GELU()` default).
@@ -97,7 +110,7 @@ public enum TransformerMath {
             let row = p + r * n
             var vmax = SIMD16<Float>(repeating: -.infinity)
             var i = 0
-            while i < full { vmax = pointwiseMax(vmax, load16(row + i)); i += 16 }
+            while i < full { vmax = maximum(vmax, load16(row + i)); i += 16 }
             var m = vmax.max()
             for j in full..<n { m = Swift.max(m, row[j]) }
             let vm = SIMD16<Float>(repeating: m)
