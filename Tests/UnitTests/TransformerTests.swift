@@ -309,7 +309,7 @@ final class VisionTransformerModelTests: XCTestCase {
 
     func testPatchRuleAndValidation() throws {
         XCTAssertEqual([224, 64, 32, 28, 16, 96, 8, 30, 31].map(VisionTransformer.patchSize(for:)), [16, 8, 4, 4, 2, 8, 1, 2, 1])
-        XCTAssertEqual(try config(imageSize: 32).summary, "vit-tiny patch 4")
+        XCTAssertEqual(try config(imageSize: 32).summary, "vit-tiny")
         XCTAssertEqual(try config(imageSize: 32).width, 192)
         XCTAssertEqual(try config(imageSize: 32).depth, 12)
         var rng = LDRandom(seed: 1, stage: .weightInit)
@@ -320,6 +320,7 @@ final class VisionTransformerModelTests: XCTestCase {
         // 65 tokens: 12 blocks of 65·(12·192²) + 2·65²·192 MACs, the patch convolution, the head
         XCTAssertEqual(m.macsPerImage, 12 * (65 * 12 * 192 * 192 + 2 * 65 * 65 * 192) + 64 * 192 * 48 + 1920)
         XCTAssertTrue(m.summary.contains { $0.contains("block blocks.11") && $0.contains(" 192x 65x1") }, m.summary.joined(separator: "\n"))
+        XCTAssertTrue(m.summary.contains { $0.contains("patch embed 4x4") }, m.summary.joined(separator: "\n"))
     }
 
     /// Eval forward and `predict` agree bit for bit; forward after predict too; two threads agree with one.
@@ -336,6 +337,24 @@ final class VisionTransformerModelTests: XCTestCase {
         let c = m.forward(x).array
         Engine.threads = 2
         for (u, v) in zip(a, c) { XCTAssertEqual(u, v, accuracy: 1e-5) }
+    }
+
+    /// A model file keeps every tensor: the loaded model gives the same logits.
+    func testModelFileRoundTrip() throws {
+        var rng = LDRandom(seed: 5, stage: .weightInit)
+        let m = try Model(try config(channels: 1, imageSize: 28), rng: &rng)
+        m.training = false
+        var test = SplitMix64(seed: 110)
+        for p in m.parameters { for i in 0..<p.value.count { p.value.data[i] += Float(test.normal(mean: 0, std: 0.01)) } }
+        let x = randomTensor([2, 1, 28, 28], &test)
+        let before = m.forward(x).array
+        let path = NSTemporaryDirectory() + "vit-\(getpid()).ldm"
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        var file = ModelFile(model: m, mean: [0.5], std: [0.25], classNames: [])
+        try file.save(path: path, producer: "test")
+        let loaded = try ModelFile.load(path: path)
+        XCTAssertEqual(loaded.model.config, m.config)
+        XCTAssertTrue(before.elementsEqual(loaded.model.predict(x).array, by: { $0.bitPattern == $1.bitPattern }))
     }
 
     /// A few AdamW steps (lr 1e-4: no warm-up here) on a small fixed batch lower the loss; the gradient

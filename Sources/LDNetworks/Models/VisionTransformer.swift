@@ -69,10 +69,9 @@ public enum VisionTransformer: Architecture {
         return layers + [ClassTokenPool(tokens: embed.tokens), LayerNorm(dim, name: "norm"), head]
     }
 
-    public static func describe(_ c: ModelConfig) -> String {
-        let p = patchSize(for: c.imageSize)
-        return "\(name) patch \(p)"
-    }
+    /// `vit-tiny`, whatever the image size: the tools describe a student before they know its data (the
+    /// patch size shows in the `-v` layer lines, `patch embed 4x4`).
+    public static func describe(_ c: ModelConfig) -> String { name }
 
     public static func size(_ c: ModelConfig) -> (parameters: Double, activationsPerImage: Double) {
         let d = Double(dim), p = Double(patchSize(for: c.imageSize)), side = (Double(c.imageSize) / p).rounded(.down)
