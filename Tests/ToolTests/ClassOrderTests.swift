@@ -83,3 +83,24 @@ final class ClassOrderTests: ToolTestCase {
         XCTAssertTrue(reordered.err.contains("remapped by name"), reordered.err)
     }
 }
+
+/// Models without BatchNorm (the vision transformer): soft labels and students yes, recovery no.
+final class NoBatchNormToolTests: ToolTestCase {
+    func testRecoverAndClassStatisticsRefuseAModelWithoutBatchNorm() throws {
+        let data = ToolFixtures.tinyImages(classes: 4, perClass: 2, size: 16)
+        try data.writeStream(path: path("images.ldi"), producer: "test")
+        var rng = LDRandom(seed: 1, stage: .weightInit)
+        let config = try ModelConfig.named("vit-tiny", width: 64, depth: 3, stem: "small", channels: 1, imageSize: 16, classes: 4)
+        var file = ModelFile(model: try Model(config, rng: &rng), mean: data.mean, std: data.std, classNames: data.classNames)
+        try file.save(path: path("vit.ldm"), producer: "test")
+        let r = try run("ld-recover", ["--teacher", "vit.ldm", "--ipc", "1", "--iterations", "2", "-o", "syn.ldi"])
+        assertOneLineError(r, mentioning: "no BatchNorm layers")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: path("syn.ldi")))
+        // as a teacher of soft labels it works
+        let relabel = try run("ld-relabel", ["--teacher", "vit.ldm", "--data", "images.ldi", "--epochs", "1", "--batch-size", "4",
+                                             "--threads", "1", "-o", "l.ldl", "-q"])
+        XCTAssertEqual(relabel.status, 0, relabel.err)
+        assertOneLineError(try run("ld-squeeze", ["--data", "images.ldi", "--model", "vit-tiny", "--epochs", "1", "--class-stats",
+                                                  "-o", "t.ldm"]), mentioning: "no BatchNorm")
+    }
+}

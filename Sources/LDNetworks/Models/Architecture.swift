@@ -50,7 +50,7 @@ public enum ModelOption: Equatable, Sendable {
 public enum Architectures {
     /// Every architecture ld can build, in `--help` order.
     public static let all: [any Architecture.Type] = [ConvNet.self, ResNet18.self, ResNet50.self, ResNet101.self,
-                                                      MobileNetV2.self, EfficientNetB0.self, VGG11.self]
+                                                      MobileNetV2.self, EfficientNetB0.self, VGG11.self, VisionTransformer.self]
 
     /// The names, in `--help` order.
     public static var names: [String] { all.map { $0.name } }
