@@ -9,7 +9,7 @@ final class ImageDataToolTests: ToolTestCase {
     /// 3 classes x 3 JPEGs of assorted sizes (one gray), in nested class folders.
     func jpegFolder() throws -> String {
         let dir = path("jpegs")
-        var rng = SplitMix(seed: 5)
+        var rng = LDRandom(seed: 5, stage: .subset)
         for (c, name) in ["cat", "dog", "eel"].enumerated() {
             try FileManager.default.createDirectory(atPath: "\(dir)/\(name)/images", withIntermediateDirectories: true)
             for k in 0..<3 {
@@ -58,18 +58,5 @@ final class ImageDataToolTests: ToolTestCase {
         let eval = try run("ld-squeeze", ["--eval-only", "t.ldm", "--val", "folder:\(dir)"])
         XCTAssertEqual(eval.status, 0, eval.err)
         XCTAssertTrue(eval.stdout.contains("\"images\":9"), eval.stdout)
-    }
-}
-
-/// A tiny seeded generator for fixtures.
-struct SplitMix {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }
