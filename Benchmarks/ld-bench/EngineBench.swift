@@ -20,21 +20,21 @@ private struct BenchRNG: RandomNumberGenerator {
     }
 }
 
-private func now() -> Double {
+func now() -> Double {
     var ts = timespec()
     clock_gettime(CLOCK_MONOTONIC, &ts)
     return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
 }
 
 /// Peak resident set size of this process in bytes.
-private func peakRSS() -> Int {
+func peakRSS() -> Int {
     var ru = rusage()
     getrusage(RUSAGE_SELF.rawValue, &ru)
     return ru.ru_maxrss * 1024
 }
 
 /// Current resident set size in bytes (from /proc/self/statm).
-private func currentRSS() -> Int {
+func currentRSS() -> Int {
     guard let s = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) else { return 0 }
     let f = s.split(separator: " ")
     return f.count > 1 ? (Int(f[1]) ?? 0) * Int(sysconf(Int32(_SC_PAGESIZE))) : 0
@@ -74,7 +74,7 @@ private func sgemmRate(threads: Int, size: Int = 1536, secs: Double) -> Double {
 
 /// Bytes of the activation tensors a training step keeps between forward and backward: every layer output
 /// (convs read their input, BN its input and output) plus the model input.
-private func activationBytes(_ model: Model) -> Int { 4 * model.layers.reduce(0) { $0 + $1.activationFloats } }
+func activationBytes(_ model: Model) -> Int { 4 * model.layers.reduce(0) { $0 + $1.activationFloats } }
 
 private struct Workload {
     let name: String

@@ -26,6 +26,8 @@ usage: ld-bench                 everything: engine workloads, the recover loop, 
        ld-bench jpeg DIR [--mode train|val] [--size 224] [--threads T] [--secs S]
                        image loading on a JPEG folder (decode, RandomResizedCrop+flip or Resize+CenterCrop,
                        normalise), as ../shared/peer/jpeg_bench.py times PIL + torchvision
+       ld-bench ondisk DIR [--size 224] [--model M] [--batch B] [--steps N] [--data-memory 1G]
+                                                    training from a folder kept on disk vs decoded beforehand
        ld-bench depthwise [--threads T] [--secs S]  depthwise convolutions of MobileNetV2 / EfficientNet-B0
 """
 
@@ -63,6 +65,8 @@ do {
         try layerBench(Array(benchArgs.dropFirst()))
     case "depthwise":
         try depthwiseBench(Array(benchArgs.dropFirst()))
+    case "ondisk":
+        try onDiskBench(Array(benchArgs.dropFirst()))
     default:
         FileHandle.standardError.write("ld-bench: unknown benchmark '\(benchArgs[0])'\n\(usage)\n".data(using: .utf8)!)
         exit(2)

@@ -1,7 +1,7 @@
 import LDKernels
 import ArgumentParser
 
-/// Flags every tool shares (`@OptionGroup var common: CommonOptions`): threads, seed, quiet, verbose.
+/// Flags every tool shares (`@OptionGroup var common: CommonOptions`): threads, seed, data memory, quiet, verbose.
 public struct CommonOptions: ParsableArguments {
     @Option(help: "Seed of every random draw (weights, shuffles, augmentations, noise, pruning).")
     public var seed: UInt64 = 0
@@ -11,6 +11,12 @@ public struct CommonOptions: ParsableArguments {
         discussion: "Results do not depend on it except in the last bits of GEMM sums; 1 is bit-reproducible on any machine.",
         valueName: "n"))
     public var threads: Int = 0
+
+    @Option(name: .customLong("data-memory"), help: ArgumentHelp(
+        "Most memory an image folder may take decoded (e.g. 512M, 8G; default: a quarter of this process's memory).",
+        discussion: "A larger folder stays on disk and is decoded batch by batch on all cores, the next batch while the model works on this one.",
+        valueName: "size"))
+    public var dataMemory: String?
 
     @Flag(name: .shortAndLong, help: "Print only errors on stderr (no progress, no summary).")
     public var quiet = false
@@ -22,11 +28,15 @@ public struct CommonOptions: ParsableArguments {
 
     public func validate() throws {
         guard threads >= 0 else { throw ValidationError("--threads must be 0 (all cores) or positive, got \(threads)") }
+        if let m = dataMemory, Memory.parseSize(m) == nil {
+            throw ValidationError("--data-memory: expected a size such as 512M or 8G, got '\(m)'")
+        }
     }
 
     /// Applies `--threads` to the engine.
     public func apply() {
         if threads > 0 { Engine.threads = threads } else { _ = Engine.threads }
+        if let m = dataMemory, let bytes = Memory.parseSize(m) { Memory.dataBudget = bytes }
     }
 
     /// Where a job's lines for people go: stderr, silenced by `--quiet`, detail with `--verbose`.

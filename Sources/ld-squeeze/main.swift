@@ -15,7 +15,7 @@ struct Squeeze: ParsableCommand {
         version: LD.versionLine
     )
 
-    @Option(help: "Training data set: fmnist:train, cifar10:DIR, folder:DIR, an image stream, ...")
+    @Option(help: "Training data set: fmnist:train, cifar10:DIR, folder:DIR, list:FILE[:DIR], an image stream, ...")
     var data: String?
 
     @Option(help: "Validation data set, evaluated after every epoch (e.g. fmnist:test); optional when training.")

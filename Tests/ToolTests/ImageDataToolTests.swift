@@ -1,6 +1,7 @@
 import Foundation
 import LDKernels
 import LDData
+import LDNetworks
 import XCTest
 
 /// JPEG folders of any size through the tools: packed once into an image stream (whole or in shards that
@@ -58,5 +59,54 @@ final class ImageDataToolTests: ToolTestCase {
         let eval = try run("ld-squeeze", ["--eval-only", "t.ldm", "--val", "folder:\(dir)"])
         XCTAssertEqual(eval.status, 0, eval.err)
         XCTAssertTrue(eval.stdout.contains("\"images\":9"), eval.stdout)
+    }
+
+    /// A folder kept on disk (`--data-memory` below its decoded size) gives every tool the same results as in
+    /// memory: a teacher trained from it (the same model file), its evaluation, a pack (the same stream).
+    func testAFolderOnDiskGivesTheSameResultsAsInMemory() throws {
+        let dir = try jpegFolder()
+        for (name, extra) in [("mem", [String]()), ("disk", ["--data-memory", "1K"])] {
+            let r = try run("ld-squeeze", ["--data", "folder:\(dir)", "--image-size", "16", "--val", "folder:\(dir)", "--width", "8",
+                                           "--epochs", "2", "--batch-size", "4", "--threads", "1", "-o", "\(name).ldm", "-q"] + extra)
+            XCTAssertEqual(r.status, 0, r.err)
+            let p = try run("ld-prune", ["--pack", "--data", "folder:\(dir)", "--image-size", "16", "-o", "\(name).ldi"] + extra)
+            XCTAssertEqual(p.status, 0, p.err)
+        }
+        // The same weights, bit for bit (the files differ in the recorded training-set identity, which for a
+        // set on disk is that of its files).
+        let (m, d) = (try ModelFile.load(path: path("mem.ldm")), try ModelFile.load(path: path("disk.ldm")))
+        XCTAssertEqual(m.model.parameters.map { $0.value.array }, d.model.parameters.map { $0.value.array })
+        XCTAssertEqual(m.model.batchNorms.map { $0.runningMean.array }, d.model.batchNorms.map { $0.runningMean.array })
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: path("mem.ldi"))), try Data(contentsOf: URL(fileURLWithPath: path("disk.ldi"))),
+                       "the same packed stream")
+        let a = try run("ld-squeeze", ["--eval-only", "mem.ldm", "--val", "folder:\(dir)"])
+        let b = try run("ld-squeeze", ["--eval-only", "mem.ldm", "--val", "folder:\(dir)", "--data-memory", "1"])
+        XCTAssertEqual(a.status, 0, a.err)
+        XCTAssertEqual(a.stdout, b.stdout)
+        assertOneLineError(try run("ld-squeeze", ["--eval-only", "mem.ldm", "--val", "folder:\(dir)", "--data-memory", "lots"]), mentioning: "--data-memory")
+    }
+
+    /// A flat validation folder and its labels file (ImageNet's LOC_val_solution.csv form) as `list:FILE:DIR`.
+    func testLabelsFileOfAFlatFolder() throws {
+        let dir = try jpegFolder()
+        let flat = path("flat")
+        try FileManager.default.createDirectory(atPath: flat, withIntermediateDirectories: true)
+        var csv = "ImageId,PredictionString\n"
+        for (c, name) in ["cat", "dog", "eel"].enumerated() {
+            for k in 0..<3 {
+                try FileManager.default.copyItem(atPath: "\(dir)/\(name)/images/\(k).jpg", toPath: "\(flat)/v\(c)\(k).jpg")
+                csv += "v\(c)\(k),\(name) 1 2 3 4\n"
+            }
+        }
+        try Data(csv.utf8).write(to: URL(fileURLWithPath: path("val.csv")))
+        let r = try run("ld-prune", ["--pack", "--data", "list:val.csv:flat", "--image-size", "16", "-o", "flat.ldi"])
+        XCTAssertEqual(r.status, 0, r.err)
+        let a = try Dataset.load(path("flat.ldi")), b = try Dataset.load("folder:\(dir)", imageSize: 16)
+        XCTAssertEqual(a.classNames, b.classNames)
+        XCTAssertEqual(a.labels, b.labels)
+        XCTAssertTrue(a.pixels == b.pixels, "the same images, in the same order, as the class folders")
+        try Data("ImageId,PredictionString\nv00,cat\nv99,dog\n".utf8).write(to: URL(fileURLWithPath: path("bad.csv")))
+        assertOneLineError(try run("ld-prune", ["--pack", "--data", "list:bad.csv:flat", "--image-size", "16", "-o", "x.ldi"]), mentioning: "v99")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: path("x.ldi")))
     }
 }

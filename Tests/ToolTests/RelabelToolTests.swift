@@ -76,7 +76,7 @@ final class RelabelToolTests: ToolTestCase {
             while let rec = try reader.next() {
                 let m = try LabelBatchRecord(rec, header: reader.header)
                 try m.validate(images: data, source: "labels.ldl")
-                let y = teacher.model.forward(builder.build(m)).array
+                let y = teacher.model.forward(try builder.build(m)).array
                 let k = data.classes
                 switch m.logits {
                 case .half(let v):

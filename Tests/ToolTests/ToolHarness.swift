@@ -189,7 +189,7 @@ enum ToolFixtures {
         let all = Array(0..<data.count)
         let dLogits = Tensor(shape: [0])
         for _ in 0..<steps {
-            let x = loader.load(all)
+            let x = try loader.load(all)
             model.training = true
             model.zeroGrad()
             let logits = model.forward(x)
@@ -199,7 +199,7 @@ enum ToolFixtures {
             sgd.step()
         }
         model.training = false
-        let x = loader.load(all)
+        let x = try loader.load(all)
         loader.labels.withUnsafeBufferPointer { _ = model.forward(x, classLabels: $0.baseAddress!) }
         var file = ModelFile(model: model, mean: data.mean, std: data.std, classNames: data.classNames)
         try file.save(path: path, producer: "test", seed: seed)

@@ -33,7 +33,7 @@ final class TrainReplayTests: ToolTestCase {
 
         // Online: the teacher labels the freshly drawn batch.
         let online = try StudentBatchMaker(images: data, normalization: norm)
-        let (xOnline, tOnline) = online.online(draw, teacher: teacher.model)
+        let (xOnline, tOnline) = try online.online(draw, teacher: teacher.model)
         let inputOnline = xOnline.array
         guard case .logits(let logitsOnline) = tOnline else { return XCTFail("online target is not logits") }
         let teacherLogits = logitsOnline.array
@@ -54,7 +54,7 @@ final class TrainReplayTests: ToolTestCase {
             XCTAssertEqual(BatchDraw(record: stored), draw)
 
             let replay = try StudentBatchMaker(images: data, normalization: norm)
-            let (xReplay, tReplay) = replay.replay(stored)
+            let (xReplay, tReplay) = try replay.replay(stored)
             XCTAssertEqual(xReplay.array, inputOnline, "replayed pixels differ from the online batch")
             let gReplay = try firstStepGradients(input: xReplay, target: tReplay, data: data)
             XCTAssertEqual(gReplay.count, gOnline.count)

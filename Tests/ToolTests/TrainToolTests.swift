@@ -25,7 +25,7 @@ enum TrainFixtures {
                 let augs = indices.map { _ in RandomResizedCrop().sample(height: data.height, width: data.width, using: &rng) }
                 var params = MixParams()
                 CutMix.sample(batch: indices.count, height: data.height, width: data.width, into: &params, using: &rng)
-                let x = builder.build(indices: indices, augmentations: augs, mix: .cutmix, params: params)
+                let x = try builder.build(indices: indices, augmentations: augs, mix: .cutmix, params: params)
                 let t = teacher.model.forward(x).array
                 let (crops, flips) = try LabelBatchRecord.boxes(of: augs)
                 let m = LabelBatchRecord.mixFields(.cutmix, params)

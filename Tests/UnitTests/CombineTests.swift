@@ -176,7 +176,7 @@ final class CombineTests: XCTestCase {
         let loader = try BatchLoader(data: data, normalization: Normalization(of: data))
         let indices = [3, 0, 7, 11, 5]
         let draws = BatchDraws(count: data.count, height: 12, width: 12, batchSize: 5, augment: aug, seed: 2)
-        let x1 = loader.load(indices, replaying: draws.augmentations(epoch: 1, batch: 4, count: 5)).array
+        let x1 = try loader.load(indices, replaying: draws.augmentations(epoch: 1, batch: 4, count: 5)).array
         let augs = loader.augmentations
         let grid = try ImageGrid(height: 12, width: 12, factor: 3)
         for a in augs {
@@ -184,9 +184,9 @@ final class CombineTests: XCTestCase {
             XCTAssertEqual(grid.cellIndex(y: a.box.top + a.box.height - 1, x: a.box.left + a.box.width - 1),
                            grid.cellIndex(y: cell.top, x: cell.left))
         }
-        XCTAssertEqual(loader.load(indices, replaying: draws.augmentations(epoch: 1, batch: 4, count: 5)).array, x1)
+        XCTAssertEqual(try loader.load(indices, replaying: draws.augmentations(epoch: 1, batch: 4, count: 5)).array, x1)
         XCTAssertEqual(loader.augmentations, augs)
-        XCTAssertEqual(loader.load(indices, replaying: augs).array, x1)
+        XCTAssertEqual(try loader.load(indices, replaying: augs).array, x1)
         // Sampler keys: item j of a batch uses (seed, .augment, epoch, batch, j) whatever else is in the batch.
         var rng = LDRandom(seed: 2, stage: .augment, major: 1, minor: 4, item: 2)
         XCTAssertEqual(aug.sample(height: 12, width: 12, using: &rng), augs[2])

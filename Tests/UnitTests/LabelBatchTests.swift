@@ -28,7 +28,7 @@ final class LabelBatchTests: XCTestCase {
             case .mixup: Mixup.sample(batch: 4, into: &params, using: &rng)
             }
             let producer = try LabelBatchBuilder(data: data, normalization: norm)
-            let made = producer.build(indices: indices, augmentations: augs, mix: kind, params: kind == .none ? nil : params).array
+            let made = try producer.build(indices: indices, augmentations: augs, mix: kind, params: kind == .none ? nil : params).array
             let (crops, flips) = try LabelBatchRecord.boxes(of: augs)
             let m = LabelBatchRecord.mixFields(kind, kind == .none ? nil : params)
             let record = LabelBatchRecord(batch: 7, epoch: 1, classes: 3, indices: indices.map { UInt32($0) },
@@ -44,7 +44,7 @@ final class LabelBatchTests: XCTestCase {
             XCTAssertEqual(decoded, record)
             XCTAssertEqual(decoded.sampleAugmentations, augs)
             let replayer = try LabelBatchBuilder(data: data, normalization: norm)
-            XCTAssertEqual(replayer.build(decoded).array, made, "\(kind)")
+            XCTAssertEqual(try replayer.build(decoded).array, made, "\(kind)")
         }
     }
 

@@ -110,7 +110,7 @@ final class RelabelTests: XCTestCase {
                 XCTAssertEqual(m.mix, mix)
                 try m.validate(images: data, source: "t")
                 guard case .half(let stored) = m.logits else { return XCTFail("fp16 expected") }
-                let y = file.model.forward(builder.build(m)).array
+                let y = file.model.forward(try builder.build(m)).array
                 XCTAssertEqual(y.map { Float16($0) }, stored, "\(mix) batch \(b): replay gives the stored logits")
             }
         }

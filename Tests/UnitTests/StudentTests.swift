@@ -125,7 +125,7 @@ final class StudentTests: XCTestCase {
                                       logits: .topK(k: 2, classes: [2, 0, 0, 1], values: [3, 1, 2, -1]))
         try record.validate(images: data, source: "t")
         let maker = try StudentBatchMaker(images: data, normalization: Normalization(of: data))
-        let (x, target) = maker.replay(record)
+        let (x, target) = try maker.replay(record)
         XCTAssertEqual(x.shape, [2, 1, 4, 4])
         guard case .logits(let t) = target else { return XCTFail("not logits") }
         XCTAssertEqual(t.array[0], 1)

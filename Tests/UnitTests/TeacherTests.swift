@@ -70,7 +70,7 @@ final class TeacherTests: XCTestCase {
         model.captureBatchStatistics = true
         defer { model.captureBatchStatistics = false }
         for (k, indices) in data.classIndices().enumerated() {
-            _ = model.forward(loader.load(indices))
+            _ = model.forward(try loader.load(indices))
             for (layer, bn) in model.batchNorms.enumerated() {
                 let m = stored[layer].mean(k), v = stored[layer].variance(k)
                 for c in 0..<bn.channels {

@@ -16,7 +16,7 @@ final class TrainUtilTests: XCTestCase {
     func testLoaderNormalisesWithTheGivenStatistics() throws {
         let data = tinySet()
         let loader = try BatchLoader(data: data, normalization: Normalization(mean: [0.25], std: [0.5]))
-        let x = loader.load([2, 0])
+        let x = try loader.load([2, 0])
         XCTAssertEqual(x.shape, [2, 1, 8, 8])
         XCTAssertEqual(x.data[0], (Float(data.pixels[2 * 64]) / 255 - 0.25) / 0.5, accuracy: 1e-6)
         XCTAssertEqual(x.data[64 + 5], (Float(data.pixels[5]) / 255 - 0.25) / 0.5, accuracy: 1e-6)
@@ -30,14 +30,14 @@ final class TrainUtilTests: XCTestCase {
         let draws = BatchDraws(count: data.count, height: data.height, width: data.width, batchSize: 4, augment: aug, seed: 7)
         let a = try BatchLoader(data: data, normalization: norm)
         let b = try BatchLoader(data: data, normalization: norm)
-        let xa = a.load([0, 1, 2, 3], replaying: draws.augmentations(epoch: 3, batch: 1, count: 4)).array
+        let xa = try a.load([0, 1, 2, 3], replaying: draws.augmentations(epoch: 3, batch: 1, count: 4)).array
         // A different batch first must not change the draws of (epoch 3, batch 1).
-        _ = b.load([4, 5], replaying: draws.augmentations(epoch: 0, batch: 0, count: 2))
-        let xb = b.load([0, 1, 2, 3], replaying: draws.augmentations(epoch: 3, batch: 1, count: 4)).array
+        _ = try b.load([4, 5], replaying: draws.augmentations(epoch: 0, batch: 0, count: 2))
+        let xb = try b.load([0, 1, 2, 3], replaying: draws.augmentations(epoch: 3, batch: 1, count: 4)).array
         XCTAssertEqual(xa, xb)
         XCTAssertEqual(a.augmentations, b.augmentations)
         let c = try BatchLoader(data: data, normalization: norm)
-        XCTAssertEqual(c.load([0, 1, 2, 3], replaying: a.augmentations).array, xa)
+        XCTAssertEqual(try c.load([0, 1, 2, 3], replaying: a.augmentations).array, xa)
     }
 
     func testEvaluateCountsTopOneAndTopFive() throws {

@@ -22,6 +22,9 @@ public struct Dataset {
     /// Cells per axis when each image is a canvas of F x F combined images (`ld-prune --combine`): the `grid`
     /// of the image stream's header meta or of the folder's manifest.json; nil for plain images.
     public var grid: Int? = nil
+    /// For an image folder too large to hold decoded (`Memory.dataBudget`): its files, decoded batch by batch
+    /// (`images(_:into:)`); `pixels` is then empty. nil for a set in memory.
+    public var files: ImageFiles? = nil
 
     public init(pixels: [UInt8], labels: [Int32], classes: Int, channels: Int, height: Int, width: Int,
                 mean: [Float], std: [Float], classNames: [String], source: String) {

@@ -24,6 +24,8 @@ extension Dataset {
             return try loadCIFAR(hundred: true, split: split, directory: dir, source: spec.description)
         case let .folder(dir):
             return try loadImageFolder(directory: dir, source: spec.description, size: imageSize)
+        case let .list(file, dir):
+            return try loadImageList(file: file, directory: dir, source: spec.description, size: imageSize)
         case let .recordStream(path):
             // A plain path naming a folder (`--data syn/`, what ld-recover --png writes) is an ImageFolder.
             if path != "-", Files.isDirectory(path) {

@@ -4,6 +4,13 @@ extension Dataset {
     /// The images at `indices`, in that order (repeats allowed), with everything else unchanged.
     public func subset(_ indices: [Int]) throws -> Dataset {
         let n = count, size = imageSize
+        if let files {   // a set on disk: the same files, picked
+            for i in indices where i < 0 || i >= n { throw LDError("\(source): image index \(i) out of range 0..<\(n)") }
+            var picked = self
+            picked.labels = indices.map { labels[$0] }
+            picked.files = files.subset(indices)
+            return picked
+        }
         var newLabels = [Int32](repeating: 0, count: indices.count)
         var newPixels = [UInt8](repeating: 0, count: indices.count * size)
         try labels.withUnsafeBufferPointer { lab in
@@ -95,6 +102,7 @@ extension Dataset {
     public func normalize(images indices: [Int], into out: UnsafeMutablePointer<Float>) {
         let plane = height * width, size = imageSize, ch = channels, n = count
         let (scale, bias) = normalizationCoefficients()
+        precondition(isResident, "Dataset.normalize: \(source) is not in memory (resident() first)")
         pixels.withUnsafeBufferPointer { pix in
             let src = pix.baseAddress!
             for (k, i) in indices.enumerated() {

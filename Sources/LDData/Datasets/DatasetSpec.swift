@@ -12,6 +12,9 @@ public enum DatasetSplit: String, Equatable {
 /// - `cifar10:DIR`, `cifar10:train:DIR`, `cifar10:test:DIR`: the CIFAR-10 binary batches (bare means train);
 /// - `cifar100:DIR`, `cifar100:train:DIR`, `cifar100:test:DIR`: the CIFAR-100 binary files (fine labels);
 /// - `folder:DIR`: an ImageFolder of PNG and JPEG files, one sub-folder per class;
+/// - `list:FILE`, `list:FILE:DIR`: the images a labels file names with their classes (`NAME CLASS` lines;
+///   ImageNet's `LOC_val_solution.csv`; Tiny-ImageNet's `val_annotations.txt`), under DIR (default: the
+///   file's folder); the layout of a flat validation folder;
 /// - anything else: the path of an image record-stream file (`-` is standard input).
 ///
 /// A name that looks like `word:...` with an unknown word is refused rather than taken as a file name;
@@ -22,6 +25,7 @@ public enum DatasetSpec: Equatable, CustomStringConvertible {
     case cifar10(split: DatasetSplit, directory: String)
     case cifar100(split: DatasetSplit, directory: String)
     case folder(directory: String)
+    case list(file: String, directory: String?)
     case recordStream(path: String)
 
     /// Where Debian's dataset-fashion-mnist package installs the IDX files.
@@ -33,7 +37,7 @@ public enum DatasetSpec: Equatable, CustomStringConvertible {
         guard let colon = text.firstIndex(of: ":") else {
             switch text {
             case "fmnist": throw LDError("data set 'fmnist': expected fmnist:train or fmnist:test")
-            case "cifar10", "cifar100", "folder": throw LDError("data set '\(text)': needs a folder: \(text):DIR")
+            case "cifar10", "cifar100", "folder", "list": throw LDError("data set '\(text)': needs a folder: \(text):DIR")
             default: break
             }
             self = .recordStream(path: text)
@@ -69,11 +73,16 @@ public enum DatasetSpec: Equatable, CustomStringConvertible {
         case "folder":
             guard !rest.isEmpty else { throw LDError("data set '\(text)': needs a folder: folder:DIR") }
             self = .folder(directory: rest)
+        case "list":
+            let parts = rest.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
+            guard !parts[0].isEmpty else { throw LDError("data set '\(text)': needs a labels file: list:FILE or list:FILE:DIR") }
+            if parts.count == 2 && parts[1].isEmpty { throw LDError("data set '\(text)': empty folder after the labels file") }
+            self = .list(file: parts[0], directory: parts.count == 2 ? parts[1] : nil)
         default:
             // `name:...` with a plain lowercase word before the colon reads as a data set kind, not a file.
             if !kind.isEmpty, kind.utf8.allSatisfy({ ($0 >= 97 && $0 <= 122) || ($0 >= 48 && $0 <= 57) }) {
                 throw LDError("data set '\(text)': unknown kind '\(kind)' (expected fmnist:, cifar10:, cifar100:, "
-                    + "folder: or a record-stream file; write ./\(text) for a file of that name)")
+                    + "folder:, list: or a record-stream file; write ./\(text) for a file of that name)")
             }
             self = .recordStream(path: text)
         }
@@ -88,6 +97,7 @@ public enum DatasetSpec: Equatable, CustomStringConvertible {
         case let .cifar10(split, dir): return "cifar10:\(split.rawValue):\(dir)"
         case let .cifar100(split, dir): return "cifar100:\(split.rawValue):\(dir)"
         case let .folder(dir): return "folder:\(dir)"
+        case let .list(file, dir): return "list:\(file)" + (dir.map { ":\($0)" } ?? "")
         case let .recordStream(path): return path
         }
     }
@@ -99,6 +109,7 @@ extension DatasetSpec {
         switch self {
         case let .fashionMNIST(_, dir), let .cifar10(_, dir), let .cifar100(_, dir): return dir
         case let .folder(dir): return dir
+        case let .list(file, _): return file
         case let .recordStream(path): return path == "-" ? nil : path
         }
     }

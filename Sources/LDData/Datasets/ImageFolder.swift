@@ -47,6 +47,52 @@ extension Dataset {
             }
         }
         guard !paths.isEmpty else { throw LDError("\(directory): no PNG or JPEG files in the class sub-folders") }
+        return try loadImages(paths: paths, labels: labels, folders: folders, directory: directory, source: source, size: size)
+    }
+
+    /// Loads the images of a labels file (`list:FILE[:DIR]`, see `DatasetSpec`): one line per image, its name
+    /// (relative to DIR, by default the file's folder; the extension may be left out) and its class name,
+    /// separated by white space or a comma, further fields ignored; `#` comment lines and a CSV header line
+    /// (`ImageId,...`) skipped. That reads ImageNet's `LOC_val_solution.csv`, Tiny-ImageNet's
+    /// `val_annotations.txt` and any `NAME CLASS` list. Classes are the distinct names sorted as ImageFolder
+    /// sorts its folders; images keep the file's order.
+    static func loadImageList(file: String, directory: String?, source: String, size: Int? = nil) throws -> Dataset {
+        let dir = directory ?? {
+            guard let slash = file.lastIndex(of: "/") else { return "." }
+            return String(file[..<slash])
+        }()
+        try Files.requireDirectory(dir, what: "image")
+        let (classes, paths, labels) = try labelledImages(file, directory: dir)
+        return try loadImages(paths: paths, labels: labels, folders: classes, directory: dir, source: source, size: size)
+    }
+
+    /// The images named by a labels file, their labels and the sorted class names (see `loadImageList`).
+    static func labelledImages(_ file: String, directory dir: String) throws -> (classes: [String], paths: [String], labels: [Int32]) {
+        guard Files.isFile(file) else { throw LDError("\(file): labels file not found") }
+        guard let lines = try Files.lines(file) else { throw LDError("\(file): labels file not found") }
+        var pairs: [(String, String)] = []
+        for (n, line) in lines.enumerated() {
+            if line.hasPrefix("#") || (n == 0 && line.hasPrefix("ImageId,")) { continue }
+            let f = line.split(whereSeparator: { $0 == "\t" || $0 == " " || $0 == "," }).map(String.init)
+            guard f.count >= 2 else { throw LDError("\(file): line \(n + 1) names no class (expected 'NAME CLASS')") }
+            var path = "\(dir)/\(f[0])"
+            if !Files.isFile(path), !ImageFile.isImageName(f[0]),
+               let found = [".JPEG", ".jpg", ".jpeg", ".png", ".JPG", ".PNG"].lazy.map({ path + $0 }).first(where: Files.isFile) {
+                path = found
+            }
+            guard Files.isFile(path) else { throw LDError("\(file): line \(n + 1) names \(f[0]), which is not in \(dir)") }
+            pairs.append((path, f[1]))
+        }
+        guard !pairs.isEmpty else { throw LDError("\(file): names no images") }
+        let classes = Set(pairs.map(\.1)).sorted { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) }
+        let index = Dictionary(uniqueKeysWithValues: classes.enumerated().map { ($0.element, Int32($0.offset)) })
+        return (classes, pairs.map(\.0), pairs.map { index[$0.1]! })
+    }
+
+    /// The common part of folders and labels files: headers, the set's shape, in memory or on disk
+    /// (`Memory.dataBudget`), the optional manifest, the normalisation.
+    static func loadImages(paths: [String], labels: [Int32], folders: [String], directory: String, source: String,
+                           size: Int?) throws -> Dataset {
         let n = paths.count
 
         // Headers first, on all cores: the set's shape (the first image's size; RGB if any image is) and the
@@ -59,32 +105,16 @@ extension Dataset {
         }
         let transform = size.map { EvalTransform(size: $0) }
         let imageSize = channels * height * width
-        try Memory.require(Double(n) * Double(imageSize), for: "\(directory): \(n) images of \(channels)x\(height)x\(width)")
-        var pixels = [UInt8](repeating: 0, count: n * imageSize)
-
-        // Decode on all cores, each image straight into its slot; report the first failure by index.
-        let failures = FolderFailures(count: n)
-        pixels.withUnsafeMutableBufferPointer { buf in
-            let base = buf.baseAddress!
-            let workers = max(1, min(Engine.threads, n))
-            DispatchQueue.concurrentPerform(iterations: workers) { w in
-                var i = w
-                while i < n {
-                    do {
-                        if let t = transform, headers[i].height != height || headers[i].width != width {
-                            try ImageFile.decode(path: paths[i], channels: channels, transform: t, into: base + i * imageSize)
-                        } else {
-                            try ImageFile.decode(path: paths[i], channels: channels, height: height, width: width,
-                                                 into: base + i * imageSize)
-                        }
-                    } catch {
-                        failures.set(i, error)
-                    }
-                    i += workers
-                }
-            }
+        let files = ImageFiles(root: directory, paths: paths, headers: headers, channels: channels, height: height, width: width, transform: transform)
+        // A set whose decoded pixels pass the budget stays on disk, decoded batch by batch.
+        let onDisk = Double(n) * Double(imageSize) > Memory.dataBudget
+        var pixels: [UInt8] = []
+        if !onDisk {
+            try Memory.require(Double(n) * Double(imageSize), for: "\(directory): \(n) images of \(channels)x\(height)x\(width)")
+            pixels = [UInt8](repeating: 0, count: n * imageSize)
+            // Decode on all cores, each image straight into its slot; report the first failure by index.
+            try pixels.withUnsafeMutableBufferPointer { try files.decode(Array(0..<n), into: $0.baseAddress!, workers: Engine.threads) }
         }
-        if let error = failures.first() { throw error }
 
         var classNames = folders
         var mean: [Float]? = nil
@@ -110,8 +140,18 @@ extension Dataset {
             grid = m.grid
         }
         if mean == nil {
-            let stats = pixels.withUnsafeBufferPointer {
-                channelStatistics($0.baseAddress!, count: n, channels: channels, plane: height * width)
+            // A set on disk: estimated from up to `statisticsSample` images spread evenly over it.
+            var sample = pixels
+            var k = n
+            if onDisk {
+                k = min(n, statisticsSample)
+                sample = [UInt8](repeating: 0, count: k * imageSize)
+                try sample.withUnsafeMutableBufferPointer {
+                    try files.decode((0..<k).map { $0 * n / k }, into: $0.baseAddress!, workers: Engine.threads)
+                }
+            }
+            let stats = sample.withUnsafeBufferPointer {
+                channelStatistics($0.baseAddress!, count: k, channels: channels, plane: height * width)
             }
             mean = stats.mean
             std = stats.std
@@ -119,8 +159,12 @@ extension Dataset {
         var set = Dataset(pixels: pixels, labels: labels, classes: folders.count, channels: channels, height: height,
                           width: width, mean: mean!, std: std!, classNames: classNames, source: source)
         set.grid = grid
+        if onDisk { set.files = files }
         return set
     }
+
+    /// Images a set kept on disk estimates its normalisation from when its folder's manifest gives none.
+    static let statisticsSample = 1000
 
     /// The headers of the files at `paths`, read on all cores; the first failure (by index) is thrown.
     /// The image files under `dir` (PNG and JPEG by name, hidden entries skipped): a folder's files sorted by
@@ -138,19 +182,9 @@ extension Dataset {
     /// Tiny-ImageNet's validation folder: `images/NAME.JPEG` and `val_annotations.txt`, whose lines are
     /// `NAME<TAB>WNID<TAB>box...`; classes are the wnids, sorted as the training folders are.
     static func tinyImageNetValidation(_ dir: String) throws -> (classes: [String], paths: [String], labels: [Int32]) {
-        guard let lines = try Files.lines("\(dir)/val_annotations.txt") else { throw LDError("\(dir)/val_annotations.txt: missing") }
-        var pairs: [(String, String)] = []
-        for (n, line) in lines.enumerated() {
-            let f = line.split(whereSeparator: { $0 == "\t" || $0 == " " }).map(String.init)
-            guard f.count >= 2 else { throw LDError("\(dir)/val_annotations.txt: line \(n + 1) names no class") }
-            let path = "\(dir)/images/\(f[0])"
-            guard Files.isFile(path) else { throw LDError("\(dir)/val_annotations.txt: line \(n + 1) names \(f[0]), which is not in \(dir)/images") }
-            pairs.append((path, f[1]))
-        }
-        let classes = Set(pairs.map(\.1)).sorted { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) }
-        let index = Dictionary(uniqueKeysWithValues: classes.enumerated().map { ($0.element, Int32($0.offset)) })
-        pairs.sort { Array($0.0.utf8).lexicographicallyPrecedes(Array($1.0.utf8)) }
-        return (classes, pairs.map(\.0), pairs.map { index[$0.1]! })
+        let (classes, paths, labels) = try labelledImages("\(dir)/val_annotations.txt", directory: "\(dir)/images")
+        let order = paths.indices.sorted { Array(paths[$0].utf8).lexicographicallyPrecedes(Array(paths[$1].utf8)) }
+        return (classes, order.map { paths[$0] }, order.map { labels[$0] })
     }
 
     static func imageHeaders(_ paths: [String]) throws -> [ImageFile.Header] {
@@ -164,7 +198,13 @@ extension Dataset {
                 DispatchQueue.concurrentPerform(iterations: workers) { w in
                     var i = w
                     while i < n {
-                        do { h[i] = try Files.readFile(paths[i]).withUnsafeBytes { try ImageFile.header($0, name: paths[i]) } } catch { e[i] = error }
+                        // The first 64 KB hold the header of nearly every file; the whole file when not.
+                        do {
+                            let head = try Files.readPrefix(paths[i], count: 1 << 16)
+                            if let hd = try? head.withUnsafeBytes({ try ImageFile.header($0, name: paths[i]) }) { h[i] = hd } else {
+                                h[i] = try Files.readFile(paths[i]).withUnsafeBytes { try ImageFile.header($0, name: paths[i]) }
+                            }
+                        } catch { e[i] = error }
                         i += workers
                     }
                 }
@@ -204,19 +244,6 @@ extension Dataset {
         }
         return (mean, std)
     }
-}
-
-/// Errors of parallel decoding, one slot per image.
-private final class FolderFailures {
-    private var errors: [Error?]
-    private let lock = NSLock()
-    init(count: Int) { errors = [Error?](repeating: nil, count: count) }
-    func set(_ i: Int, _ e: Error) {
-        lock.lock()
-        errors[i] = e
-        lock.unlock()
-    }
-    func first() -> Error? { errors.lazy.compactMap { $0 }.first }
 }
 
 /// The optional `manifest.json` of an ImageFolder.

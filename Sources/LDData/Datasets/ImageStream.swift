@@ -12,6 +12,18 @@ extension Dataset {
         var h = ContentHash()
         for v in [channels, height, width, classes] { h.update(integer: UInt32(v)) }
         labels.withUnsafeBytes { h.update($0) }
+        if let files {
+            // A set kept on disk is not decoded to be named: its identity is that of its files (paths below
+            // the folder, each file's size and channels), a different value from the same images in memory.
+            h.update(integer: 0xF11E5)
+            for (path, hd) in zip(files.paths, files.headers) {
+                let name = Array(path.utf8.dropFirst(files.root.utf8.count))
+                h.update(integer: UInt32(name.count))
+                name.withUnsafeBytes { h.update($0) }
+                for v in [hd.channels, hd.height, hd.width] { h.update(integer: UInt32(v)) }
+            }
+            return ContentHash.hex(h.finalize())
+        }
         pixels.withUnsafeBytes { h.update($0) }
         return ContentHash.hex(h.finalize())
     }
@@ -29,6 +41,27 @@ extension Dataset {
                             shape: [channels, height, width], teacherHash: teacherHash, meta: meta)
     }
 
+    /// Writes the images in `range` as records with their indices in this set; a set on disk is decoded
+    /// `chunk` images at a time (on all cores).
+    public func writeRecords(_ writer: StreamWriter, range: Range<Int>, chunk: Int = 256) throws {
+        let size = imageSize
+        var buffer = [UInt8](repeating: 0, count: isResident ? 0 : min(chunk, range.count) * size)
+        for start in Swift.stride(from: range.lowerBound, to: range.upperBound, by: chunk) {
+            let end = min(start + chunk, range.upperBound)
+            if isResident {
+                for i in start..<end {
+                    try writer.write(ImageRecord(index: UInt64(i), label: UInt32(labels[i]), pixels: Array(pixels[i * size..<(i + 1) * size])))
+                }
+                continue
+            }
+            try buffer.withUnsafeMutableBufferPointer { try images(Array(start..<end), into: $0.baseAddress!) }
+            for i in start..<end {
+                let k = i - start
+                try writer.write(ImageRecord(index: UInt64(i), label: UInt32(labels[i]), pixels: Array(buffer[k * size..<(k + 1) * size])))
+            }
+        }
+    }
+
     /// Writes the set as an image stream to `path` (`-` for stdout), atomically.
     public func writeStream(path: String, producer: String, seed: UInt64 = 0, teacherHash: String? = nil,
                             compression: StreamCompression = .none, meta: [String: JSONValue] = [:]) throws {
@@ -36,12 +69,7 @@ extension Dataset {
                                                                        teacherHash: teacherHash, meta: meta),
                                       compression: compression)
         do {
-            let size = imageSize
-            for i in 0..<count {
-                let record = ImageRecord(index: UInt64(i), label: UInt32(labels[i]),
-                                         pixels: Array(pixels[i * size..<(i + 1) * size]))
-                try writer.write(record)
-            }
+            try writeRecords(writer, range: 0..<count)
             try writer.finish()
         } catch {
             writer.abort()

@@ -100,14 +100,22 @@ public struct ImageStorage: Equatable, Sendable {
         defer { sizes.deallocate() }
         sizes.initialize(repeating: -1, count: max(n, 1))
         let workers = max(1, min(Engine.threads, n))
-        data.pixels.withUnsafeBufferPointer { pix in
-            let base = pix.baseAddress!
-            DispatchQueue.concurrentPerform(iterations: workers) { w in
-                var i = w
-                while i < n {
-                    sizes[i] = (try? PNG.encode(base + i * size, channels: data.channels, height: data.height,
-                                                width: data.width).count) ?? -1
-                    i += workers
+        // In chunks, so that a set kept on disk is decoded a chunk at a time.
+        let chunk = data.isResident ? max(n, 1) : 256
+        var buffer = [UInt8](repeating: 0, count: data.isResident ? 0 : min(chunk, n) * size)
+        for start in Swift.stride(from: 0, to: n, by: chunk) {
+            let end = min(start + chunk, n)
+            if !data.isResident { try buffer.withUnsafeMutableBufferPointer { try data.images(Array(start..<end), into: $0.baseAddress!) } }
+            let src = data.isResident ? data.pixels : buffer, offset = data.isResident ? 0 : start
+            src.withUnsafeBufferPointer { pix in
+                let base = pix.baseAddress!
+                DispatchQueue.concurrentPerform(iterations: workers) { w in
+                    var i = start + w
+                    while i < end {
+                        sizes[i] = (try? PNG.encode(base + (i - offset) * size, channels: data.channels, height: data.height,
+                                                    width: data.width).count) ?? -1
+                        i += workers
+                    }
                 }
             }
         }

@@ -27,11 +27,7 @@ public struct PackJob {
         let range = (k * set.count / n)..<((k + 1) * set.count / n)
         let writer = try StreamWriter(path: output, header: set.streamHeader(producer: "ld-prune"), compression: compression)
         do {
-            let size = set.imageSize
-            for i in range {
-                try writer.write(ImageRecord(index: UInt64(i), label: UInt32(set.labels[i]),
-                                             pixels: Array(set.pixels[i * size..<(i + 1) * size])))
-            }
+            try set.writeRecords(writer, range: range)
             try writer.finish()
         } catch {
             writer.abort()

@@ -152,12 +152,17 @@ public struct SubsetRun {
                 throw LDError("\(data): class \(c) has \(n) images, fewer than the \(options.ipc) that --combine \(f) --ipc \(ipc) needs (F^2 x K)")
             }
             let groups = try SubsetSelection.ranked(set, scores: table, options: options)
-            let combined = try Combine.combine(set, groups: groups, ipc: ipc, factor: f)
+            // Only the images the canvases use are decoded (a set on disk is not held whole).
+            let flat = groups.flatMap { $0 }
+            var position = 0
+            let local = groups.map { g in g.map { _ in defer { position += 1 }; return position } }
+            var combined = try Combine.combine(try set.subset(flat).resident(), groups: local, ipc: ipc, factor: f)
+            combined.cellSources = combined.cellSources.map { $0.map { $0 >= 0 ? flat[$0] : $0 } }
             subset = combined.images
             meta = Combine.meta(combined)
         } else {
             let chosen = try SubsetSelection.select(set, scores: table, options: options)
-            subset = try set.subset(chosen)
+            subset = try set.subset(chosen).resident()
             meta["source_indices"] = .array(chosen.map { .int(Int64($0)) })
         }
         var selection: [String: JSONValue] = [

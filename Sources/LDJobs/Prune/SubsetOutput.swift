@@ -15,6 +15,7 @@ public enum SubsetOutput {
     /// non-empty `DIR` is refused, a failure leaves nothing under `DIR`, and the temporary folders of killed
     /// runs (`StaleTemps`) are removed.
     public static func writePNGFolder(_ data: Dataset, to directory: String, extra: [String: JSONValue] = [:]) throws {
+        let data = try data.resident()
         let fm = FileManager.default
         var dir = directory
         while dir.count > 1 && dir.hasSuffix("/") { dir.removeLast() }

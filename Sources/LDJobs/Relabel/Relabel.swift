@@ -78,7 +78,7 @@ public final class Relabeler {
         let idx = indices(epoch: e, batch: b)
         let augs = augmentations(epoch: e, batch: b, count: idx.count)
         let params = mix(epoch: e, batch: b, count: idx.count)
-        let x = builder.build(indices: idx, augmentations: augs, mix: settings.mix, params: params)
+        let x = try builder.build(indices: idx, augmentations: augs, mix: settings.mix, params: params)
         let y = teacher.predict(x)
         let classes = teacher.config.classes
         precondition(y.count == idx.count * classes, "Relabeler: teacher output \(y.shape) for \(idx.count) images of \(classes) classes")

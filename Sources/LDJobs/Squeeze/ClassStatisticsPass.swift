@@ -49,7 +49,8 @@ public enum ClassStatisticsPass {
         while start < order.count {
             let end = min(start + batchSize, order.count)
             let indices = Array(order[start..<end])
-            let x = loader.load(indices)
+            let x = try loader.load(indices)
+            if end < order.count { loader.prefetch(Array(order[end..<min(end + batchSize, order.count)])) }   // a set on disk
             if mode == .ema { for bn in model.batchNorms { bn.classStatistics!.reset() } }
             loader.labels.withUnsafeBufferPointer { _ = model.forward(x, classLabels: $0.baseAddress!) }
             if mode == .ema {

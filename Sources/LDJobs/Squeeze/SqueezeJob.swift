@@ -130,7 +130,11 @@ public struct SqueezeJob {
                 imagesThisRun += min(bs, n - (trainer.step - 1) * bs)
                 let rate = Double(imagesThisRun) / max(Progress.now() - runStart, 1e-9)
                 let left = Double((epochs - e - 1) * n + (n - done)) / max(rate, 1e-9)
-                progress.update(done, "step \(trainer.step)/\(trainer.stepsPerEpoch)  loss \(String(format: "%.4f", loss))  run left \(Progress.formatDuration(left))")
+                // A set on disk: its decode rate, and the share of the run's time the steps waited for pixels.
+                let ld = trainer.loader
+                let wait = trainer.data.isResident ? "" : String(format: "  decode %@ img/s, data wait %.1f%%", Progress.formatRate(Double(ld.decodedImages) / max(ld.decodeSeconds, 1e-9)),
+                                                          100 * ld.waitSeconds / max(Progress.now() - runStart, 1e-9))
+                progress.update(done, "step \(trainer.step)/\(trainer.stepsPerEpoch)  loss \(String(format: "%.4f", loss))\(wait)  run left \(Progress.formatDuration(left))")
                 if Interrupt.requested {
                     try saveCheckpoint(trainer, history)
                     return

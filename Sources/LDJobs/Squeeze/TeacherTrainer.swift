@@ -139,7 +139,8 @@ public final class TeacherTrainer {
     /// The learning rate of the last step run.
     public private(set) var lastLearningRate: Float = 0
 
-    private let loader: BatchLoader
+    /// The training batches (`loader.waitSeconds`: time the steps waited for a set on disk).
+    public let loader: BatchLoader
     /// The keyed draws: epoch order from stage `.squeeze`, augmentations from `.augment`, no mix.
     private let draws: BatchDraws
     private var order: [Int] = []
@@ -187,7 +188,8 @@ public final class TeacherTrainer {
             orderEpoch = epoch
         }
         let indices = draws.indices(batch: step, order: order)
-        let x = loader.load(indices, replaying: draws.augmentations(epoch: epoch, batch: step, count: indices.count))
+        let x = try loader.load(indices, replaying: draws.augmentations(epoch: epoch, batch: step, count: indices.count))
+        if step + 1 < stepsPerEpoch { loader.prefetch(draws.indices(batch: step + 1, order: order)) }   // a set on disk
         let lr = schedule.lr(at: epoch * stepsPerEpoch + step)
         model.training = true
         model.zeroGrad()

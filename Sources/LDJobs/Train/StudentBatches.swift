@@ -133,14 +133,14 @@ public final class StudentBatchMaker {
     }
 
     /// The input batch of a draw.
-    public func input(_ draw: BatchDraw) -> Tensor {
-        builder.build(indices: draw.indices, augmentations: draw.augmentations, mix: draw.mix, params: draw.params)
+    public func input(_ draw: BatchDraw) throws -> Tensor {
+        try builder.build(indices: draw.indices, augmentations: draw.augmentations, mix: draw.mix, params: draw.params)
     }
 
     /// Replay: the record's batch and its stored logits as targets (top-k logits leave the other classes
     /// at -inf, i.e. the target distribution is the softmax over the stored classes).
-    public func replay(_ record: LabelBatchRecord) -> (input: Tensor, target: StudentTarget) {
-        let x = builder.build(record)
+    public func replay(_ record: LabelBatchRecord) throws -> (input: Tensor, target: StudentTarget) {
+        let x = try builder.build(record)
         let n = record.count, k = record.classes
         targetLogits.ensureShape(n, k)
         let dense = record.logits.dense(batch: n, classes: k, fill: -Float.infinity)
@@ -149,8 +149,8 @@ public final class StudentBatchMaker {
     }
 
     /// Online soft labels: the draw's batch and the teacher's logits on it (eval mode).
-    public func online(_ draw: BatchDraw, teacher: Model) -> (input: Tensor, target: StudentTarget) {
-        let x = input(draw)
+    public func online(_ draw: BatchDraw, teacher: Model) throws -> (input: Tensor, target: StudentTarget) {
+        let x = try input(draw)
         teacher.training = false
         let t = teacher.predict(x)
         targetLogits.ensureShape(t.shape[0], t.shape[1])
@@ -159,8 +159,8 @@ public final class StudentBatchMaker {
     }
 
     /// Hard labels: the draw's batch and its images' classes (mixed as the pixels were).
-    public func hard(_ draw: BatchDraw) -> (input: Tensor, target: StudentTarget) {
-        let x = input(draw)
+    public func hard(_ draw: BatchDraw) throws -> (input: Tensor, target: StudentTarget) {
+        let x = try input(draw)
         let y = draw.indices.map { images.labels[$0] }
         guard draw.mix != .none, let p = draw.params else { return (x, .labels(y)) }
         let lambda = p.labelWeight(kind: draw.mix, height: images.height, width: images.width)

@@ -379,7 +379,7 @@ struct TrainLoop {
             var loss = LossMean()
             for b in 0..<sampler.batchesPerEpoch {
                 let draw = sampler.draw(epoch: e, batch: b, order: order)
-                let batch = run.teacher.map { run.maker.online(draw, teacher: $0.model) } ?? run.maker.hard(draw)
+                let batch = try run.teacher.map { try run.maker.online(draw, teacher: $0.model) } ?? run.maker.hard(draw)
                 loss.add(try step(batch, epoch: e, index: b))
                 seen += draw.indices.count
                 progress.update(seen, "epoch \(e + 1)/\(epochs) loss \(loss.mean.rounded(places: 4))")

@@ -71,6 +71,26 @@ public enum Files {
         return names.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
     }
 
+    /// At most the first `count` bytes of a file (fewer when it is shorter).
+    public static func readPrefix(_ path: String, count: Int) throws -> [UInt8] {
+        guard let f = fopen(path, "rb") else {
+            throw LDError("\(path): cannot open: \(String(cString: strerror(errno)))")
+        }
+        defer { fclose(f) }
+        var out = [UInt8](repeating: 0, count: count)
+        var done = 0
+        while done < count {
+            let n = out.withUnsafeMutableBytes { fread($0.baseAddress! + done, 1, count - done, f) }
+            if n == 0 {
+                if ferror(f) != 0 { throw LDError("\(path): read error: \(String(cString: strerror(errno)))") }
+                break
+            }
+            done += n
+        }
+        out.removeLast(count - done)
+        return out
+    }
+
     /// The whole contents of a file.
     public static func readFile(_ path: String) throws -> [UInt8] {
         guard let f = fopen(path, "rb") else {

@@ -28,6 +28,24 @@ public enum Memory {
         }
     }
 
+    /// The most memory a data set may take decoded (`--data-memory`): a larger image folder stays on disk
+    /// and is decoded batch by batch. Default: a quarter of `available`.
+    nonisolated(unsafe) public static var dataBudget: Double = available / 4
+
+    /// Parses a size such as `512M`, `4G`, `1.5G`, `800000000` (bytes; K, M, G, T are powers of 1000,
+    /// a trailing B is allowed: `4GB`).
+    public static func parseSize(_ text: String) -> Double? {
+        var t = text.filter { $0 != " " }.uppercased()
+        if t.hasSuffix("B") { t.removeLast() }
+        var scale = 1.0
+        if let last = t.last, let i = "KMGT".firstIndex(of: last) {
+            scale = pow(1000, Double("KMGT".distance(from: "KMGT".startIndex, to: i) + 1))
+            t.removeLast()
+        }
+        guard let v = Double(t), v.isFinite, v >= 0 else { return nil }
+        return v * scale
+    }
+
     /// `1.5 GB`, `320 MB`, `12 KB`.
     public static func describe(_ bytes: Double) -> String {
         guard bytes.isFinite else { return "unbounded" }

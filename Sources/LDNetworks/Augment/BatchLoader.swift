@@ -1,11 +1,16 @@
 import LDKernels
 import LDRecords
 import LDData
+import Dispatch
 /// Fills a batch tensor (N, C, H, W) with normalised, augmented images of a data set.
 ///
 /// The augmentations are given (drawn by `BatchDraws`, or replayed from a label record). Images are first
 /// normalised at full size into a staging tensor, then cropped/resized into the batch (identity
 /// augmentations skip the staging); all buffers are reused from call to call.
+///
+/// A set kept on disk (`Dataset.isResident` false) is decoded batch by batch, on all cores; `prefetch`
+/// decodes the next batch on a background thread while the model works on this one, so a sequential pass
+/// (evaluation, statistics) holds two batches of pixels at most.
 public final class BatchLoader {
     public let data: Dataset
     public let normalization: Normalization
@@ -17,6 +22,17 @@ public final class BatchLoader {
     public private(set) var augmentations: [SampleAugmentation] = []
     private let staging = Tensor(shape: [0])
     private let scale: [Float], bias: [Float]
+    /// Decoded uint8 pixels of the batch being loaded and of the one being prefetched (sets on disk).
+    private var current = PixelBuffer(), spare = PixelBuffer()
+    private var pending: Pending?
+    /// A set on disk: images decoded so far, and the seconds `load` waited for pixels (decoding itself when
+    /// nothing was prefetched, or the rest of a prefetch), to show whether the model waits on data.
+    public private(set) var decodedImages = 0
+    public private(set) var waitSeconds = 0.0
+    /// Seconds spent decoding batches (in the background or not): `decodedImages / decodeSeconds` is the
+    /// decode rate.
+    public private(set) var decodeSeconds = 0.0
+    private let queue = DispatchQueue(label: "ld.batch-prefetch")
 
     public init(data: Dataset, normalization: Normalization) throws {
         guard normalization.mean.count == data.channels else {
@@ -30,22 +46,59 @@ public final class BatchLoader {
 
     /// Loads `indices` with the given augmentations (replay of stored parameters).
     @discardableResult
-    public func load(_ indices: [Int], replaying augs: [SampleAugmentation]) -> Tensor {
+    public func load(_ indices: [Int], replaying augs: [SampleAugmentation]) throws -> Tensor {
         precondition(augs.count == indices.count, "BatchLoader: \(augs.count) augmentations for \(indices.count) images")
         augmentations.removeAll(keepingCapacity: true)
         augmentations.append(contentsOf: augs)
         let whole = CropBox.full(height: data.height, width: data.width)
-        return apply(indices, augmentations, identity: augs.allSatisfy { $0.box == whole && !$0.flip })
+        return try apply(indices, augmentations, identity: augs.allSatisfy { $0.box == whole && !$0.flip })
     }
 
     /// Loads `indices` without augmentation (evaluation).
     @discardableResult
-    public func load(_ indices: [Int]) -> Tensor {
+    public func load(_ indices: [Int]) throws -> Tensor {
         augmentations.removeAll(keepingCapacity: true)
-        return apply(indices, [], identity: true)
+        return try apply(indices, [], identity: true)
     }
 
-    private func apply(_ indices: [Int], _ augs: [SampleAugmentation], identity: Bool) -> Tensor {
+    /// Starts decoding `indices` in the background (a set on disk; nothing for a set in memory), for the next
+    /// `load` of the same indices. At most one batch ahead: a second call before that `load` is ignored.
+    public func prefetch(_ indices: [Int]) {
+        guard !data.isResident, pending == nil else { return }
+        let buffer = spare, set = data
+        buffer.ensure(indices.count * set.imageSize)
+        let p = Pending(indices: indices)
+        queue.async(group: p.group) {
+            let t0 = Progress.now()
+            do { try set.images(indices, into: buffer.pointer) } catch { p.error = error }
+            p.seconds = Progress.now() - t0
+        }
+        pending = p
+    }
+
+    /// The uint8 pixels of `indices` (a set on disk): the prefetched batch if it is this one, else decoded now.
+    private func decoded(_ indices: [Int]) throws -> UnsafePointer<UInt8> {
+        let t0 = Progress.now()
+        decodedImages += indices.count
+        defer { waitSeconds += Progress.now() - t0 }
+        if let p = pending {
+            pending = nil
+            p.group.wait()
+            decodeSeconds += p.seconds
+            if p.indices == indices {
+                if let error = p.error { throw error }
+                swap(&current, &spare)
+                return UnsafePointer(current.pointer)
+            }
+        }
+        current.ensure(indices.count * data.imageSize)
+        let t1 = Progress.now()
+        defer { decodeSeconds += Progress.now() - t1 }
+        try data.images(indices, into: current.pointer)
+        return UnsafePointer(current.pointer)
+    }
+
+    private func apply(_ indices: [Int], _ augs: [SampleAugmentation], identity: Bool) throws -> Tensor {
         let n = indices.count, c = data.channels, h = data.height, w = data.width
         let size = c * h * w, plane = h * w
         labels.removeAll(keepingCapacity: true)
@@ -54,14 +107,19 @@ public final class BatchLoader {
         target.ensureShape(n, c, h, w)
         batch.ensureShape(n, c, h, w)
         let out = target.data
+        // Resident: image i at pixels[i * size]; on disk: the batch's k-th decoded image at k * size.
+        let onDisk = data.isResident ? nil : try decoded(indices)
         scale.withUnsafeBufferPointer { sc in
             bias.withUnsafeBufferPointer { bi in
                 data.pixels.withUnsafeBufferPointer { pix in
-                    let src = pix.baseAddress!
                     for (k, i) in indices.enumerated() {
-                        precondition(i >= 0 && i < data.count, "BatchLoader: image index \(i) out of range 0..<\(data.count)")
+                        let src: UnsafePointer<UInt8>
+                        if let onDisk { src = onDisk + k * size } else {
+                            precondition(i >= 0 && i < data.count, "BatchLoader: image index \(i) out of range 0..<\(data.count)")
+                            src = pix.baseAddress! + i * size
+                        }
                         for ch in 0..<c {
-                            let s = src + i * size + ch * plane
+                            let s = src + ch * plane
                             let d = out + k * size + ch * plane
                             let a = sc[ch], b = bi[ch]
                             for j in 0..<plane { d[j] = Float(s[j]) * a + b }
@@ -76,4 +134,26 @@ public final class BatchLoader {
         }
         return batch
     }
+}
+
+/// A growable uint8 buffer that is never shrunk (a batch's decoded pixels).
+final class PixelBuffer: @unchecked Sendable {
+    private(set) var pointer = UnsafeMutablePointer<UInt8>.allocate(capacity: 1)
+    private var capacity = 1
+    func ensure(_ n: Int) {
+        guard n > capacity else { return }
+        pointer.deallocate()
+        pointer = .allocate(capacity: n)
+        capacity = n
+    }
+    deinit { pointer.deallocate() }
+}
+
+/// A batch being decoded in the background.
+private final class Pending: @unchecked Sendable {
+    let indices: [Int]
+    let group = DispatchGroup()
+    var error: Error?
+    var seconds = 0.0
+    init(indices: [Int]) { self.indices = indices }
 }

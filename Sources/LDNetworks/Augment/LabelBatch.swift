@@ -80,14 +80,14 @@ public final class LabelBatchBuilder {
 
     /// The batch a record describes: its images cropped and flipped as stored, then mixed as stored.
     /// The record must have been validated against the image set (`validate(images:source:)`).
-    public func build(_ record: LabelBatchRecord) -> Tensor {
-        build(indices: record.indices.map { Int($0) }, augmentations: record.sampleAugmentations,
+    public func build(_ record: LabelBatchRecord) throws -> Tensor {
+        try build(indices: record.indices.map { Int($0) }, augmentations: record.sampleAugmentations,
               mix: record.mix, params: record.mixParams)
     }
 
     /// The same from parameters (what ld-relabel uses before the record exists).
-    public func build(indices: [Int], augmentations: [SampleAugmentation], mix: MixKind, params: MixParams?) -> Tensor {
-        let x = loader.load(indices, replaying: augmentations)
+    public func build(indices: [Int], augmentations: [SampleAugmentation], mix: MixKind, params: MixParams?) throws -> Tensor {
+        let x = try loader.load(indices, replaying: augmentations)
         guard let p = params else { return x }
         switch mix {
         case .none: return x

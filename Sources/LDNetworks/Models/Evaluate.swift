@@ -30,7 +30,8 @@ extension Model {
         var start = 0
         while start < data.count {
             let end = min(start + batchSize, data.count)
-            let x = loader.load(Array(start..<end))
+            let x = try loader.load(Array(start..<end))
+            if end < data.count { loader.prefetch(Array(end..<min(end + batchSize, data.count))) }   // a set on disk
             let logits = predict(x)
             let n = end - start
             let p = logits.data
