@@ -5,13 +5,14 @@ import LDNetworks
 import LDJobs
 
 /// `ld-bench ondisk DIR [--size 224] [--model resnet18] [--stem imagenet] [--batch 32] [--steps 8]
-/// [--data-memory 1G] [--threads T]`: teacher training (ld-squeeze's trainer, RandomResizedCrop + flip) from
+/// [--data-memory 1G] [--threads T] [--rounds R]`: teacher training (ld-squeeze's trainer, RandomResizedCrop + flip) from
 /// an image folder kept on disk, next to the same steps over the same images decoded beforehand: images/s of
 /// both, the share of the run the steps waited for pixels, and the peak RSS of the on-disk run next to the
-/// budget, the model's activations and what the whole folder would take decoded.
+/// budget, the model's activations and what the whole folder would take decoded. The two runs alternate R
+/// times (this machine is shared and noisy); the medians are compared.
 func onDiskBench(_ args: [String]) throws {
     var dir: String? = nil, size = 224, model = "resnet18", stem = "imagenet", batch = 32, steps = 8
-    var budget = 1e9, threads = Engine.threads
+    var budget = 1e9, threads = Engine.threads, rounds = 3
     var i = 0
     while i < args.count {
         switch args[i] {
@@ -22,6 +23,7 @@ func onDiskBench(_ args: [String]) throws {
         case "--steps": i += 1; steps = Int(args[i]) ?? steps
         case "--data-memory": i += 1; budget = Memory.parseSize(args[i]) ?? budget
         case "--threads": i += 1; threads = Int(args[i]) ?? threads
+        case "--rounds": i += 1; rounds = max(1, Int(args[i]) ?? rounds)
         default: dir = args[i]
         }
         i += 1
@@ -53,12 +55,22 @@ func onDiskBench(_ args: [String]) throws {
         return (Double(min(steps, trainer.stepsPerEpoch - 2) * batch) / dt, (trainer.loader.waitSeconds - wait0) / dt,
                 activationBytes(trainer.model))
     }
-    let disk = try train(picked)
-    let peakDisk = peakRSS()
-    let mem = try train(try picked.resident())
-    print("run\timg/s\tdata wait\tpeak RSS MB")
-    print(String(format: "on disk (%@ budget)\t%.2f\t%.1f%%\t%.0f", Memory.describe(budget), disk.ips, 100 * disk.wait, Double(peakDisk) / 1e6))
-    print(String(format: "decoded beforehand\t%.2f\t-\t%.0f", mem.ips, Double(peakRSS()) / 1e6))
-    print(String(format: "on disk / decoded beforehand: %.3f; RSS after listing %.0f MB; the model's activations %.0f MB (batch %d); the whole set decoded would take %.0f MB",
-                 disk.ips / mem.ips, Double(rssListed) / 1e6, Double(disk.activations) / 1e6, batch, decodedBytes / 1e6))
+    let decoded = try picked.resident()
+    var diskRates: [Double] = [], memRates: [Double] = [], waits: [Double] = [], activations = 0, peakDisk = 0
+    for _ in 0..<rounds {
+        let d = try train(picked)
+        if peakDisk == 0 { peakDisk = peakRSS() }   // before anything else but the picked images' decoded copy
+        let m = try train(decoded)
+        diskRates.append(d.ips); waits.append(d.wait); memRates.append(m.ips); activations = d.activations
+    }
+    func median(_ v: [Double]) -> Double { v.sorted()[v.count / 2] }
+    print("run\timg/s (median of \(rounds))\tper round\tdata wait")
+    print(String(format: "on disk (%@ budget)\t%.2f\t%@\t%.1f%%", Memory.describe(budget), median(diskRates),
+                 diskRates.map { String(format: "%.2f", $0) }.joined(separator: " "), 100 * median(waits)))
+    print(String(format: "decoded beforehand\t%.2f\t%@\t-", median(memRates), memRates.map { String(format: "%.2f", $0) }.joined(separator: " ")))
+    print(String(format: "on disk / decoded beforehand: %.3f (per round: %@)", median(diskRates) / median(memRates),
+                 zip(diskRates, memRates).map { String(format: "%.3f", $0 / $1) }.joined(separator: " ")))
+    print(String(format: "peak RSS of the first on-disk run %.0f MB (RSS after listing %.0f MB, the images decoded for the other run %.0f MB); budget %@; the model's activations %.0f MB (batch %d); the whole set decoded would take %.0f MB",
+                 Double(peakDisk) / 1e6, Double(rssListed) / 1e6, Double(decoded.count * decoded.imageSize) / 1e6, Memory.describe(budget),
+                 Double(activations) / 1e6, batch, decodedBytes / 1e6))
 }
