@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import LDKernels
 import LDRecords
+import LDData
 import LDJobs
 import LDCommand
 
@@ -19,8 +20,11 @@ struct Prune: ParsableCommand {
     @Flag(help: "Write --data as an image stream, decoded once (with --image-size, a folder of any size brought to S x S by the evaluation transform): the fast input for repeated epochs.")
     var pack = false
 
-    @Option(help: "With --pack: the size S images are brought to (shorter side to S/0.875, center crop S).")
+    @Option(help: "With --pack: the size S images are brought to (shorter side to S/ratio, center crop S).")
     var imageSize: Int?
+
+    @Option(help: ArgumentHelp("With --pack --image-size: the evaluation transform's ratio (default 0.875: 224 from 256), recorded in the stream; use the model's.", valueName: "ratio"))
+    var evalRatio: Double?
 
     @Option(help: ArgumentHelp("With --pack: write only the K-th of N contiguous parts (0-based); `cat` of all N loads as the whole set.", valueName: "K/N"))
     var shard: String?
@@ -60,7 +64,10 @@ struct Prune: ParsableCommand {
             throw ValidationError(modes == 0 ? "give a mode: --ratio R (label streams), --ipc K (image subsets), --pack or --dump"
                                              : "give one mode of --ratio, --ipc, --pack and --dump")
         }
-        if !pack, imageSize != nil || shard != nil { throw ValidationError("--image-size and --shard go with --pack") }
+        if !pack, imageSize != nil || shard != nil || evalRatio != nil { throw ValidationError("--image-size, --eval-ratio and --shard go with --pack") }
+        if let r = evalRatio {
+            do { try EvalTransform.check(ratio: r) } catch { throw ValidationError("\(error)") }
+        }
         if pack {
             guard data != nil else { throw ValidationError("--pack needs the data set to write (--data DATASET)") }
             if !inputs.isEmpty { throw ValidationError("--pack reads --data, not input streams (\(inputs.joined(separator: " ")))") }
@@ -103,6 +110,7 @@ struct Prune: ParsableCommand {
             var job = PackJob(data: data!)
             job.output = output ?? "-"
             job.imageSize = imageSize
+            if let r = evalRatio { job.evalRatio = r }
             job.shard = try shardParts()
             job.compression = compression
             job.console = common.console

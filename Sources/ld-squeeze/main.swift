@@ -3,6 +3,7 @@ import Foundation
 import LDKernels
 import LDRecords
 import LDNetworks
+import LDData
 import LDJobs
 import LDInterop
 import LDCommand
@@ -75,8 +76,11 @@ struct Squeeze: ParsableCommand {
     @Option(help: ArgumentHelp("With --import: per-channel standard deviation, comma-separated (overrides --preset).", valueName: "s,s,s"))
     var std: String?
 
-    @Option(help: "The model's input height and width. Training: an image folder of other sizes is brought to it by the evaluation transform (shorter side to S/0.875, center crop S); --import: overrides --preset.")
+    @Option(help: "The model's input height and width. Training: an image folder of other sizes is brought to it by the evaluation transform (shorter side to S/ratio, center crop S); --import: overrides --preset.")
     var imageSize: Int?
+
+    @Option(help: ArgumentHelp("The evaluation transform's ratio: images of other sizes are resized to S/ratio and center-cropped to S (default 0.875: 224 from 256; timm's crop_pct for an imported model). Stored in the model file; the tools that use the model apply it and refuse images packed with another.", valueName: "ratio"))
+    var evalRatio: Double?
 
     @Option(help: ArgumentHelp("With --import: class names, one a line, in class-index order (overrides --preset).", valueName: "file"))
     var classNames: String?
@@ -117,6 +121,10 @@ struct Squeeze: ParsableCommand {
             throw ValidationError("--preset, --mean, --std and --class-names go with --import")
         }
         if let n = imageSize, n <= 0 || n > 2048 { throw ValidationError("--image-size must be 1...2048, got \(n)") }
+        if let r = evalRatio {
+            do { try EvalTransform.check(ratio: r) } catch { throw ValidationError("\(error)") }
+            if evalOnly != nil || exportPath != nil { throw ValidationError("--eval-ratio goes with training or --import: --eval-only uses the model's") }
+        }
         if imageSize != nil && evalOnly != nil { throw ValidationError("--image-size goes with training or --import: --eval-only uses the model's") }
         try checkModelOutputName(output)
         if evalOnly != nil {
@@ -154,6 +162,7 @@ struct Squeeze: ParsableCommand {
             let settings = ImportSettings(preset: preset, mean: try floats(mean, "--mean"), std: try floats(std, "--std"),
                                           imageSize: imageSize, classNames: names)
             var job = ImportJob(input: input, output: output!, settings: settings)
+            job.evalRatio = evalRatio
             job.classMap = classMapping.path
             if classStats, let d = data { job.classStats = (d, classStatsMode, training.batchSize ?? 128) }
             job.console = common.console
@@ -184,6 +193,7 @@ struct Squeeze: ParsableCommand {
             trainSetHash: "")
         var job = SqueezeJob(dataName: data!, settings: settings, output: output!)
         job.imageSize = imageSize
+        job.evalRatio = evalRatio
         job.limit = limit
         job.val = validation
         job.metrics = metrics ?? "-"

@@ -109,4 +109,31 @@ final class ImageDataToolTests: ToolTestCase {
         assertOneLineError(try run("ld-prune", ["--pack", "--data", "list:bad.csv:flat", "--image-size", "16", "-o", "x.ldi"]), mentioning: "v99")
         XCTAssertFalse(FileManager.default.fileExists(atPath: path("x.ldi")))
     }
+
+    /// The evaluation transform's ratio: recorded by a pack, stored in a teacher, applied by the tools that use
+    /// the model, and a set packed with another ratio refused naming both.
+    func testEvalRatioTravelsWithTheModelAndMismatchesAreRefused() throws {
+        let dir = try jpegFolder()
+        XCTAssertEqual(try run("ld-prune", ["--pack", "--data", "folder:\(dir)", "--image-size", "16", "--eval-ratio", "0.5", "-o", "half.ldi"]).status, 0)
+        XCTAssertEqual(try run("ld-prune", ["--pack", "--data", "folder:\(dir)", "--image-size", "16", "-o", "std.ldi"]).status, 0)
+        XCTAssertEqual(try Dataset.load(path("half.ldi")).evalRatio, 0.5)
+        XCTAssertEqual(try Dataset.load(path("std.ldi")).evalRatio, 0.875)
+        XCTAssertFalse(try Dataset.load(path("half.ldi")).pixels == (try Dataset.load(path("std.ldi"))).pixels)
+        let r = try run("ld-squeeze", ["--data", "folder:\(dir)", "--image-size", "16", "--eval-ratio", "0.5", "--width", "8",
+                                       "--epochs", "1", "--batch-size", "4", "--threads", "1", "-o", "t.ldm", "-q"])
+        XCTAssertEqual(r.status, 0, r.err)
+        XCTAssertEqual(try ModelFile.load(path: path("t.ldm")).evalRatio, 0.5)
+        // The folder is brought to 16 px with the model's ratio: the same figures as the stream packed with it.
+        let a = try run("ld-squeeze", ["--eval-only", "t.ldm", "--val", "folder:\(dir)"])
+        let b = try run("ld-squeeze", ["--eval-only", "t.ldm", "--val", "half.ldi"])
+        XCTAssertEqual(a.status, 0, a.err)
+        XCTAssertEqual(a.stdout.replacingOccurrences(of: "folder:\(dir)", with: "X"), b.stdout.replacingOccurrences(of: "half.ldi", with: "X"))
+        assertOneLineError(try run("ld-squeeze", ["--eval-only", "t.ldm", "--val", "std.ldi"]), mentioning: "ratio 0.875")
+        assertOneLineError(try run("ld-relabel", ["--teacher", "t.ldm", "--data", "std.ldi", "--epochs", "1", "--batch-size", "4", "-o", "l.ldl"]), mentioning: "--eval-ratio 0.5")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: path("l.ldl")))
+        assertOneLineError(try run("ld-prune", ["--pack", "--data", "folder:\(dir)", "--image-size", "16", "--eval-ratio", "1.5"]), mentioning: "--eval-ratio")
+        // A teacher with the default ratio writes no eval_ratio (model files made before it keep their bytes).
+        XCTAssertEqual(try run("ld-squeeze", ["--data", "std.ldi", "--width", "8", "--epochs", "1", "--batch-size", "4", "--threads", "1", "-o", "s.ldm", "-q"]).status, 0)
+        XCTAssertFalse(String(decoding: try Data(contentsOf: URL(fileURLWithPath: path("s.ldm"))).prefix(4096), as: UTF8.self).contains("eval_ratio"))
+    }
 }

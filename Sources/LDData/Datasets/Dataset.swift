@@ -25,6 +25,10 @@ public struct Dataset {
     /// For an image folder too large to hold decoded (`Memory.dataBudget`): its files, decoded batch by batch
     /// (`images(_:into:)`); `pixels` is then empty. nil for a set in memory.
     public var files: ImageFiles? = nil
+    /// The ratio of the evaluation transform (resize to size / ratio, centre crop) that brought images of
+    /// other sizes to this set's size, recorded so that a model evaluated with another ratio refuses the set;
+    /// nil when every image had the set's size.
+    public var evalRatio: Double? = nil
 
     public init(pixels: [UInt8], labels: [Int32], classes: Int, channels: Int, height: Int, width: Int,
                 mean: [Float], std: [Float], classNames: [String], source: String) {

@@ -29,6 +29,13 @@ public final class ImageFiles: @unchecked Sendable {
 
     public var count: Int { paths.count }
 
+    /// Whether images of other sizes are brought to the set's by the evaluation transform (so a training
+    /// view can instead be cropped from the whole image, `decodeCrops`).
+    public var transforms: Bool { transform != nil }
+
+    /// Height and width of file `i` as stored.
+    public func storedSize(_ i: Int) -> (height: Int, width: Int) { (headers[i].height, headers[i].width) }
+
     /// The files at `indices`, in that order.
     func subset(_ indices: [Int]) -> ImageFiles {
         ImageFiles(root: root, paths: indices.map { paths[$0] }, headers: indices.map { headers[$0] }, channels: channels,
@@ -43,6 +50,60 @@ public final class ImageFiles: @unchecked Sendable {
         } else {
             try ImageFile.decode(path: paths[i], channels: channels, height: height, width: width, into: dest)
         }
+    }
+
+    /// Decodes image `i` whole, resamples `box` of it (in its stored pixels) to the set's size, mirrored when
+    /// `flip`, into `dest`: torchvision's RandomResizedCrop and flip on the PIL image (`resized_crop`, PIL's
+    /// antialiased bilinear with a box).
+    func decodeCrop(_ i: Int, box: CropBox, flip: Bool, into dest: UnsafeMutablePointer<UInt8>) throws {
+        let bytes = try Files.readFile(paths[i])
+        try bytes.withUnsafeBytes { raw in
+            let path = paths[i]
+            var pixels: [UInt8], h: Int, w: Int, layout: Resample.Layout
+            if try ImageFile.format(raw, name: path) == "jpeg" {
+                let d = try JPEG.Decoder(raw, name: path)
+                (h, w) = (d.height, d.width)
+                pixels = [UInt8](repeating: 0, count: channels * h * w)
+                try pixels.withUnsafeMutableBufferPointer { try d.finishInterleaved(into: $0.baseAddress!, channels: channels) }
+                layout = .interleaved(channels: channels, width: w)
+            } else {
+                let d = try PNG.Decoder(raw, name: path)
+                (h, w) = (d.height, d.width)
+                pixels = [UInt8](repeating: 0, count: max(channels, d.channels) * h * w)
+                try pixels.withUnsafeMutableBufferPointer { try d.finish(into: $0.baseAddress!) }
+                if d.channels != channels {
+                    guard d.channels == 1 else { throw LDError("\(path): a colour PNG in a gray image set") }
+                    let plane = h * w
+                    pixels.withUnsafeMutableBufferPointer { b in for k in 1..<channels { (b.baseAddress! + k * plane).update(from: b.baseAddress!, count: plane) } }
+                }
+                layout = .planar(height: h, width: w)
+            }
+            guard box.top >= 0, box.left >= 0, box.height > 0, box.width > 0, box.top + box.height <= h, box.left + box.width <= w else {
+                throw LDError("\(path): crop \(box) outside the \(h)x\(w) image")
+            }
+            pixels.withUnsafeBufferPointer {
+                Resample.resize($0.baseAddress!, channels: channels, height: h, width: w, layout: layout,
+                                box: (Double(box.left), Double(box.top), Double(box.left + box.width), Double(box.top + box.height)),
+                                outH: height, outW: width, flip: flip, into: dest)
+            }
+        }
+    }
+
+    /// `decodeCrop` of each image at `indices` with its crop, into consecutive slots of `dest`, on up to
+    /// `workers` threads; the first failure (by position) is thrown.
+    func decodeCrops(_ indices: [Int], crops: [(box: CropBox, flip: Bool)], into dest: UnsafeMutablePointer<UInt8>, workers: Int) throws {
+        let n = indices.count, size = channels * height * width
+        guard n > 0 else { return }
+        let failures = DecodeFailures(count: n)
+        let parts = max(1, min(workers, n))
+        DispatchQueue.concurrentPerform(iterations: parts) { w in
+            var k = w
+            while k < n {
+                do { try decodeCrop(indices[k], box: crops[k].box, flip: crops[k].flip, into: dest + k * size) } catch { failures.set(k, error) }
+                k += parts
+            }
+        }
+        if let error = failures.first() { throw error }
     }
 
     /// Decodes the images at `indices` into consecutive slots of `dest` on up to `workers` threads; the first
@@ -92,6 +153,15 @@ extension Dataset {
         pixels.withUnsafeBufferPointer { pix in
             for (k, i) in indices.enumerated() { (dest + k * size).update(from: pix.baseAddress! + i * size, count: size) }
         }
+    }
+
+    /// Writes training views of the images at `indices` to `dest`: each one's `box` (in the image as stored)
+    /// resampled to the set's size and mirrored when `flip`. Only for a set on disk whose files have other
+    /// sizes (`files.transforms`); boxes come from `RandomResizedCrop` on `files.storedSize`.
+    public func crops(_ indices: [Int], _ crops: [(box: CropBox, flip: Bool)], into dest: UnsafeMutablePointer<UInt8>) throws {
+        guard let files, files.transforms else { throw LDError("\(source): crops of whole images need a folder kept on disk") }
+        for i in indices where i < 0 || i >= count { throw LDError("\(source): image index \(i) out of range 0..<\(count)") }
+        try files.decodeCrops(indices, crops: crops, into: dest, workers: Engine.threads)
     }
 
     /// This set with its pixels in memory (itself if they are): a set kept on disk is decoded whole, if it

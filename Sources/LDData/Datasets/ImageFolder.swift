@@ -14,9 +14,9 @@ extension Dataset {
     /// - Class folders are searched to any depth (Tiny-ImageNet's `train/CLASS/images/*.JPEG`), as
     ///   torchvision's ImageFolder does. Tiny-ImageNet's validation layout (`images/` and
     ///   `val_annotations.txt`, which names each file's class) is read as such.
-    /// - Without `size`, every image must have the size of the first one. With `size` (the model's input
+    /// - Without `transform`, every image must have the size of the first one. With it (the model's input
     ///   size), images of size x size are taken as they are and any other is brought to it by torchvision's
-    ///   evaluation transform (`EvalTransform`: resize the shorter side to size / 0.875, center-crop size;
+    ///   evaluation transform (`EvalTransform`: resize the shorter side to size / ratio, center-crop size;
     ///   a JPEG much larger than that is decoded at a reduced scale first, as PIL's draft mode).
     /// - The set is RGB if any image is (gray images are then replicated into the three channels, as PIL's
     ///   `convert("RGB")`), else gray. Palette PNGs are expanded and opaque alpha dropped, see `PNG`; JPEG,
@@ -24,7 +24,7 @@ extension Dataset {
     /// - `DIR/manifest.json`, if present, may give `"mean"` and `"std"` (one per channel, together) and
     ///   `"class_names"` (one per class folder). Without mean and std they are computed from the images
     ///   (population statistics of pixel/255 per channel).
-    static func loadImageFolder(directory: String, source: String, size: Int? = nil) throws -> Dataset {
+    static func loadImageFolder(directory: String, source: String, transform: EvalTransform? = nil) throws -> Dataset {
         try Files.requireDirectory(directory, what: "image")
         // ld-recover records its run in `.ld-recover.json` first and writes `manifest.json` last: a folder
         // with the one and not the other is a run that stopped (or a shard), not a complete set.
@@ -47,7 +47,7 @@ extension Dataset {
             }
         }
         guard !paths.isEmpty else { throw LDError("\(directory): no PNG or JPEG files in the class sub-folders") }
-        return try loadImages(paths: paths, labels: labels, folders: folders, directory: directory, source: source, size: size)
+        return try loadImages(paths: paths, labels: labels, folders: folders, directory: directory, source: source, transform: transform)
     }
 
     /// Loads the images of a labels file (`list:FILE[:DIR]`, see `DatasetSpec`): one line per image, its name
@@ -56,14 +56,14 @@ extension Dataset {
     /// (`ImageId,...`) skipped. That reads ImageNet's `LOC_val_solution.csv`, Tiny-ImageNet's
     /// `val_annotations.txt` and any `NAME CLASS` list. Classes are the distinct names sorted as ImageFolder
     /// sorts its folders; images keep the file's order.
-    static func loadImageList(file: String, directory: String?, source: String, size: Int? = nil) throws -> Dataset {
+    static func loadImageList(file: String, directory: String?, source: String, transform: EvalTransform? = nil) throws -> Dataset {
         let dir = directory ?? {
             guard let slash = file.lastIndex(of: "/") else { return "." }
             return String(file[..<slash])
         }()
         try Files.requireDirectory(dir, what: "image")
         let (classes, paths, labels) = try labelledImages(file, directory: dir)
-        return try loadImages(paths: paths, labels: labels, folders: classes, directory: dir, source: source, size: size)
+        return try loadImages(paths: paths, labels: labels, folders: classes, directory: dir, source: source, transform: transform)
     }
 
     /// The images named by a labels file, their labels and the sorted class names (see `loadImageList`).
@@ -92,8 +92,8 @@ extension Dataset {
     /// The common part of folders and labels files: headers, the set's shape, in memory or on disk
     /// (`Memory.dataBudget`), the optional manifest, the normalisation.
     static func loadImages(paths: [String], labels: [Int32], folders: [String], directory: String, source: String,
-                           size: Int?) throws -> Dataset {
-        let n = paths.count
+                           transform: EvalTransform?) throws -> Dataset {
+        let n = paths.count, size = transform?.size
 
         // Headers first, on all cores: the set's shape (the first image's size; RGB if any image is) and the
         // memory it needs are known before any pixel is decoded.
@@ -103,7 +103,6 @@ extension Dataset {
         if size == nil, let i = headers.firstIndex(where: { $0.height != height || $0.width != width }) {
             throw LDError("\(paths[i]): image is \(headers[i].height)x\(headers[i].width) (height x width) but \(paths[0]) is \(height)x\(width); images of several sizes are brought to one by the evaluation transform when the model's input size is known (ld-squeeze --image-size S)")
         }
-        let transform = size.map { EvalTransform(size: $0) }
         let imageSize = channels * height * width
         let files = ImageFiles(root: directory, paths: paths, headers: headers, channels: channels, height: height, width: width, transform: transform)
         // A set whose decoded pixels pass the budget stays on disk, decoded batch by batch.
@@ -160,6 +159,7 @@ extension Dataset {
                           width: width, mean: mean!, std: std!, classNames: classNames, source: source)
         set.grid = grid
         if onDisk { set.files = files }
+        if let t = transform, headers.contains(where: { $0.height != t.size || $0.width != t.size }) { set.evalRatio = t.ratio }
         return set
     }
 

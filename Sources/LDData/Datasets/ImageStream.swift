@@ -37,6 +37,7 @@ extension Dataset {
         meta["std"] = .array(std.map { JSONValue.number($0) })
         meta["class_names"] = .array(classNames.map { .string($0) })
         meta["source"] = .string(source)
+        if let r = evalRatio { meta["eval_ratio"] = .double(r) }
         return StreamHeader(kind: .images, producer: producer, version: LD.version, seed: seed, classes: classes,
                             shape: [channels, height, width], teacherHash: teacherHash, meta: meta)
     }
@@ -154,6 +155,10 @@ extension Dataset {
                           mean: mean, std: std, classNames: names, source: path)
         if let g = header.meta[ImageGridMeta.key], g != .null {
             set.grid = try ImageGridMeta.factor(g.doubleValue ?? .nan, source: path)
+        }
+        if let r = header.meta["eval_ratio"], r != .null {
+            guard let v = r.doubleValue, v > 0, v <= 1 else { throw LDError("\(reader.name): header meta 'eval_ratio' must be a number in (0, 1]") }
+            set.evalRatio = v
         }
         return set
     }

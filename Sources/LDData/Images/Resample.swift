@@ -1,3 +1,4 @@
+import LDKernels
 /// Resampling of planar 8-bit images, as PIL's `Image.resize(..., BILINEAR, box)` (what torchvision's
 /// `Resize` and `RandomResizedCrop` call on PIL images): a separable triangle filter whose support grows
 /// with the reduction factor (so a large reduction averages every source pixel, no aliasing), weights
@@ -154,7 +155,15 @@ public struct EvalTransform: Equatable, Sendable {
     public var size: Int
     public var ratio: Double
 
-    public init(size: Int, ratio: Double = 0.875) {
+    /// ImageNet's protocol: 224 from 256.
+    public static let defaultRatio = 0.875
+
+    /// Throws unless 0 < ratio <= 1 (the flag's check).
+    public static func check(ratio: Double, flag: String = "--eval-ratio") throws {
+        guard ratio.isFinite, ratio > 0, ratio <= 1 else { throw LDError("\(flag) must be in (0, 1] (0.875: 224 from 256), got \(ratio)") }
+    }
+
+    public init(size: Int, ratio: Double = EvalTransform.defaultRatio) {
         self.size = size
         self.ratio = ratio
     }

@@ -17,6 +17,10 @@ public struct ImportJob {
     public var classMap: String?
     public var console = Console(quiet: true, verbose: false)
 
+    /// `--eval-ratio`: the evaluation transform's ratio the imported model was trained and is evaluated with
+    /// (timm's crop_pct; torchvision's ImageNet models: 0.875), stored in the model file.
+    public var evalRatio: Double?
+
     public init(input: String, output: String, settings: ImportSettings) {
         self.input = input
         self.output = output
@@ -33,8 +37,9 @@ public struct ImportJob {
         try files.check()
         try OutputFile.probe(output)
         var (file, notes) = try PyTorchFile.importModel(path: input, settings: settings)
+        if let r = evalRatio { file.evalRatio = r }
         if let cs = classStats {
-            let (data, note) = try file.pair(try Dataset.load(cs.data, imageSize: file.model.config.imageSize), role: "--data", map: try classMap.map { try ClassMap(path: $0) })
+            let (data, note) = try file.pair(try Dataset.load(cs.data, imageSize: file.model.config.imageSize, evalRatio: file.evalRatio), role: "--data", map: try classMap.map { try ClassMap(path: $0) })
             if let n = note { console.say("ld-squeeze: " + n) }
             let progress = console.progress("class statistics (\(cs.mode.rawValue))", total: data.count)
             try ClassStatisticsPass.run(model: file.model, data: data, normalization: Normalization(of: file), mode: cs.mode,

@@ -10,6 +10,8 @@ public struct PackJob {
     public var data: String
     public var output = "-"
     public var imageSize: Int?
+    /// `--eval-ratio`: the evaluation transform's ratio (recorded in the stream when it applied).
+    public var evalRatio = EvalTransform.defaultRatio
     /// (K, N): the K-th of N shards, 0-based.
     public var shard: (index: Int, count: Int)?
     public var compression: StreamCompression = .none
@@ -22,7 +24,7 @@ public struct PackJob {
         files.data("--data", data)
         files.output("-o", output)
         try files.check()
-        let set = try Dataset.load(data, imageSize: imageSize)
+        let set = try Dataset.load(data, imageSize: imageSize, evalRatio: evalRatio)
         let (k, n) = shard ?? (0, 1)
         let range = (k * set.count / n)..<((k + 1) * set.count / n)
         let writer = try StreamWriter(path: output, header: set.streamHeader(producer: "ld-prune"), compression: compression)

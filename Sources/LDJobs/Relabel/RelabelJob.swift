@@ -39,7 +39,7 @@ public struct RelabelJob {
         files.output("-o", output)
         try files.check()
         let teacherFile = try ModelFile.load(path: teacher)
-        let images = try Dataset.load(data, imageSize: teacherFile.model.config.imageSize)
+        let images = try Dataset.load(data, imageSize: teacherFile.model.config.imageSize, evalRatio: teacherFile.evalRatio)
         // The stored labels are the teacher's, in its class order (the stream's header names it, and
         // ld-train aligns its sets to it); the images' own classes must be the teacher's or pair with them.
         let map = try classMap.map { try ClassMap(path: $0) }

@@ -16,6 +16,9 @@ public struct SqueezeJob {
     public var limit: Int?
     /// `--image-size`: the input size an image folder of other sizes is brought to (nil: the data's own size).
     public var imageSize: Int?
+    /// `--eval-ratio`: the evaluation transform's ratio for folders of other sizes (stored in the model file);
+    /// nil: the training stream's recorded ratio, else 0.875.
+    public var evalRatio: Double?
     public var val: ValidationSet?
     public var output: String
     /// NDJSON metrics (`-` is stdout).
@@ -45,7 +48,11 @@ public struct SqueezeJob {
         files.output("--scores", scores)
         files.output("--metrics", metrics)
         try files.check()
-        var train = try Dataset.load(dataName, imageSize: imageSize)
+        var train = try Dataset.load(dataName, imageSize: imageSize, evalRatio: evalRatio ?? EvalTransform.defaultRatio)
+        if let r = train.evalRatio, let want = evalRatio, abs(r - want) > 1e-9 {
+            throw LDError("--data \(dataName) was brought to \(train.height) px with the evaluation ratio \(r), not the --eval-ratio \(want) given")
+        }
+        let ratio = train.evalRatio ?? evalRatio ?? EvalTransform.defaultRatio
         if let n = limit, n < train.count { train = try train.subset(Array(0..<n)) }
         guard train.classes >= 2 else {
             throw LDError("\(dataName) has \(train.classes) class; a classifier needs at least 2")
@@ -61,7 +68,10 @@ public struct SqueezeJob {
         }
         settings.trainSetHash = train.contentHash
         try settings.validate()
-        var valData = try val?.load(imageSize: train.height)
+        var valData = try val?.load(imageSize: train.height, evalRatio: ratio)
+        if let v = valData, let r = v.evalRatio, abs(r - ratio) > 1e-9 {
+            throw LDError("--val \(v.source) was brought to \(v.height) px with the evaluation ratio \(r), the training set's is \(ratio)")
+        }
         if let v = valData {
             try settings.model.checkFits(v, role: "--val")
             // The teacher learns the training set's classes: --val must mean the same by each index.
@@ -194,6 +204,7 @@ public struct SqueezeJob {
             if let v = val { info["val"] = .string(v.name) }
         }
         var file = ModelFile(model: model, mean: train.mean, std: train.std, classNames: train.classNames, info: info)
+        file.evalRatio = train.evalRatio ?? evalRatio ?? EvalTransform.defaultRatio
         // Both outputs are written in full before either is renamed into place: a failure leaves neither.
         let modelOutput = try file.write(path: output, producer: "ld-squeeze", seed: s.seed)
         var outputs = [modelOutput]
@@ -226,8 +237,8 @@ public struct ValidationSet: Sendable {
     }
 
     /// The set, an image folder of other sizes brought to `imageSize` (the model's) by the evaluation transform.
-    public func load(imageSize: Int? = nil) throws -> Dataset {
-        var d = try Dataset.load(name, imageSize: imageSize)
+    public func load(imageSize: Int? = nil, evalRatio: Double = EvalTransform.defaultRatio) throws -> Dataset {
+        var d = try Dataset.load(name, imageSize: imageSize, evalRatio: evalRatio)
         if let n = limit, n < d.count { d = try d.subset(Array(0..<n)) }
         return d
     }
@@ -254,7 +265,7 @@ public struct EvaluateJob {
         files.output("--metrics", metrics)
         try files.check()
         let file = try ModelFile.load(path: model)
-        let (data, note) = try file.pair(try val.load(imageSize: file.model.config.imageSize), role: "--val", map: try classMap.map { try ClassMap(path: $0) })
+        let (data, note) = try file.pair(try val.load(imageSize: file.model.config.imageSize, evalRatio: file.evalRatio), role: "--val", map: try classMap.map { try ClassMap(path: $0) })
         if let n = note { Log.line("ld-squeeze: " + n) }
         var line = try file.model.evaluate(data, normalization: Normalization(of: file)).json
         line["model"] = .string(model)

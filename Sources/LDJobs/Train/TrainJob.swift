@@ -147,6 +147,8 @@ public struct TrainJob {
         var gridFactor: Int?
         var poolMode: Bool
         var mode: String
+        /// The evaluation transform's ratio (the teacher's, or --data's recorded one), stored in the student.
+        var evalRatio = EvalTransform.defaultRatio
     }
 
     func prepare() throws -> Prepared {
@@ -163,11 +165,16 @@ public struct TrainJob {
         // With a teacher, a folder of other sizes is brought to its input size (Dataset.load).
         var teacherFile: ModelFile? = nil
         if case .teacher(let t) = source { teacherFile = try ModelFile.load(path: t) }
-        var data = try Dataset.load(self.data, imageSize: teacherFile?.model.config.imageSize)
+        var data = try Dataset.load(self.data, imageSize: teacherFile?.model.config.imageSize,
+                                    evalRatio: teacherFile?.evalRatio ?? EvalTransform.defaultRatio)
+        let evalRatio = teacherFile?.evalRatio ?? data.evalRatio ?? EvalTransform.defaultRatio
         guard data.count > 0 else { throw LDError("--data \(data.source) holds no images") }
         guard data.classes >= 2 else { throw LDError("--data \(data.source) has \(data.classes) class; a classifier needs at least 2") }
         let gridFactor = try self.gridFactor(data)
-        var val = try Dataset.load(self.val, imageSize: data.height)
+        var val = try Dataset.load(self.val, imageSize: data.height, evalRatio: evalRatio)
+        if teacherFile == nil, let r = val.evalRatio, abs(r - evalRatio) > 1e-9 {
+            throw LDError("--val \(val.source) was brought to \(val.height) px with the evaluation ratio \(r), --data \(data.source)'s is \(evalRatio)")
+        }
         let map = try classMap.map { try ClassMap(path: $0) }
 
         var teacher: ModelFile? = nil, stream: LabelStreamInput? = nil
@@ -227,7 +234,7 @@ public struct TrainJob {
         let prepared = Prepared(data: data, val: val, valSample: try sample(val), teacher: teacher, stream: stream, normalization: normalization,
                                 recipe: recipe, model: model, trainer: StudentTrainer(model: model, recipe: recipe),
                                 maker: try StudentBatchMaker(images: data, normalization: normalization),
-                                gridFactor: gridFactor, poolMode: !complete || poolSampling != nil, mode: mode)
+                                gridFactor: gridFactor, poolMode: !complete || poolSampling != nil, mode: mode, evalRatio: evalRatio)
         console.detail("ld-train: \(mode) on \(data.count) images of \(data.source), val \(val.source) (\(val.count)), normalisation mean \(normalization.mean) std \(normalization.std)")
         console.detail("ld-train: recipe " + JSONValue.object(recipe.json).serialized)
         if console.verbose { for line in model.summary { console.detail(line) } }
@@ -276,6 +283,7 @@ public struct TrainJob {
         if let t = run.teacher { info["teacher_hash"] = .string(t.hash) }
         var file = ModelFile(model: run.model, mean: run.normalization.mean, std: run.normalization.std,
                              classNames: run.data.classNames, info: info)
+        file.evalRatio = run.evalRatio
         try file.save(path: path, producer: "ld-train", seed: seed)
         return file.hash
     }

@@ -20,6 +20,9 @@ public struct ModelFile {
     public var mean: [Float]
     public var std: [Float]
     public var classNames: [String]
+    /// The ratio of the evaluation transform the model's images of other sizes go through (resize to
+    /// size / ratio, centre crop): `eval_ratio` in the header, written only when not the default 0.875.
+    public var evalRatio: Double = EvalTransform.defaultRatio
     /// Training facts written by the producer (data set, epochs, accuracy); shown by `--dump`.
     public var info: [String: JSONValue]
     /// 16 hex digits identifying this file's content (set by `load` and `save`).
@@ -62,6 +65,7 @@ public struct ModelFile {
             "class_stats": .bool(hasClassStatistics),
         ]
         if !info.isEmpty { meta["info"] = .object(info) }
+        if evalRatio != EvalTransform.defaultRatio { meta["eval_ratio"] = .double(evalRatio) }
         let header = StreamHeader(kind: .model, producer: producer, version: LD.version, seed: seed,
                                   classes: config.classes,
                                   shape: [config.channels, config.imageSize, config.imageSize], meta: meta)
@@ -189,6 +193,10 @@ public struct ModelFile {
         var info: [String: JSONValue] = [:]
         if case .object(let o) = header.meta["info"] ?? .null { info = o }
         var file = ModelFile(model: model, mean: mean, std: std, classNames: names, info: info)
+        if let r = header.meta["eval_ratio"], r != .null {
+            guard let v = r.doubleValue, v > 0, v <= 1 else { throw LDError("\(reader.name): model header 'eval_ratio' must be a number in (0, 1]") }
+            file.evalRatio = v
+        }
         file.hash = ContentHash.hex(reader.lastEndHash ?? 0)
         model.training = false
         return file
@@ -207,6 +215,9 @@ public struct ModelFile {
     /// Checks that a data set's images fit this model (channels, size).
     public func checkImages(_ data: Dataset, role: String) throws {
         let c = model.config
+        if let r = data.evalRatio, abs(r - evalRatio) > 1e-9 {
+            throw LDError("\(role) \(data.source) was brought to \(data.height) px by the evaluation transform with ratio \(r) (resize to \(Int(Double(data.height) / r)), centre crop), the model's is \(evalRatio) (resize to \(Int(Double(c.imageSize) / evalRatio))): load or pack the images with --eval-ratio \(evalRatio)")
+        }
         if data.channels != c.channels || data.height != c.imageSize || data.width != c.imageSize {
             throw LDError("\(role) \(data.source) has \(data.channels)x\(data.height)x\(data.width) images, the model takes \(c.channels)x\(c.imageSize)x\(c.imageSize)")
         }
