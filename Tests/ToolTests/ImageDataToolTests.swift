@@ -59,6 +59,16 @@ final class ImageDataToolTests: ToolTestCase {
         let eval = try run("ld-squeeze", ["--eval-only", "t.ldm", "--val", "folder:\(dir)"])
         XCTAssertEqual(eval.status, 0, eval.err)
         XCTAssertTrue(eval.stdout.contains("\"images\":9"), eval.stdout)
+        // RandomResizedCrop crops from the whole images (the folder stays on disk): another teacher than the
+        // same recipe on the packed 16 px views.
+        XCTAssertEqual(try run("ld-prune", ["--pack", "--data", "folder:\(dir)", "--image-size", "16", "-o", "p.ldi"]).status, 0)
+        for (name, data) in [("whole", "folder:\(dir)"), ("views", "p.ldi")] {
+            let r = try run("ld-squeeze", ["--data", data, "--image-size", "16", "--augment", "rrc", "--width", "8",
+                                           "--epochs", "1", "--batch-size", "4", "--threads", "1", "-o", "\(name).ldm", "-q"])
+            XCTAssertEqual(r.status, 0, r.err)
+        }
+        XCTAssertNotEqual(try ModelFile.load(path: path("whole.ldm")).model.parameters.map { $0.value.array },
+                          try ModelFile.load(path: path("views.ldm")).model.parameters.map { $0.value.array })
     }
 
     /// A folder kept on disk (`--data-memory` below its decoded size) gives every tool the same results as in

@@ -1,6 +1,7 @@
 import Foundation
 import LDKernels
 import LDData
+import LDRecords
 import LDNetworks
 import XCTest
 
@@ -124,5 +125,38 @@ final class OnDiskDataTests: XCTestCase {
         try refused("i00.jpg\n", "names no class")
         try refused("# nothing\n", "names no images")
         XCTAssertThrowsError(try Dataset.load("list:\(dir)/flat/none.txt")) { XCTAssertTrue("\($0)".contains("not found"), "\($0)") }
+    }
+
+    /// Training views from whole images: the box is taken in the stored image and resampled straight to the
+    /// set's size (PIL's resize with a box, as torchvision's RandomResizedCrop on the decoded image).
+    func testCropsFromWholeImages() throws {
+        let disk = try load(onDisk: true)
+        XCTAssertTrue(disk.files!.transforms)
+        let i = 4   // c0/4.jpg, stored 20 x 14
+        XCTAssertEqual(disk.files!.storedSize(i).height, 20)
+        XCTAssertEqual(disk.files!.storedSize(i).width, 14)
+        let box = CropBox(top: 3, left: 1, height: 15, width: 9)
+        var got = [UInt8](repeating: 0, count: 2 * disk.imageSize)
+        try got.withUnsafeMutableBufferPointer { try disk.crops([i, i], [(box, false), (box, true)], into: $0.baseAddress!) }
+        let whole = try JPEG.decode(try Files.readFile(disk.files!.paths[i]), channels: 3)
+        var want = [UInt8](repeating: 0, count: 2 * disk.imageSize)
+        whole.pixels.withUnsafeBufferPointer { src in
+            want.withUnsafeMutableBufferPointer { dst in
+                for (k, flip) in [false, true].enumerated() {
+                    Resample.resize(src.baseAddress!, channels: 3, height: 20, width: 14, box: (1, 3, 10, 18), outH: 12, outW: 12,
+                                    flip: flip, into: dst.baseAddress! + k * disk.imageSize)
+                }
+            }
+        }
+        XCTAssertTrue(got == want)
+        XCTAssertThrowsError(try got.withUnsafeMutableBufferPointer { try disk.crops([i], [(CropBox(top: 10, left: 0, height: 11, width: 5), false)], into: $0.baseAddress!) }) {
+            XCTAssertTrue("\($0)".contains("outside"), "\($0)")
+        }
+        // A teacher's RandomResizedCrop draws its boxes on the stored sizes of such a set.
+        Memory.dataBudget = Memory.available / 4
+        let folder = try Dataset.load("folder:\(dir)/set", imageSize: 12, wholeImages: true)
+        XCTAssertFalse(folder.isResident, "kept on disk to crop from the whole images")
+        let mem = try load(onDisk: false)
+        XCTAssertTrue(mem.isResident)
     }
 }

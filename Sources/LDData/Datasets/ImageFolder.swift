@@ -24,7 +24,7 @@ extension Dataset {
     /// - `DIR/manifest.json`, if present, may give `"mean"` and `"std"` (one per channel, together) and
     ///   `"class_names"` (one per class folder). Without mean and std they are computed from the images
     ///   (population statistics of pixel/255 per channel).
-    static func loadImageFolder(directory: String, source: String, transform: EvalTransform? = nil) throws -> Dataset {
+    static func loadImageFolder(directory: String, source: String, transform: EvalTransform? = nil, wholeImages: Bool = false) throws -> Dataset {
         try Files.requireDirectory(directory, what: "image")
         // ld-recover records its run in `.ld-recover.json` first and writes `manifest.json` last: a folder
         // with the one and not the other is a run that stopped (or a shard), not a complete set.
@@ -47,7 +47,7 @@ extension Dataset {
             }
         }
         guard !paths.isEmpty else { throw LDError("\(directory): no PNG or JPEG files in the class sub-folders") }
-        return try loadImages(paths: paths, labels: labels, folders: folders, directory: directory, source: source, transform: transform)
+        return try loadImages(paths: paths, labels: labels, folders: folders, directory: directory, source: source, transform: transform, wholeImages: wholeImages)
     }
 
     /// Loads the images of a labels file (`list:FILE[:DIR]`, see `DatasetSpec`): one line per image, its name
@@ -56,14 +56,14 @@ extension Dataset {
     /// (`ImageId,...`) skipped. That reads ImageNet's `LOC_val_solution.csv`, Tiny-ImageNet's
     /// `val_annotations.txt` and any `NAME CLASS` list. Classes are the distinct names sorted as ImageFolder
     /// sorts its folders; images keep the file's order.
-    static func loadImageList(file: String, directory: String?, source: String, transform: EvalTransform? = nil) throws -> Dataset {
+    static func loadImageList(file: String, directory: String?, source: String, transform: EvalTransform? = nil, wholeImages: Bool = false) throws -> Dataset {
         let dir = directory ?? {
             guard let slash = file.lastIndex(of: "/") else { return "." }
             return String(file[..<slash])
         }()
         try Files.requireDirectory(dir, what: "image")
         let (classes, paths, labels) = try labelledImages(file, directory: dir)
-        return try loadImages(paths: paths, labels: labels, folders: classes, directory: dir, source: source, transform: transform)
+        return try loadImages(paths: paths, labels: labels, folders: classes, directory: dir, source: source, transform: transform, wholeImages: wholeImages)
     }
 
     /// The images named by a labels file, their labels and the sorted class names (see `loadImageList`).
@@ -92,7 +92,7 @@ extension Dataset {
     /// The common part of folders and labels files: headers, the set's shape, in memory or on disk
     /// (`Memory.dataBudget`), the optional manifest, the normalisation.
     static func loadImages(paths: [String], labels: [Int32], folders: [String], directory: String, source: String,
-                           transform: EvalTransform?) throws -> Dataset {
+                           transform: EvalTransform?, wholeImages: Bool = false) throws -> Dataset {
         let n = paths.count, size = transform?.size
 
         // Headers first, on all cores: the set's shape (the first image's size; RGB if any image is) and the
@@ -106,7 +106,8 @@ extension Dataset {
         let imageSize = channels * height * width
         let files = ImageFiles(root: directory, paths: paths, headers: headers, channels: channels, height: height, width: width, transform: transform)
         // A set whose decoded pixels pass the budget stays on disk, decoded batch by batch.
-        let onDisk = Double(n) * Double(imageSize) > Memory.dataBudget
+        let resized = transform.map { t in headers.contains { $0.height != t.size || $0.width != t.size } } ?? false
+        let onDisk = Double(n) * Double(imageSize) > Memory.dataBudget || (wholeImages && resized)
         var pixels: [UInt8] = []
         if !onDisk {
             try Memory.require(Double(n) * Double(imageSize), for: "\(directory): \(n) images of \(channels)x\(height)x\(width)")
@@ -159,7 +160,7 @@ extension Dataset {
                           width: width, mean: mean!, std: std!, classNames: classNames, source: source)
         set.grid = grid
         if onDisk { set.files = files }
-        if let t = transform, headers.contains(where: { $0.height != t.size || $0.width != t.size }) { set.evalRatio = t.ratio }
+        if resized, let t = transform { set.evalRatio = t.ratio }
         return set
     }
 

@@ -48,7 +48,9 @@ public struct SqueezeJob {
         files.output("--scores", scores)
         files.output("--metrics", metrics)
         try files.check()
-        var train = try Dataset.load(dataName, imageSize: imageSize, evalRatio: evalRatio ?? EvalTransform.defaultRatio)
+        // RandomResizedCrop on a folder of any size crops from the whole images: such a folder stays on disk.
+        var train = try Dataset.load(dataName, imageSize: imageSize, evalRatio: evalRatio ?? EvalTransform.defaultRatio,
+                                     wholeImages: settings.augment == .rrc)
         if let r = train.evalRatio, let want = evalRatio, abs(r - want) > 1e-9 {
             throw LDError("--data \(dataName) was brought to \(train.height) px with the evaluation ratio \(r), not the --eval-ratio \(want) given")
         }

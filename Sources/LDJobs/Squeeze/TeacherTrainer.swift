@@ -143,6 +143,9 @@ public final class TeacherTrainer {
     public let loader: BatchLoader
     /// The keyed draws: epoch order from stage `.squeeze`, augmentations from `.augment`, no mix.
     private let draws: BatchDraws
+    /// RandomResizedCrop on a folder of any size kept on disk: boxes drawn on each image's stored size and
+    /// cropped from the whole decoded image (torchvision's recipe), not from its evaluation-size view.
+    public let cropsFromWholeImages: Bool
     private var order: [Int] = []
     private var orderEpoch = -1
     private let dLogits = Tensor(shape: [0])
@@ -173,6 +176,16 @@ public final class TeacherTrainer {
         loader = try BatchLoader(data: data, normalization: normalization)
         draws = BatchDraws(count: data.count, height: data.height, width: data.width, batchSize: settings.batchSize,
                            augment: settings.sampleAugment, seed: settings.seed, orderStage: .squeeze)
+        cropsFromWholeImages = settings.augment == .rrc && (data.files?.transforms ?? false)
+        loader.cropsFromWholeImages = cropsFromWholeImages
+    }
+
+    /// The augmentations of a batch: drawn on each image's stored size with `cropsFromWholeImages`.
+    private func views(epoch: Int, batch: Int, indices: [Int]) -> [SampleAugmentation] {
+        guard cropsFromWholeImages, let files = data.files else {
+            return draws.augmentations(epoch: epoch, batch: batch, count: indices.count)
+        }
+        return draws.augmentations(epoch: epoch, batch: batch, sizes: indices.map { files.storedSize($0) })
     }
 
     /// Whether every epoch has run.
@@ -188,8 +201,11 @@ public final class TeacherTrainer {
             orderEpoch = epoch
         }
         let indices = draws.indices(batch: step, order: order)
-        let x = try loader.load(indices, replaying: draws.augmentations(epoch: epoch, batch: step, count: indices.count))
-        if step + 1 < stepsPerEpoch { loader.prefetch(draws.indices(batch: step + 1, order: order)) }   // a set on disk
+        let x = try loader.load(indices, replaying: views(epoch: epoch, batch: step, indices: indices))
+        if step + 1 < stepsPerEpoch {   // a set on disk: the next batch decoded while this one trains
+            let next = draws.indices(batch: step + 1, order: order)
+            loader.prefetch(next, crops: cropsFromWholeImages ? views(epoch: epoch, batch: step + 1, indices: next) : nil)
+        }
         let lr = schedule.lr(at: epoch * stepsPerEpoch + step)
         model.training = true
         model.zeroGrad()

@@ -161,6 +161,15 @@ public struct BatchDraws {
         }
     }
 
+    /// The same for images of their own sizes (training views cropped from whole images of any size): item i
+    /// is drawn for an image of `sizes[i]`, from the same keys.
+    public func augmentations(epoch: Int, batch: Int, sizes: [(height: Int, width: Int)]) -> [SampleAugmentation] {
+        sizes.enumerated().map { item, size in
+            var rng = LDRandom(seed: seed, stage: .augment, major: epoch, minor: batch, item: item)
+            return augment.sample(height: size.height, width: size.width, using: &rng)
+        }
+    }
+
     /// The mix of batch `batch` of epoch `epoch` over `count` images (nil when the run does not mix).
     public func mixParams(epoch: Int, batch: Int, count: Int) -> MixParams? {
         guard mix.kind != .none else { return nil }

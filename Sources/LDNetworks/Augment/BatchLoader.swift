@@ -25,6 +25,10 @@ public final class BatchLoader {
     /// Decoded uint8 pixels of the batch being loaded and of the one being prefetched (sets on disk).
     private var current = PixelBuffer(), spare = PixelBuffer()
     private var pending: Pending?
+    /// Training views cropped from the whole stored images (a folder of any size kept on disk): `load(_:replaying:)`
+    /// takes each augmentation's box in the image's stored pixels and resamples it straight to the set's size,
+    /// as torchvision's RandomResizedCrop on the decoded image (see `Dataset.crops`).
+    public var cropsFromWholeImages = false
     /// A set on disk: images decoded so far, and the seconds `load` waited for pixels (decoding itself when
     /// nothing was prefetched, or the rest of a prefetch), to show whether the model waits on data.
     public private(set) var decodedImages = 0
@@ -50,6 +54,7 @@ public final class BatchLoader {
         precondition(augs.count == indices.count, "BatchLoader: \(augs.count) augmentations for \(indices.count) images")
         augmentations.removeAll(keepingCapacity: true)
         augmentations.append(contentsOf: augs)
+        if cropsFromWholeImages { return try apply(indices, [], identity: true, crops: augs) }
         let whole = CropBox.full(height: data.height, width: data.width)
         return try apply(indices, augmentations, identity: augs.allSatisfy { $0.box == whole && !$0.flip })
     }
@@ -63,21 +68,25 @@ public final class BatchLoader {
 
     /// Starts decoding `indices` in the background (a set on disk; nothing for a set in memory), for the next
     /// `load` of the same indices. At most one batch ahead: a second call before that `load` is ignored.
-    public func prefetch(_ indices: [Int]) {
+    /// `crops`: the augmentations the next `load(_:replaying:)` will give (with `cropsFromWholeImages`).
+    public func prefetch(_ indices: [Int], crops: [SampleAugmentation]? = nil) {
         guard !data.isResident, pending == nil else { return }
         let buffer = spare, set = data
         buffer.ensure(indices.count * set.imageSize)
-        let p = Pending(indices: indices)
+        let p = Pending(indices: indices, crops: crops)
+        let views = crops.map { $0.map { (box: $0.box, flip: $0.flip) } }
         queue.async(group: p.group) {
             let t0 = Progress.now()
-            do { try set.images(indices, into: buffer.pointer) } catch { p.error = error }
+            do {
+                if let views { try set.crops(indices, views, into: buffer.pointer) } else { try set.images(indices, into: buffer.pointer) }
+            } catch { p.error = error }
             p.seconds = Progress.now() - t0
         }
         pending = p
     }
 
     /// The uint8 pixels of `indices` (a set on disk): the prefetched batch if it is this one, else decoded now.
-    private func decoded(_ indices: [Int]) throws -> UnsafePointer<UInt8> {
+    private func decoded(_ indices: [Int], crops: [SampleAugmentation]?) throws -> UnsafePointer<UInt8> {
         let t0 = Progress.now()
         decodedImages += indices.count
         defer { waitSeconds += Progress.now() - t0 }
@@ -85,7 +94,7 @@ public final class BatchLoader {
             pending = nil
             p.group.wait()
             decodeSeconds += p.seconds
-            if p.indices == indices {
+            if p.indices == indices && p.crops == crops {
                 if let error = p.error { throw error }
                 swap(&current, &spare)
                 return UnsafePointer(current.pointer)
@@ -94,11 +103,15 @@ public final class BatchLoader {
         current.ensure(indices.count * data.imageSize)
         let t1 = Progress.now()
         defer { decodeSeconds += Progress.now() - t1 }
-        try data.images(indices, into: current.pointer)
+        if let crops {
+            try data.crops(indices, crops.map { (box: $0.box, flip: $0.flip) }, into: current.pointer)
+        } else {
+            try data.images(indices, into: current.pointer)
+        }
         return UnsafePointer(current.pointer)
     }
 
-    private func apply(_ indices: [Int], _ augs: [SampleAugmentation], identity: Bool) throws -> Tensor {
+    private func apply(_ indices: [Int], _ augs: [SampleAugmentation], identity: Bool, crops: [SampleAugmentation]? = nil) throws -> Tensor {
         let n = indices.count, c = data.channels, h = data.height, w = data.width
         let size = c * h * w, plane = h * w
         labels.removeAll(keepingCapacity: true)
@@ -108,7 +121,7 @@ public final class BatchLoader {
         batch.ensureShape(n, c, h, w)
         let out = target.data
         // Resident: image i at pixels[i * size]; on disk: the batch's k-th decoded image at k * size.
-        let onDisk = data.isResident ? nil : try decoded(indices)
+        let onDisk = data.isResident ? nil : try decoded(indices, crops: crops)
         scale.withUnsafeBufferPointer { sc in
             bias.withUnsafeBufferPointer { bi in
                 data.pixels.withUnsafeBufferPointer { pix in
@@ -152,8 +165,9 @@ final class PixelBuffer: @unchecked Sendable {
 /// A batch being decoded in the background.
 private final class Pending: @unchecked Sendable {
     let indices: [Int]
+    let crops: [SampleAugmentation]?
     let group = DispatchGroup()
     var error: Error?
     var seconds = 0.0
-    init(indices: [Int]) { self.indices = indices }
+    init(indices: [Int], crops: [SampleAugmentation]?) { self.indices = indices; self.crops = crops }
 }
