@@ -28,6 +28,8 @@ usage: ld-bench                 everything: engine workloads, the recover loop, 
                        normalise), as ../shared/peer/jpeg_bench.py times PIL + torchvision
        ld-bench ondisk DIR [--size 224] [--model M] [--batch B] [--steps N] [--data-memory 1G]
                                                     training from a folder kept on disk vs decoded beforehand
+       ld-bench makeset DIR [--layout tiny|imagenet] [--classes N] [--per-class K] [--val-per-class V]
+                                                    a synthetic JPEG set in Tiny-ImageNet's or ImageNet's layout
        ld-bench depthwise [--threads T] [--secs S]  depthwise convolutions of MobileNetV2 / EfficientNet-B0
 """
 
@@ -67,6 +69,8 @@ do {
         try depthwiseBench(Array(benchArgs.dropFirst()))
     case "ondisk":
         try onDiskBench(Array(benchArgs.dropFirst()))
+    case "makeset":
+        try makeSet(Array(benchArgs.dropFirst()))
     default:
         FileHandle.standardError.write("ld-bench: unknown benchmark '\(benchArgs[0])'\n\(usage)\n".data(using: .utf8)!)
         exit(2)

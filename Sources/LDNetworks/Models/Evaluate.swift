@@ -19,7 +19,9 @@ public struct Evaluation: Equatable {
 extension Model {
     /// Evaluates in eval mode (running BN statistics) over the whole set in batches; restores the mode.
     /// Top-5 is top-min(5, K).
-    public func evaluate(_ data: Dataset, normalization: Normalization, batchSize: Int = 500) throws -> Evaluation {
+    /// `batchSize`: by default 500 images, fewer for large inputs (`evaluationBatch`).
+    public func evaluate(_ data: Dataset, normalization: Normalization, batchSize: Int? = nil) throws -> Evaluation {
+        let batchSize = batchSize ?? evaluationBatch()
         guard data.count > 0 else { throw LDError("\(data.source): no images to evaluate on") }
         let wasTraining = training
         training = false

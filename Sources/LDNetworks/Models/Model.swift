@@ -151,6 +151,20 @@ public final class Model {
         for l in layers { let t = l.trace(shape); total += t.macs; shape = t.output }
         return total
     }
+
+    /// The largest output of one image's forward pass over the layers (floats): what an inference batch's
+    /// biggest activation takes per image, to size batches by memory.
+    public var largestActivationPerImage: Int {
+        var shape = ImageShape(c: config.channels, h: config.imageSize, w: config.imageSize), most = shape.c * shape.h * shape.w
+        for l in layers { shape = l.trace(shape).output; most = max(most, shape.c * shape.h * shape.w) }
+        return most
+    }
+
+    /// An inference batch size for evaluating on a whole set: `most` images, fewer when the largest
+    /// activation of the batch would pass 64 M floats (256 MB; a few of them are alive at once), at least 8.
+    public func evaluationBatch(most: Int = 500) -> Int {
+        max(8, min(most, (1 << 26) / max(1, largestActivationPerImage)))
+    }
 }
 
 private func nchwToCNHW(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, n: Int, c: Int, hw: Int) {
