@@ -125,6 +125,17 @@ final class AugmentTests: XCTestCase {
             }
             XCTAssertLessThan(fallbacks, 300, "\(h)x\(w): too many fallbacks")
         }
+        // Stored ImageNet sizes and extreme aspect ratios (training views cropped from whole images): inside,
+        // and torchvision's fallback (the centred crop at the nearest allowed ratio) when ten tries fail.
+        let rrc = RandomResizedCrop()
+        for (h, w) in [(375, 500), (500, 333), (17, 301), (301, 17), (1, 1), (2, 999)] {
+            for _ in 0..<500 {
+                let b = rrc.sampleBox(height: h, width: w, using: &rng)
+                XCTAssertTrue(b.isInside(height: h, width: w) && b.height > 0 && b.width > 0, "box \(b) outside \(h)x\(w)")
+            }
+        }
+        XCTAssertEqual(rrc.fallbackBox(height: 17, width: 301), CropBox(top: 0, left: 139, height: 17, width: 23))
+        XCTAssertEqual(rrc.fallbackBox(height: 301, width: 17), CropBox(top: 139, left: 0, height: 23, width: 17))
     }
 
     func testRandomResizedCropFallback() {
