@@ -5,14 +5,16 @@ import LDNetworks
 import LDJobs
 
 /// `ld-bench ondisk DIR [--size 224] [--model resnet18] [--stem imagenet] [--batch 32] [--steps 8]
-/// [--data-memory 1G] [--threads T] [--rounds R]`: teacher training (ld-squeeze's trainer, RandomResizedCrop + flip) from
+/// [--data-memory 1G] [--threads T] [--rounds R] [--augment rrc|crop]`: teacher training (ld-squeeze's trainer) from
 /// an image folder kept on disk, next to the same steps over the same images decoded beforehand: images/s of
 /// both, the share of the run the steps waited for pixels, and the peak RSS of the on-disk run next to the
 /// budget, the model's activations and what the whole folder would take decoded. The two runs alternate R
-/// times (this machine is shared and noisy); the medians are compared.
+/// times (this machine is shared and noisy); the medians are compared. With `rrc` (the default) the run from
+/// disk crops its views from the whole images (more decoding) where the other crops the 224 px view; `crop`
+/// gives both the same views.
 func onDiskBench(_ args: [String]) throws {
     var dir: String? = nil, size = 224, model = "resnet18", stem = "imagenet", batch = 32, steps = 8
-    var budget = 1e9, threads = Engine.threads, rounds = 3
+    var budget = 1e9, threads = Engine.threads, rounds = 3, augment = AugmentKind.rrc
     var i = 0
     while i < args.count {
         switch args[i] {
@@ -24,6 +26,7 @@ func onDiskBench(_ args: [String]) throws {
         case "--data-memory": i += 1; budget = Memory.parseSize(args[i]) ?? budget
         case "--threads": i += 1; threads = Int(args[i]) ?? threads
         case "--rounds": i += 1; rounds = max(1, Int(args[i]) ?? rounds)
+        case "--augment": i += 1; augment = AugmentKind(rawValue: args[i]) ?? augment
         default: dir = args[i]
         }
         i += 1
@@ -45,7 +48,7 @@ func onDiskBench(_ args: [String]) throws {
     let picked = try all.subset((0..<n).map { $0 * all.count / n })
     func train(_ data: Dataset) throws -> (ips: Double, wait: Double, activations: Int) {
         let settings = TeacherSettings(model: config, epochs: 1, batchSize: batch, learningRate: 0.1, momentum: 0.9,
-                                       weightDecay: 1e-4, warmupEpochs: 0, optimizer: .sgd, augment: .rrc, seed: 0,
+                                       weightDecay: 1e-4, warmupEpochs: 0, optimizer: .sgd, augment: augment, seed: 0,
                                        scores: false, el2nEpochs: 1, trainSetHash: "")
         let trainer = try TeacherTrainer(settings: settings, data: data, normalization: Normalization(of: all))
         for _ in 0..<2 { try trainer.trainStep() }
