@@ -63,6 +63,8 @@ public enum Manual {
         Examples:
           ld-squeeze --data fmnist:train --val fmnist:test -o teacher.ldm --class-stats --scores scores.lds
           ld-squeeze --eval-only teacher.ldm --val fmnist:test
+          ld-squeeze --data folder:nette/train --image-size 224 --augment rrc -o t.ldm
+          ld-squeeze --eval-only r18.ldm --val list:LOC_val_solution.csv:val
           ld-squeeze --import resnet18.pth --preset imagenet -o teacher.ldm
           ld-squeeze --import cifar.safetensors --preset cifar10 -o teacher.ldm
           ld-squeeze --export student.ldm -o student.safetensors
