@@ -56,67 +56,44 @@ public final class ImageFiles: @unchecked Sendable {
     /// `flip`, into `dest`: torchvision's RandomResizedCrop and flip on the PIL image (`resized_crop`, PIL's
     /// antialiased bilinear with a box).
     func decodeCrop(_ i: Int, box: CropBox, flip: Bool, into dest: UnsafeMutablePointer<UInt8>) throws {
-        let bytes = try Files.readFile(paths[i])
-        try bytes.withUnsafeBytes { raw in
-            let path = paths[i]
-            var pixels: [UInt8], h: Int, w: Int, layout: Resample.Layout
-            if try ImageFile.format(raw, name: path) == "jpeg" {
-                let d = try JPEG.Decoder(raw, name: path)
-                (h, w) = (d.height, d.width)
-                pixels = [UInt8](repeating: 0, count: channels * h * w)
-                try pixels.withUnsafeMutableBufferPointer { try d.finishInterleaved(into: $0.baseAddress!, channels: channels) }
-                layout = .interleaved(channels: channels, width: w)
-            } else {
-                let d = try PNG.Decoder(raw, name: path)
-                (h, w) = (d.height, d.width)
-                pixels = [UInt8](repeating: 0, count: max(channels, d.channels) * h * w)
-                try pixels.withUnsafeMutableBufferPointer { try d.finish(into: $0.baseAddress!) }
-                if d.channels != channels {
-                    guard d.channels == 1 else { throw LDError("\(path): a colour PNG in a gray image set") }
-                    let plane = h * w
-                    pixels.withUnsafeMutableBufferPointer { b in for k in 1..<channels { (b.baseAddress! + k * plane).update(from: b.baseAddress!, count: plane) } }
-                }
-                layout = .planar(height: h, width: w)
-            }
-            guard box.top >= 0, box.left >= 0, box.height > 0, box.width > 0, box.top + box.height <= h, box.left + box.width <= w else {
-                throw LDError("\(path): crop \(box) outside the \(h)x\(w) image")
-            }
-            pixels.withUnsafeBufferPointer {
-                Resample.resize($0.baseAddress!, channels: channels, height: h, width: w, layout: layout,
-                                box: (Double(box.left), Double(box.top), Double(box.left + box.width), Double(box.top + box.height)),
-                                outH: height, outW: width, flip: flip, into: dest)
-            }
+        let image = try ImageFile.decodeStored(path: paths[i], channels: channels)
+        let (h, w) = (image.height, image.width)
+        guard box.top >= 0, box.left >= 0, box.height > 0, box.width > 0, box.top + box.height <= h, box.left + box.width <= w else {
+            throw LDError("\(paths[i]): crop \(box) outside the \(h)x\(w) image")
+        }
+        image.pixels.withUnsafeBufferPointer {
+            Resample.resize($0.baseAddress!, channels: channels, height: h, width: w, layout: image.layout,
+                            box: (Double(box.left), Double(box.top), Double(box.left + box.width), Double(box.top + box.height)),
+                            outH: height, outW: width, flip: flip, into: dest)
         }
     }
 
     /// `decodeCrop` of each image at `indices` with its crop, into consecutive slots of `dest`, on up to
     /// `workers` threads; the first failure (by position) is thrown.
     func decodeCrops(_ indices: [Int], crops: [(box: CropBox, flip: Bool)], into dest: UnsafeMutablePointer<UInt8>, workers: Int) throws {
-        let n = indices.count, size = channels * height * width
-        guard n > 0 else { return }
-        let failures = DecodeFailures(count: n)
-        let parts = max(1, min(workers, n))
-        DispatchQueue.concurrentPerform(iterations: parts) { w in
-            var k = w
-            while k < n {
-                do { try decodeCrop(indices[k], box: crops[k].box, flip: crops[k].flip, into: dest + k * size) } catch { failures.set(k, error) }
-                k += parts
-            }
+        let size = channels * height * width
+        try ImageFiles.inParallel(indices.count, workers: workers) { k in
+            try decodeCrop(indices[k], box: crops[k].box, flip: crops[k].flip, into: dest + k * size)
         }
-        if let error = failures.first() { throw error }
     }
 
     /// Decodes the images at `indices` into consecutive slots of `dest` on up to `workers` threads; the first
     /// failure (by position) is thrown.
     func decode(_ indices: [Int], into dest: UnsafeMutablePointer<UInt8>, workers: Int) throws {
-        let n = indices.count, size = channels * height * width
+        let size = channels * height * width
+        try ImageFiles.inParallel(indices.count, workers: workers) { k in try decode(indices[k], into: dest + k * size) }
+    }
+
+    /// Runs `body(k)` for k in 0..<n on up to `workers` threads (worker w takes every workers-th k); the first
+    /// failure by k is thrown after all have run.
+    static func inParallel(_ n: Int, workers: Int, _ body: (Int) throws -> Void) throws {
         guard n > 0 else { return }
         let failures = DecodeFailures(count: n)
         let parts = max(1, min(workers, n))
         DispatchQueue.concurrentPerform(iterations: parts) { w in
             var k = w
             while k < n {
-                do { try decode(indices[k], into: dest + k * size) } catch { failures.set(k, error) }
+                do { try body(k) } catch { failures.set(k, error) }
                 k += parts
             }
         }

@@ -189,29 +189,17 @@ extension Dataset {
     }
 
     static func imageHeaders(_ paths: [String]) throws -> [ImageFile.Header] {
-        let n = paths.count
-        var out = [ImageFile.Header](repeating: ImageFile.Header(channels: 0, height: 0, width: 0), count: n)
-        var errors = [Error?](repeating: nil, count: n)
-        let workers = max(1, min(Engine.threads, n))
-        out.withUnsafeMutableBufferPointer { hs in
-            errors.withUnsafeMutableBufferPointer { es in
-                let h = hs.baseAddress!, e = es.baseAddress!
-                DispatchQueue.concurrentPerform(iterations: workers) { w in
-                    var i = w
-                    while i < n {
-                        // The first 64 KB hold the header of nearly every file; the whole file when not.
-                        do {
-                            let head = try Files.readPrefix(paths[i], count: 1 << 16)
-                            if let hd = try? head.withUnsafeBytes({ try ImageFile.header($0, name: paths[i]) }) { h[i] = hd } else {
-                                h[i] = try Files.readFile(paths[i]).withUnsafeBytes { try ImageFile.header($0, name: paths[i]) }
-                            }
-                        } catch { e[i] = error }
-                        i += workers
-                    }
+        var out = [ImageFile.Header](repeating: ImageFile.Header(channels: 0, height: 0, width: 0), count: paths.count)
+        try out.withUnsafeMutableBufferPointer { hs in
+            let h = hs.baseAddress!
+            try ImageFiles.inParallel(paths.count, workers: Engine.threads) { i in
+                // The first 64 KB hold the header of nearly every file; the whole file when not.
+                let head = try Files.readPrefix(paths[i], count: 1 << 16)
+                if let hd = try? head.withUnsafeBytes({ try ImageFile.header($0, name: paths[i]) }) { h[i] = hd } else {
+                    h[i] = try Files.readFile(paths[i]).withUnsafeBytes { try ImageFile.header($0, name: paths[i]) }
                 }
             }
         }
-        if let error = errors.lazy.compactMap({ $0 }).first { throw error }
         return out
     }
 

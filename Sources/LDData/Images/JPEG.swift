@@ -219,32 +219,37 @@ public enum ImageFile {
     /// Decodes the image file at `path` and applies `transform` (any size in, transform.size square out) into
     /// `dest` as `channels` planes; a JPEG much larger than the resize target is decoded at a reduced scale.
     public static func decode(path: String, channels: Int, transform: EvalTransform, into dest: UnsafeMutablePointer<UInt8>) throws {
+        let image = try decodeStored(path: path, channels: channels, draftTarget: transform.resizeTo)
+        image.pixels.withUnsafeBufferPointer {
+            transform.apply($0.baseAddress!, channels: channels, height: image.height, width: image.width, layout: image.layout, into: dest)
+        }
+    }
+
+    /// The image file at `path` decoded whole as `channels` channels (a gray PNG replicated into RGB): a JPEG
+    /// interleaved, at the reduced scale PIL's draft mode picks for `draftTarget` when given; a PNG planar.
+    public static func decodeStored(path: String, channels: Int, draftTarget: Int? = nil) throws
+        -> (pixels: [UInt8], height: Int, width: Int, layout: Resample.Layout)
+    {
         let bytes = try Files.readFile(path)
-        try bytes.withUnsafeBytes { raw in
-            var pixels: [UInt8], h: Int, w: Int
+        return try bytes.withUnsafeBytes { raw in
             if try format(raw, name: path) == "jpeg" {
                 let d = try JPEG.Decoder(raw, name: path)
-                let k = JPEG.draftScale(width: d.width, height: d.height, target: transform.resizeTo)
-                (w, h) = d.scaledSize(k)
-                pixels = [UInt8](repeating: 0, count: channels * h * w)
+                let k = draftTarget.map { JPEG.draftScale(width: d.width, height: d.height, target: $0) } ?? 1
+                let (w, h) = d.scaledSize(k)
+                var pixels = [UInt8](repeating: 0, count: channels * h * w)
                 try pixels.withUnsafeMutableBufferPointer { try d.finishInterleaved(into: $0.baseAddress!, channels: channels, denominator: k) }
-                pixels.withUnsafeBufferPointer {
-                    transform.apply($0.baseAddress!, channels: channels, height: h, width: w,
-                                    layout: .interleaved(channels: channels, width: w), into: dest)
-                }
-                return
-            } else {
-                let d = try PNG.Decoder(raw, name: path)
-                (h, w) = (d.height, d.width)
-                pixels = [UInt8](repeating: 0, count: max(channels, d.channels) * h * w)
-                try pixels.withUnsafeMutableBufferPointer { try d.finish(into: $0.baseAddress!) }
-                if d.channels != channels {
-                    guard d.channels == 1 else { throw LDError("\(path): a colour PNG in a gray image set") }
-                    let plane = h * w
-                    pixels.withUnsafeMutableBufferPointer { b in for k in 1..<channels { (b.baseAddress! + k * plane).update(from: b.baseAddress!, count: plane) } }
-                }
+                return (pixels, h, w, .interleaved(channels: channels, width: w))
             }
-            pixels.withUnsafeBufferPointer { transform.apply($0.baseAddress!, channels: channels, height: h, width: w, into: dest) }
+            let d = try PNG.Decoder(raw, name: path)
+            let (h, w) = (d.height, d.width)
+            var pixels = [UInt8](repeating: 0, count: max(channels, d.channels) * h * w)
+            try pixels.withUnsafeMutableBufferPointer { try d.finish(into: $0.baseAddress!) }
+            if d.channels != channels {
+                guard d.channels == 1 else { throw LDError("\(path): a colour PNG in a gray image set") }
+                let plane = h * w
+                pixels.withUnsafeMutableBufferPointer { b in for k in 1..<channels { (b.baseAddress! + k * plane).update(from: b.baseAddress!, count: plane) } }
+            }
+            return (pixels, h, w, .planar(height: h, width: w))
         }
     }
 
