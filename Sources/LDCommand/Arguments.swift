@@ -65,6 +65,8 @@ public struct EpochsArgument: ExpressibleByArgument, Equatable, Sendable {
 // MARK: - The choices of the lower layers as arguments
 
 extension RecoverMethod: ExpressibleByArgument {}
+extension RecoverInit: ExpressibleByArgument {}
+extension RealInitRule: ExpressibleByArgument {}
 extension CropCurriculum: ExpressibleByArgument {}
 extension ClassStatisticsMode: ExpressibleByArgument {}
 extension LabelPruneRule: ExpressibleByArgument {}

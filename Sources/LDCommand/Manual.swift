@@ -100,6 +100,25 @@ public enum Manual {
         (--crop-scale 1,1, the seeds' CIFAR recipe, matches the statistics
         ~100x better) but trains better students.
 
+        Start (--init): noise, the seeds' N(0, 1) per image; or real (EDC),
+        a real image of the class from --data, chosen per class over the whole
+        class (so shards agree) by --select:
+          random      ld-prune --select random's draw for the same --seed: the
+                      random real subset of that seed, image for image;
+          confident   the teacher's lowest cross-entropy on the image's class
+                      (--keep hard: the highest);
+          el2n, forgetting, aum, ccs  ld-prune's rules on --scores (default
+                      --keep easy here).
+        The manifest lists the data set index each image started from
+        (init_sources, per class).
+
+        Ensemble (G-VBSM, EDC): --teacher given K times matches every
+        teacher's BN statistics with its own CE, each teacher weighted 1/K
+        (loss and gradient are the teachers' mean, so two copies of one
+        teacher make that teacher's images bit for bit). The teachers must
+        take the same images and classes with the same normalisation; the
+        first one reports the top-1 and writes its hash in streams.
+
         Output: --png DIR, a PNG ImageFolder (DIR/000/ipc0000.png, ...), with
         manifest.json (settings, teacher hash, mean, std, class names) written
         last; and/or -o FILE, an image record stream (`-` is stdout).
@@ -122,6 +141,9 @@ public enum Manual {
           ld-recover --teacher teacher.ldm --method lpld --ipc 10 --png syn/
           ld-recover --teacher teacher.ldm --batch-size 5 --classes 0:5 \\
             -o part0.ldi
+          ld-recover --teacher teacher.ldm --method lpld --init real \\
+            --data fmnist:train --select confident --png syn/
+          ld-recover --teacher a.ldm --teacher b.ldm --png syn/
         """
 
     public static let relabel: String =

@@ -13,8 +13,8 @@ struct Recover: ParsableCommand {
         version: LD.versionLine
     )
 
-    @Option(help: "Teacher model file (.ldm); lpld needs one with class statistics (ld-squeeze --class-stats).")
-    var teacher: String
+    @Option(help: "Teacher model file (.ldm); lpld needs one with class statistics (ld-squeeze --class-stats). Given several times: an ensemble, each teacher's BN and CE terms weighted 1/K.")
+    var teacher: [String] = []
 
     @Option(help: "Recovery method.")
     var method: RecoverMethod = .sre2l
@@ -67,10 +67,43 @@ struct Recover: ParsableCommand {
     @Option(help: "cda: fraction of the iterations over which the crop scale's lower bound falls (default 1; 0 disables).")
     var milestone: Double?
 
+    @Option(help: "Start each image from noise (the seeds') or from a real image of its class (EDC), chosen by --select.")
+    var `init`: RecoverInit = .noise
+
+    @Option(help: "--init real: the real images (a data set the teacher takes; e.g. fmnist:train).")
+    var data: String?
+
+    @Option(help: "--init real: which images per class: random (ld-prune's draw for --seed), confident (lowest teacher cross-entropy), or ld-prune's el2n, forgetting, aum, ccs on --scores.")
+    var select: RealInitRule = .random
+
+    @Option(help: "--init real: which end of a ranking (default easy: the most confident, lowest EL2N).")
+    var keep: PruneKeep?
+
+    @Option(help: "--init real: ld-squeeze's score stream for --select el2n, forgetting, aum, ccs.")
+    var scores: String?
+
     @OptionGroup var common: CommonOptions
 
     func validate() throws {
+        guard !teacher.isEmpty else { throw ValidationError("missing --teacher FILE (the model whose BN statistics the images match)") }
         guard png != nil || output != nil else { throw ValidationError("nothing to write: give --png DIR and/or -o FILE") }
+        if `init` == .noise {
+            for (given, name) in [(data != nil, "--data"), (select != .random, "--select"), (keep != nil, "--keep"),
+                                  (scores != nil, "--scores")] where given {
+                throw ValidationError("\(name) belongs to --init real")
+            }
+        } else {
+            guard data != nil else { throw ValidationError("--init real needs the real images to start from (--data DATASET)") }
+            if [.el2n, .forgetting, .aum, .ccs].contains(select) && scores == nil {
+                throw ValidationError("--select \(select.rawValue) needs ld-squeeze's score stream (--scores FILE)")
+            }
+            if [.random, .confident].contains(select) && scores != nil {
+                throw ValidationError("--scores is for --select el2n, forgetting, aum or ccs, not \(select.rawValue)")
+            }
+            if keep != nil && [.random, .ccs].contains(select) {
+                throw ValidationError("--keep applies to --select confident, el2n, forgetting and aum, not \(select.rawValue)")
+            }
+        }
         guard ipc > 0 else { throw ValidationError("--ipc must be positive, got \(ipc)") }
         let start = ipcStart ?? 0, end = ipcEnd ?? ipc
         guard start >= 0, start < end, end <= ipc else {
@@ -98,7 +131,16 @@ struct Recover: ParsableCommand {
         if let m = milestone { settings.milestone = m }
         settings.seed = common.seed
 
-        var job = RecoverJob(teacher: teacher, settings: settings, ipc: ipc)
+        var job = RecoverJob(teacher: teacher[0], settings: settings, ipc: ipc)
+        job.moreTeachers = Array(teacher.dropFirst())
+        if `init` == .real, let data {
+            var r = RealInitSettings(data: data)
+            r.rule = select
+            r.keep = keep ?? .easy
+            r.scores = scores
+            r.seed = common.seed
+            job.realInit = r
+        }
         job.classRange = classes?.range
         job.ipcRange = (ipcStart ?? 0)..<(ipcEnd ?? ipc)
         job.folder = png

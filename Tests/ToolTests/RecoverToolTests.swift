@@ -123,6 +123,97 @@ final class RecoverToolTests: ToolTestCase {
         XCTAssertEqual(try pngs("syn"), before)
     }
 
+    /// The manifest's `init_sources`: per class, the data set indices the images started from.
+    func initSources(_ folder: String) throws -> [[Int]]? {
+        let m = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path(folder + "/manifest.json")))) as? [String: Any]
+        return m?["init_sources"] as? [[Int]]
+    }
+
+    /// `--init real` starts from the documented images (random: ld-prune's draw for the seed; confident: the
+    /// teacher's lowest cross-entropy per class), its shards equal the whole run, and it records its sources.
+    func testRealInitPicksTheDocumentedImagesAndShards() throws {
+        let teacher = try makeTeacher()
+        let data = ToolFixtures.tinyImages()
+        try data.writeStream(path: path("images.ldi"), producer: "test")
+        let real = ["--init", "real", "--data", "images.ldi"]
+
+        var r = try run("ld-recover", args("lpld", real + ["--png", "random"]))
+        XCTAssertEqual(r.status, 0, r.err)
+        let draw = try data.classBalancedIndices(ipc: 2, seed: 7)
+        XCTAssertEqual(try initSources("random"), [Array(draw[0..<2]), Array(draw[2..<4])])
+        XCTAssertNotEqual(try pngs("random"), try { () -> [String: Data] in
+            XCTAssertEqual(try run("ld-recover", args("lpld", ["--png", "noise"])).status, 0)
+            return try pngs("noise")
+        }())
+
+        // confident: the two images of each class with the lowest cross-entropy, computed here from the logits.
+        r = try run("ld-recover", args("lpld", real + ["--select", "confident", "--png", "confident"]))
+        XCTAssertEqual(r.status, 0, r.err)
+        let loader = try BatchLoader(data: data, normalization: Normalization(of: teacher))
+        let logits = teacher.model.predict(try loader.load(Array(0..<data.count))).array
+        let loss = (0..<data.count).map { i -> Double in
+            let row = logits[(i * 2)..<(i * 2 + 2)].map(Double.init)
+            return log(row.map { exp($0) }.reduce(0, +)) - row[Int(data.labels[i])]
+        }
+        var easiest: [[Int]] = []
+        for c in 0..<2 {
+            let members: [Int] = (0..<data.count).filter { Int(data.labels[$0]) == c }
+            let ranked: [Int] = members.sorted { (a: Int, b: Int) -> Bool in loss[a] != loss[b] ? loss[a] < loss[b] : a < b }
+            easiest.append(Array(ranked.prefix(2)))
+        }
+        XCTAssertEqual(try initSources("confident"), easiest)
+        r = try run("ld-recover", args("lpld", real + ["--select", "confident", "--keep", "hard", "--png", "hard"]))
+        XCTAssertEqual(r.status, 0, r.err)
+        XCTAssertNotEqual(try initSources("hard"), easiest)
+
+        // Shards (by class for lpld, by IPC index for sre2l) into one folder: the whole run's bytes.
+        for (method, shards) in [("lpld", [["--classes", "0:1"], ["--classes", "1:2"]]),
+                                 ("sre2l", [["--ipc-start", "0", "--ipc-end", "1"], ["--ipc-start", "1", "--ipc-end", "2"]])] {
+            r = try run("ld-recover", args(method, real + ["--select", "confident", "--png", "whole-\(method)"]))
+            XCTAssertEqual(r.status, 0, r.err)
+            for shard in shards {
+                r = try run("ld-recover", args(method, real + ["--select", "confident", "--png", "merged-\(method)"] + shard))
+                XCTAssertEqual(r.status, 0, r.err)
+            }
+            XCTAssertEqual(try pngs("whole-\(method)"), try pngs("merged-\(method)"), method)
+            XCTAssertEqual(try initSources("merged-\(method)"), easiest)
+        }
+        // Resume refuses a folder of another start.
+        r = try run("ld-recover", args("lpld", real + ["--png", "confident"]))
+        assertOneLineError(r, mentioning: "different recover run")
+
+        // Bad input: usage (64) and a set the teacher cannot take, or too small for the IPC (1).
+        for bad in [["--init", "real"], ["--data", "images.ldi"], ["--init", "real", "--data", "images.ldi", "--select", "el2n"],
+                    ["--init", "real", "--data", "images.ldi", "--scores", "s.lds"],
+                    ["--init", "real", "--data", "images.ldi", "--keep", "hard"]] {
+            r = try run("ld-recover", args("lpld", bad + ["--png", "bad"]))
+            XCTAssertEqual(r.status, 64, "\(bad): \(r.err)")
+        }
+        try ToolFixtures.tinyImages(size: 16).writeStream(path: path("big.ldi"), producer: "test")
+        r = try run("ld-recover", args("lpld", ["--init", "real", "--data", "big.ldi", "--png", "bad"]))
+        assertOneLineError(r, mentioning: "1x16x16")
+        r = try run("ld-recover", args("lpld", real + ["--png", "bad"]).map { $0 == "2" ? "11" : $0 })
+        assertOneLineError(r, mentioning: "fewer than --ipc 11")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: path("bad")))
+    }
+
+    /// `--teacher` twice: an ensemble weighted 1/K, so two copies of one teacher make the one-teacher images;
+    /// the manifest names both.
+    func testEnsembleOfTwoCopiesEqualsOneTeacher() throws {
+        try makeTeacher()
+        XCTAssertEqual(try shell("cp teacher.ldm copy.ldm").status, 0)
+        var r = try run("ld-recover", args("sre2l", ["--png", "one"]))
+        XCTAssertEqual(r.status, 0, r.err)
+        r = try run("ld-recover", args("sre2l", ["--teacher", "copy.ldm", "--png", "two"]))
+        XCTAssertEqual(r.status, 0, r.err)
+        XCTAssertEqual(try pngs("one"), try pngs("two"))
+        let m = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path("two/manifest.json")))) as? [String: Any]
+        XCTAssertEqual(m?["teachers"] as? [String], ["teacher.ldm", "copy.ldm"])
+        XCTAssertEqual((m?["teacher_hashes"] as? [String])?.count, 2)
+        r = try run("ld-recover", args("sre2l", ["--teacher", "missing.ldm", "--png", "three"]))
+        assertOneLineError(r, mentioning: "missing.ldm")
+    }
+
     func testBadInput() throws {
         let data = ToolFixtures.tinyImages()
         try ToolFixtures.tinyTeacher(for: data, path: path("teacher.ldm"))

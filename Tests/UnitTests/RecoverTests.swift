@@ -132,4 +132,58 @@ final class RecoverTests: XCTestCase {
         }
         XCTAssertNoThrow(try RecoverSynthesizer(teacher: plain, settings: RecoverSettings(method: .sre2l, batchSize: 2)))
     }
+
+    /// An ensemble weighs each teacher 1/K: two copies of one teacher are the one-teacher run, bit for bit
+    /// (pixels and reported losses), for every method.
+    func testTwoCopiesOfOneTeacherEqualTheTeacher() throws {
+        let teacher = try tinyTeacher()
+        for method in RecoverMethod.allCases {
+            var s = RecoverSettings(method: method, batchSize: method == .lpld ? 2 : 3)
+            s.iterations = 15
+            s.seed = 5
+            let plan = try RecoverPlan(method: method, classes: 3, ipc: 2, batchSize: s.batchSize)
+            let one = try RecoverSynthesizer(teacher: teacher, settings: s).run(plan.batches[0])
+            let two = try RecoverSynthesizer(teachers: [teacher, teacher], settings: s).run(plan.batches[0])
+            XCTAssertEqual(one.pixels, two.pixels, "\(method)")
+            XCTAssertEqual([one.ceFirst, one.ceLast, one.bnFirst, one.bnLast, one.bnSaved],
+                           [two.ceFirst, two.ceLast, two.bnFirst, two.bnLast, two.bnSaved], "\(method)")
+        }
+        // Another teacher changes the images; one that takes other images or classes is refused, naming it.
+        var rng = LDRandom(seed: 9, stage: .weightInit)
+        let other = ModelFile(model: try Model(.convnet(width: 4, depth: 2, channels: 1, imageSize: 8, classes: 3), rng: &rng),
+                              mean: [0.5], std: [0.3], classNames: ["a", "b", "c"])
+        var s = RecoverSettings(method: .sre2l, batchSize: 3)
+        s.iterations = 5
+        let plan = try RecoverPlan(method: .sre2l, classes: 3, ipc: 1, batchSize: 3)
+        XCTAssertNotEqual(try RecoverSynthesizer(teachers: [teacher, other], settings: s).run(plan.batches[0]).pixels,
+                          try RecoverSynthesizer(teacher: teacher, settings: s).run(plan.batches[0]).pixels)
+        let wide = ModelFile(model: try Model(.convnet(width: 4, depth: 2, channels: 1, imageSize: 8, classes: 4), rng: &rng),
+                             mean: [0.5], std: [0.3], classNames: ["a", "b", "c", "d"])
+        XCTAssertThrowsError(try RecoverSynthesizer(teachers: [teacher, wide], settings: s)) {
+            XCTAssertTrue("\($0)".contains("teacher 2") && "\($0)".contains("4 classes"), "\($0)")
+        }
+        let shifted = ModelFile(model: other.model, mean: [0.4], std: [0.3], classNames: ["a", "b", "c"])
+        XCTAssertThrowsError(try RecoverSynthesizer(teachers: [teacher, shifted], settings: s)) {
+            XCTAssertTrue("\($0)".contains("one input transform"), "\($0)")
+        }
+        XCTAssertThrowsError(try RecoverSynthesizer(teachers: [teacher, other], settings: RecoverSettings(method: .lpld, batchSize: 2))) {
+            XCTAssertTrue("\($0)".contains("teacher 2") && "\($0)".contains("--class-stats"), "\($0)")
+        }
+    }
+
+    /// A run from real images starts from exactly them: with a learning rate too small to move a pixel, the
+    /// saved images are the start images (up to the one grey level the round trip through floats may take).
+    func testRealStartIsTheStartingPoint() throws {
+        let teacher = try tinyTeacher()
+        var s = RecoverSettings(method: .lpld, batchSize: 2)
+        s.iterations = 1
+        s.learningRate = 1e-9
+        let plan = try RecoverPlan(method: .lpld, classes: 3, ipc: 2, batchSize: 2)
+        var rng = LDRandom(seed: 2, stage: .test)
+        let start = (0..<(2 * 64)).map { _ in UInt8(rng.int(in: 0..<256)) }
+        let out = try RecoverSynthesizer(teacher: teacher, settings: s).run(plan.batches[0], start: start)
+        XCTAssertEqual(out.pixels.count, start.count)
+        for (a, b) in zip(out.pixels, start) { XCTAssertLessThanOrEqual(abs(Int(a) - Int(b)), 1) }
+        XCTAssertNotEqual(try RecoverSynthesizer(teacher: teacher, settings: s).run(plan.batches[0]).pixels, out.pixels)
+    }
 }

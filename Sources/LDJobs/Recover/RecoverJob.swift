@@ -9,6 +9,10 @@ import Foundation
 public struct RecoverJob {
     /// The teacher model file.
     public var teacher: String
+    /// Further teachers of an ensemble (matched with `teacher`, each weighted 1/K; `RecoverSynthesizer`).
+    public var moreTeachers: [String] = []
+    /// Real-image initialisation (nil: the seeds' noise).
+    public var realInit: RealInitSettings?
     /// The method's settings; a batch size of 0 means the method's default (sre2l/cda: all classes; lpld:
     /// the IPC).
     public var settings: RecoverSettings
@@ -33,24 +37,36 @@ public struct RecoverJob {
     public func run() throws -> [String: JSONValue] {
         let start = Progress.now()
         var files = RunFiles()
-        files.input("--teacher", teacher)
+        for t in [teacher] + moreTeachers { files.input("--teacher", t) }
+        if let r = realInit {
+            files.data("--data", r.data)
+            if let s = r.scores { files.input("--scores", s) }
+        }
         files.output("-o", stream)
         files.outputFolder("--png", folder)
         try files.check()
         let file = try ModelFile.load(path: teacher)
+        let others = try moreTeachers.map { try ModelFile.load(path: $0) }
         let config = file.model.config
         var settings = self.settings
         if settings.batchSize == 0 { settings.batchSize = settings.method.withinClass ? ipc : config.classes }
         try settings.validate()
         let plan = try RecoverPlan(method: settings.method, classes: config.classes, ipc: ipc, classRange: classRange,
                                    ipcRange: ipcRange ?? 0..<ipc, batchSize: settings.batchSize)
-        let synth = try RecoverSynthesizer(teacher: file, settings: settings)
+        let synth = try RecoverSynthesizer(teachers: [file] + others, settings: settings)
         for c in plan.classRange { try synth.checkTarget(classIndex: c) }
         if console.verbose { for line in file.model.summary { console.detail(line) } }
+        let realStart = try realInit.map { r -> RealInit in
+            let picked = try RealInit(r, teacher: file, ipc: ipc)
+            console.detail("--init real: \(picked.data.source), --select \(r.rule.rawValue)")
+            return picked
+        }
 
         var identity = settings.json
         identity["teacher_hash"] = .string(file.hash)
+        if !others.isEmpty { identity["teacher_hashes"] = .array(([file] + others).map { .string($0.hash) }) }
         identity["ipc"] = .int(Int64(ipc))
+        if let realStart { identity.merge(realStart.json) { $1 } }
         let out = RecoverOutputs(file: file, plan: plan, identity: identity,
                                  folder: folder.map { RecoverFolder(root: $0, classes: config.classes, ipc: ipc,
                                                                     channels: config.channels, size: config.imageSize) })
@@ -70,7 +86,7 @@ public struct RecoverJob {
         if !skipped.isEmpty {
             console.say("ld-recover: \(skipped.count) of \(plan.batches.count) batches already complete in \(folder!), skipped")
         }
-        let losses = try synthesise(todo, synth, out, iterations: settings.iterations, into: &pixels)
+        let losses = try synthesise(todo, synth, out, start: realStart, iterations: settings.iterations, into: &pixels)
         try out.readBack(skipped, into: &pixels)
 
         let hits = synth.correct(pixels: pixels, labels: plan.images.map { Int32($0.classIndex) })
@@ -86,15 +102,15 @@ public struct RecoverJob {
         if !todo.isEmpty { summary.merge(losses.json(batches: todo.count)) { $1 } }
 
         if let writer { try out.writeStream(writer, pixels: pixels) }
-        try out.writeManifest(teacherPath: teacher, summary: summary)
+        try out.writeManifest(teacherPaths: [teacher] + moreTeachers, summary: summary)
         console.say(report(plan, top1: top1, losses: todo.isEmpty ? nil : losses.means(batches: todo.count),
                            seconds: seconds, rate: Double(work * settings.iterations) / max(seconds, 1e-9)))
         return summary
     }
 
     /// Runs the batches still to do, copying each one's pixels into the shard's buffer and the folder.
-    func synthesise(_ todo: [RecoverBatch], _ synth: RecoverSynthesizer, _ out: RecoverOutputs, iterations: Int,
-                    into pixels: inout [UInt8]) throws -> RecoverLosses {
+    func synthesise(_ todo: [RecoverBatch], _ synth: RecoverSynthesizer, _ out: RecoverOutputs, start: RealInit?,
+                    iterations: Int, into pixels: inout [UInt8]) throws -> RecoverLosses {
         let progress = console.progress("recover \(settings.method.rawValue)",
                                         total: todo.reduce(0) { $0 + $1.images.count } * iterations, unit: "img-it")
         var done = 0
@@ -102,7 +118,7 @@ public struct RecoverJob {
         for (j, batch) in todo.enumerated() {
             let label = "batch \(j + 1)/\(todo.count) (\(batch.description))"
             let n = batch.images.count
-            let result = try synth.run(batch) { t, ce, bn in
+            let result = try synth.run(batch, start: try start?.pixels(for: batch)) { t, ce, bn in
                 // The detail string is built every 10 steps only (no allocation in the other steps).
                 guard (t + 1) % 10 == 0 else { return }
                 progress.update(done + (t + 1) * n, "\(label) it \(t + 1)/\(iterations) ce \(lossText(ce)) bn \(lossText(bn))")
@@ -227,13 +243,14 @@ struct RecoverOutputs {
     }
 
     /// The manifest describes the folder: the class names of the class folders it holds (shards may share it).
-    func writeManifest(teacherPath: String, summary: [String: JSONValue]) throws {
+    func writeManifest(teacherPaths: [String], summary: [String: JSONValue]) throws {
         guard let folder else { return }
         let present = (0..<config.classes).filter { FileManager.default.fileExists(atPath: folder.classFolder($0)) }
         var manifest = identity.merging(ranges) { $1 }
         manifest["producer"] = .string("ld-recover")
         manifest["version"] = .string(LD.version)
-        manifest["teacher"] = .string(teacherPath)
+        manifest["teacher"] = .string(teacherPaths[0])
+        if teacherPaths.count > 1 { manifest["teachers"] = .array(teacherPaths.map { .string($0) }) }
         manifest["mean"] = .array(file.mean.map { JSONValue.number($0) })
         manifest["std"] = .array(file.std.map { JSONValue.number($0) })
         manifest["class_names"] = .array(present.map { .string(file.classNames[$0]) })

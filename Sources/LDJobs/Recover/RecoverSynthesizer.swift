@@ -4,18 +4,23 @@ import LDData
 import LDNetworks
 // The recover loop (sre2l_cda.md 4.1-4.2, lpld.md 3.1) for one batch of synthetic images:
 //
-//     x ~ N(0, 1) per image (normalised space); fresh Adam (betas 0.5, 0.9)
+//     x ~ N(0, 1) per image (normalised space), or a real image (--init real); fresh Adam (betas 0.5, 0.9)
 //     for t in 0..<T:
 //         lr = cosine(t)
 //         draw ONE crop box (RandomResizedCrop, CDA: curriculum lower bound), ONE flip, ONE roll for the batch
 //         xa = roll(flip(cropResize(x)))
 //         L = CE(teacher(xa), labels) + r_bn * (m_0 R_0 + sum_{l>0} R_l)      (BN hook on every BN input)
+//             (K teachers, G-VBSM/EDC: L = (1/K) sum_k L_k, each teacher its own CE and BN terms)
 //         backprop to x through roll, flip and crop; Adam step; clamp x to valid pixels per channel
 //     save floor(clamp(x * std + mean, 0, 1) * 255)
 //
 // The teacher stays in eval mode (its BN normalises with running statistics) with frozen weights; the
 // BN-statistics hook uses the batch's biased mean and variance. Every tensor is allocated once and reused,
 // so a step allocates nothing.
+//
+// An ensemble weighs every teacher 1/K: the loss, its gradient and the reported CE and BN losses are the
+// teachers' means. Two copies of one teacher therefore give the one-teacher run bit for bit (halving is
+// exact in floating point).
 
 /// What one batch produced.
 public struct RecoverBatchResult {
@@ -33,7 +38,10 @@ public struct RecoverBatchResult {
 
 /// Runs the recover optimisation for batches of one teacher. Not thread-safe (one per process).
 public final class RecoverSynthesizer {
-    public let model: Model
+    /// The teachers (one, or an ensemble with equal weights); the first one's normalisation is every one's.
+    public let models: [Model]
+    /// The first teacher: the one that reports the saved images' top-1 and BN loss.
+    public var model: Model { models[0] }
     public let settings: RecoverSettings
     public let normalization: Normalization
     public let channels: Int
@@ -50,35 +58,58 @@ public final class RecoverSynthesizer {
     private var labels: [Int32] = []
 
     /// - Throws: when LPLD is asked of a teacher without class statistics.
-    public init(teacher: ModelFile, settings: RecoverSettings) throws {
+    public convenience init(teacher: ModelFile, settings: RecoverSettings) throws {
+        try self.init(teachers: [teacher], settings: settings)
+    }
+
+    /// An ensemble: every teacher takes the same images (size, channels, normalisation) and classes.
+    /// - Throws: naming the teacher that lacks BatchNorm, class statistics or agreement with the first.
+    public init(teachers: [ModelFile], settings: RecoverSettings) throws {
         try settings.validate()
-        guard !teacher.model.batchNorms.isEmpty else {
-            throw LDError("the teacher (\(teacher.model.config.summary)) has no BatchNorm layers, whose statistics recovery matches; recover with a BatchNorm teacher (convnet, resnet18/50/101, vgg11, ...) and use this one with ld-relabel or ld-train --teacher")
+        guard let first = teachers.first else { throw LDError("recover: no teacher") }
+        for (k, teacher) in teachers.enumerated() {
+            let which = teachers.count > 1 ? "teacher \(k + 1) (\(teacher.model.config.summary))" : "the teacher (\(teacher.model.config.summary))"
+            guard !teacher.model.batchNorms.isEmpty else {
+                throw LDError("\(which) has no BatchNorm layers, whose statistics recovery matches; recover with a BatchNorm teacher (convnet, resnet18/50/101, vgg11, ...) and use this one with ld-relabel or ld-train --teacher")
+            }
+            if settings.method == .lpld && !teacher.hasClassStatistics {
+                throw LDError("\(which) has no per-class BN statistics, which --method lpld matches; make it with `ld-squeeze --class-stats`")
+            }
+            guard k > 0 else { continue }
+            let a = first.model.config, b = teacher.model.config
+            if (b.channels, b.imageSize, b.classes) != (a.channels, a.imageSize, a.classes) {
+                throw LDError("\(which) takes \(b.channels)x\(b.imageSize)x\(b.imageSize) images of \(b.classes) classes, teacher 1 \(a.channels)x\(a.imageSize)x\(a.imageSize) of \(a.classes): an ensemble needs the same images and classes")
+            }
+            guard teacher.classNames == first.classNames else {
+                throw LDError("\(which) names its classes otherwise than teacher 1 (or orders them otherwise): an ensemble needs the same classes")
+            }
+            guard teacher.mean == first.mean, teacher.std == first.std, abs(teacher.evalRatio - first.evalRatio) < 1e-9 else {
+                throw LDError("\(which) normalises its input with mean \(teacher.mean) std \(teacher.std) (evaluation ratio \(teacher.evalRatio)), teacher 1 with \(first.mean) \(first.std) (\(first.evalRatio)): an ensemble needs one input transform")
+            }
         }
-        if settings.method == .lpld && !teacher.hasClassStatistics {
-            throw LDError("the teacher has no per-class BN statistics, which --method lpld matches; make it with `ld-squeeze --class-stats`")
-        }
-        model = teacher.model
+        models = teachers.map(\.model)
         self.settings = settings
-        normalization = Normalization(of: teacher)
-        channels = model.config.channels
-        size = model.config.imageSize
+        normalization = Normalization(of: first)
+        channels = first.model.config.channels
+        size = first.model.config.imageSize
         adam = ImageAdam(count: 0, learningRate: settings.learningRate)
-        model.training = false
+        for m in models { m.training = false }
     }
 
     /// Checks that the BN target exists for `classIndex` (LPLD needs that class's statistics in every layer).
     public func checkTarget(classIndex: Int) throws {
         guard settings.method == .lpld else { return }
-        for bn in model.batchNorms {
+        for bn in models.flatMap(\.batchNorms) {
             guard let cs = bn.classStatistics, classIndex < cs.classes, cs.count[classIndex] > 0 else {
                 throw LDError("the teacher has no BN statistics for class \(classIndex) (layer \(bn.name)); make it with `ld-squeeze --class-stats` on data holding that class")
             }
         }
     }
 
-    /// Optimises one batch. `step(t, ce, bn)` is called after every iteration (progress).
-    public func run(_ batch: RecoverBatch, step: (Int, Float, Float) -> Void = { _, _, _ in }) throws -> RecoverBatchResult {
+    /// Optimises one batch from `start` (the batch's real images, uint8 planar in batch order; nil: keyed
+    /// noise). `step(t, ce, bn)` is called after every iteration (progress).
+    public func run(_ batch: RecoverBatch, start: [UInt8]? = nil,
+                    step: (Int, Float, Float) -> Void = { _, _, _ in }) throws -> RecoverBatchResult {
         let s = settings
         let n = batch.images.count
         precondition(n > 0, "RecoverSynthesizer.run: empty batch")
@@ -87,10 +118,15 @@ public final class RecoverSynthesizer {
         for t in [x, cropped, input, gradCropped, gradX] { t.ensureShape(n, c, h, w) }
         labels = batch.images.map { Int32($0.classIndex) }
 
-        // Initial noise, one keyed stream per image.
-        for (b, image) in batch.images.enumerated() {
-            var rng = RecoverPlan.noiseRandom(seed: s.seed, image)
-            rng.fillNormal(x.data + b * imageSize, count: imageSize)
+        if let start {
+            precondition(start.count == n * imageSize, "RecoverSynthesizer.run: \(start.count) start bytes for \(n) images")
+            normalize(start, count: n, into: x)
+        } else {
+            // Initial noise, one keyed stream per image.
+            for (b, image) in batch.images.enumerated() {
+                var rng = RecoverPlan.noiseRandom(seed: s.seed, image)
+                rng.fillNormal(x.data + b * imageSize, count: imageSize)
+            }
         }
         let target: BNStatisticsLoss.Target = s.method == .lpld ? .classStatistics(batch.images[0].classIndex) : .running
         if s.method == .lpld { try checkTarget(classIndex: batch.images[0].classIndex) }
@@ -98,10 +134,10 @@ public final class RecoverSynthesizer {
         let schedule = LRSchedule.cosine(base: s.learningRate, total: s.iterations)
         let jitter = Jitter(lower: 0, upper: s.jitter)
         let bnScale = s.bnWeight > 0 ? s.bnWeight : 1
+        let weight = 1 / Float(models.count)
         adam.reset(count: n * imageSize)
-        model.training = false
-        model.captureBatchStatistics = true
-        defer { model.captureBatchStatistics = false }
+        for m in models { m.training = false; m.captureBatchStatistics = true }
+        defer { for m in models { m.captureBatchStatistics = false } }
 
         var result = RecoverBatchResult(pixels: [], ceFirst: 0, ceLast: 0, bnFirst: 0, bnLast: 0, bnSaved: 0)
         try labels.withUnsafeBufferPointer { labelBuffer in
@@ -117,23 +153,28 @@ public final class RecoverSynthesizer {
 
                 bilinearCropResize(x, box: box, flip: flip, into: cropped)
                 roll(cropped, dy: dy, dx: dx, into: input)
-                let logits = model.forward(input)
-                let ce = try CrossEntropy.loss(logits: logits, labels: labelBuffer, dLogits: dLogits)
-                var bn = try BNStatisticsLoss.loss(model.batchNorms, target: target, firstWeight: s.firstBNMultiplier,
-                                                   otherWeight: 1, scale: bnScale)
-                if s.bnWeight > 0 {
-                    bn /= s.bnWeight
-                } else {
-                    for layer in model.batchNorms { layer.dBatchMean.fill(0); layer.dBatchVariance.fill(0) }
-                }
-                guard ce.isFinite && bn.isFinite else {
-                    throw LDError("recovery diverged at iteration \(t + 1) (cross-entropy \(ce), BN loss \(bn)): lower --lr or --r-bn; nothing of this batch written")
-                }
-                guard let gradInput = model.backward(dLogits, inputGrad: true, paramGrads: false) else {
-                    throw LDError("recover: the teacher returned no input gradient")
-                }
                 gradCropped.fill(0)
-                rollBackward(gradInput, dy: dy, dx: dx, into: gradCropped)
+                var ce: Float = 0, bn: Float = 0
+                for model in models {
+                    let logits = model.forward(input)
+                    var ceK = try CrossEntropy.loss(logits: logits, labels: labelBuffer, dLogits: dLogits)
+                    var bnK = try BNStatisticsLoss.loss(model.batchNorms, target: target, firstWeight: s.firstBNMultiplier,
+                                                        otherWeight: 1, scale: bnScale * weight)
+                    if s.bnWeight > 0 {
+                        bnK /= s.bnWeight
+                    } else {
+                        for layer in model.batchNorms { layer.dBatchMean.fill(0); layer.dBatchVariance.fill(0) }
+                    }
+                    if models.count > 1 { ceK *= weight; dLogits.scale(by: weight) }
+                    ce += ceK; bn += bnK
+                    guard ce.isFinite && bn.isFinite else {
+                        throw LDError("recovery diverged at iteration \(t + 1) (cross-entropy \(ce), BN loss \(bn)): lower --lr or --r-bn; nothing of this batch written")
+                    }
+                    guard let gradInput = model.backward(dLogits, inputGrad: true, paramGrads: false) else {
+                        throw LDError("recover: the teacher returned no input gradient")
+                    }
+                    rollBackward(gradInput, dy: dy, dx: dx, into: gradCropped)
+                }
                 gradX.fill(0)
                 bilinearCropResizeBackward(gradCropped, box: box, flip: flip, into: gradX)
                 adam.step(x, grad: gradX)
@@ -147,10 +188,12 @@ public final class RecoverSynthesizer {
         result.pixels = RecoverSynthesizer.toPixels(x, n: n, channels: c, plane: plane,
                                                     mean: normalization.mean, std: normalization.std)
         normalize(result.pixels, count: n, into: input)
-        _ = model.forward(input)
-        result.bnSaved = try BNStatisticsLoss.loss(model.batchNorms, target: target, firstWeight: s.firstBNMultiplier,
-                                                   otherWeight: 1, scale: 1)
-        for layer in model.batchNorms { layer.dBatchMean.fill(0); layer.dBatchVariance.fill(0) }
+        for model in models {
+            _ = model.forward(input)
+            result.bnSaved += try BNStatisticsLoss.loss(model.batchNorms, target: target, firstWeight: s.firstBNMultiplier,
+                                                        otherWeight: 1, scale: weight)
+            for layer in model.batchNorms { layer.dBatchMean.fill(0); layer.dBatchVariance.fill(0) }
+        }
         return result
     }
 

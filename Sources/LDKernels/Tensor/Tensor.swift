@@ -83,6 +83,12 @@ extension Tensor {
         if shape != other.shape { reshape(other.shape) }
     }
 
+    /// Multiplies every element by `factor` in place.
+    public func scale(by factor: Float) {
+        let p = data
+        for i in 0..<count { p[i] *= factor }
+    }
+
     /// Copies the elements of `other` (same element count) into this tensor.
     public func copy(from other: Tensor) {
         precondition(other.count == count, "copy: \(other.shape) into \(shape)")
