@@ -55,8 +55,8 @@ struct Recover: ParsableCommand {
     @Option(help: "Largest roll offset in pixels (offsets are drawn from 0...jitter on each axis).")
     var jitter: Int = 2
 
-    @Option(help: "RandomResizedCrop scale range MIN,MAX (for cda MIN is the curriculum's floor; 1,1: no crop).")
-    var cropScale = ScaleRange(0.5, 1)
+    @Option(help: "RandomResizedCrop scale range MIN,MAX (default 0.5,1; for cda MIN is the curriculum's floor; 1,1: no crop; rded: its crops, default 0.08,1).")
+    var cropScale: ScaleRange?
 
     @Flag(help: "No random horizontal flip.")
     var noFlip = false
@@ -70,8 +70,17 @@ struct Recover: ParsableCommand {
     @Option(help: "Start each image from noise (the seeds') or from a real image of its class (EDC), chosen by --select.")
     var `init`: RecoverInit = .noise
 
-    @Option(help: "--init real: the real images (a data set the teacher takes; e.g. fmnist:train).")
+    @Option(help: "--init real and --method rded: the real images (a data set the teacher takes; e.g. fmnist:train).")
     var data: String?
+
+    @Option(help: "rded: crops per stitched image along each axis, F (F x F crops per image, as ld-prune --combine; default 2).")
+    var combine: Int?
+
+    @Option(help: "rded: random crops scored per candidate image (default 5).")
+    var crops: Int?
+
+    @Option(help: "rded: candidate real images drawn per class (default 300).")
+    var candidates: Int?
 
     @Option(help: "--init real: which images per class: random (ld-prune's draw for --seed), confident (lowest teacher cross-entropy), or ld-prune's el2n, forgetting, aum, ccs on --scores.")
     var select: RealInitRule = .random
@@ -87,6 +96,24 @@ struct Recover: ParsableCommand {
     func validate() throws {
         guard !teacher.isEmpty else { throw ValidationError("missing --teacher FILE (the model whose BN statistics the images match)") }
         guard png != nil || output != nil else { throw ValidationError("nothing to write: give --png DIR and/or -o FILE") }
+        if method == .rded {
+            guard data != nil else { throw ValidationError("--method rded crops real images: give them with --data DATASET") }
+            let optimising: [(Bool, String)] = [
+                (iterations != 1000, "--iterations"), (lr != 0.25, "--lr"), (rBN != 0.01, "--r-bn"),
+                (firstBNMultiplier != 10, "--first-bn-multiplier"), (jitter != 2, "--jitter"), (noFlip, "--no-flip"),
+                (`init` != .noise, "--init"), (select != .random, "--select"), (keep != nil, "--keep"),
+                (scores != nil, "--scores"), (teacher.count > 1, "a second --teacher")]
+            for (given, name) in optimising where given {
+                throw ValidationError("\(name) is for the optimising methods (sre2l, cda, lpld), not --method rded")
+            }
+            guard (combine ?? 1) >= 1, (crops ?? 1) >= 1, (candidates ?? 1) >= 1 else {
+                throw ValidationError("--combine, --crops and --candidates must be >= 1")
+            }
+            return
+        }
+        for (given, name) in [(combine != nil, "--combine"), (crops != nil, "--crops"), (candidates != nil, "--candidates")] where given {
+            throw ValidationError("\(name) belongs to --method rded")
+        }
         if `init` == .noise {
             for (given, name) in [(data != nil, "--data"), (select != .random, "--select"), (keep != nil, "--keep"),
                                   (scores != nil, "--scores")] where given {
@@ -125,7 +152,10 @@ struct Recover: ParsableCommand {
         settings.bnWeight = rBN
         settings.firstBNMultiplier = firstBNMultiplier
         settings.jitter = jitter
-        (settings.cropScaleMin, settings.cropScaleMax) = cropScale.pair
+        if let c = cropScale { (settings.cropScaleMin, settings.cropScaleMax) = c.pair }
+        if let f = combine { settings.factor = f }
+        if let n = crops { settings.crops = n }
+        if let n = candidates { settings.candidates = n }
         settings.flip = !noFlip
         if let m = easy2hardMode { settings.curriculum = m }
         if let m = milestone { settings.milestone = m }
@@ -133,6 +163,7 @@ struct Recover: ParsableCommand {
 
         var job = RecoverJob(teacher: teacher[0], settings: settings, ipc: ipc)
         job.moreTeachers = Array(teacher.dropFirst())
+        if method == .rded { job.rdedData = data }
         if `init` == .real, let data {
             var r = RealInitSettings(data: data)
             r.rule = select

@@ -214,6 +214,53 @@ final class RecoverToolTests: ToolTestCase {
         assertOneLineError(r, mentioning: "missing.ldm")
     }
 
+    /// `--method rded`: shards by class and by IPC index equal the whole run; the summary names every cell's
+    /// source; its bad options are usage errors.
+    func testRDEDShardsEqualWholeRunAndRefusesTheOptimisersFlags() throws {
+        try makeTeacher()
+        try ToolFixtures.tinyImages().writeStream(path: path("images.ldi"), producer: "test")
+        let base = ["--teacher", "teacher.ldm", "--method", "rded", "--data", "images.ldi", "--ipc", "2", "--combine", "2",
+                    "--candidates", "8", "--seed", "3", "--threads", "1", "-q"]
+        var r = try run("ld-recover", base + ["--png", "whole", "-o", "whole.ldi"])
+        XCTAssertEqual(r.status, 0, r.err)
+        let summary = try JSONSerialization.jsonObject(with: r.out) as? [String: Any]
+        let sources = summary?["rded_sources"] as? [String: [[[Int]]]]
+        XCTAssertEqual(sources?.keys.sorted(), ["0", "1"])
+        XCTAssertEqual(sources?["0"]?.count, 2)          // 2 images
+        XCTAssertEqual(sources?["0"]?[0].count, 4)       // 2 x 2 cells of [index, top, left, height, width]
+        let data = ToolFixtures.tinyImages()
+        for cell in sources?["1"]?.flatMap({ $0 }) ?? [] { XCTAssertEqual(data.labels[cell[0]], 1) }
+        for shard in [["--classes", "0:1"], ["--classes", "1:2"]] {
+            r = try run("ld-recover", base + shard + ["--png", "by-class"])
+            XCTAssertEqual(r.status, 0, r.err)
+        }
+        for shard in [["--ipc-start", "0", "--ipc-end", "1"], ["--ipc-start", "1", "--ipc-end", "2"]] {
+            r = try run("ld-recover", base + shard + ["--batch-size", "1", "--png", "by-ipc"])
+            XCTAssertEqual(r.status, 0, r.err)
+        }
+        XCTAssertEqual(try pngs("whole").count, 4)
+        XCTAssertEqual(try pngs("whole"), try pngs("by-class"))
+        XCTAssertEqual(try pngs("whole"), try pngs("by-ipc"))
+        XCTAssertEqual(try Dataset.load(path("whole.ldi")).pixels, try Dataset.load(path("whole")).pixels)
+        // Another seed draws other candidates and crops.
+        r = try run("ld-recover", base.map { $0 == "3" ? "4" : $0 } + ["--png", "other"])
+        XCTAssertEqual(r.status, 0, r.err)
+        XCTAssertNotEqual(try pngs("whole"), try pngs("other"))
+
+        for bad in [["--iterations", "5"], ["--lr", "0.1"], ["--init", "real"], ["--teacher", "teacher.ldm"], ["--select", "confident"]] {
+            r = try run("ld-recover", base + bad + ["--png", "bad"])
+            XCTAssertEqual(r.status, 64, "\(bad): \(r.err)")
+        }
+        r = try run("ld-recover", ["--teacher", "teacher.ldm", "--method", "rded", "--png", "bad"])
+        XCTAssertEqual(r.status, 64)
+        XCTAssertTrue(r.err.contains("--data"), r.err)
+        r = try run("ld-recover", args("lpld", ["--combine", "2", "--png", "bad"]))
+        XCTAssertEqual(r.status, 64)
+        r = try run("ld-recover", base.map { $0 == "8" ? "6" : $0 } + ["--png", "bad"])
+        assertOneLineError(r, mentioning: "needs --combine^2 x --ipc = 8")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: path("bad")))
+    }
+
     func testBadInput() throws {
         let data = ToolFixtures.tinyImages()
         try ToolFixtures.tinyTeacher(for: data, path: path("teacher.ldm"))

@@ -27,6 +27,20 @@ public struct Normalization: Equatable {
         }
     }
 
+    /// Writes `count` uint8 planar images (channels = mean.count planes of `plane` pixels each) as normalised
+    /// floats, p / (255 std) - mean / std per channel (BatchLoader's arithmetic).
+    public func apply(_ pixels: UnsafePointer<UInt8>, count: Int, plane: Int, into out: UnsafeMutablePointer<Float>) {
+        let channels = mean.count
+        for b in 0..<count {
+            for ch in 0..<channels {
+                let scale = 1 / (255 * std[ch]), bias = -mean[ch] / std[ch]
+                let src = pixels + (b * channels + ch) * plane
+                let dst = out + (b * channels + ch) * plane
+                for i in 0..<plane { dst[i] = Float(src[i]) * scale + bias }
+            }
+        }
+    }
+
     /// Value of a zero pixel per channel (what torchvision's zero padding becomes after normalising).
     public var zeroPixel: [Float] { zip(mean, std).map { -$0.0 / $0.1 } }
 

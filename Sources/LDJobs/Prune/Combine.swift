@@ -115,14 +115,7 @@ public enum Combine {
         }
         let per = grid.cellCount * k
         let c = data.channels, h = data.height, w = data.width, size = data.imageSize
-        // One resampler per distinct cell size (at most 2 x 2 of them).
-        var resamplers: [[Int]: AreaResampler] = [:]
-        for cell in 0..<grid.cellCount {
-            let b = grid.cell(cell)
-            if resamplers[[b.height, b.width]] == nil {
-                resamplers[[b.height, b.width]] = AreaResampler(from: (h, w), to: (b.height, b.width))
-            }
-        }
+        let tiler = Tiler(grid: grid, channels: c)
         var pixels = [UInt8](repeating: 0, count: data.classes * k * size)
         var labels = [Int32](repeating: 0, count: data.classes * k)
         var sources = [[Int]](repeating: [Int](repeating: -1, count: grid.cellCount), count: data.classes * k)
@@ -141,12 +134,9 @@ public enum Combine {
                         }
                         let (canvas, cell) = placement(rank: n, ipc: k)
                         let slot = cls * k + canvas
-                        let b = grid.cell(cell)
                         labels[slot] = Int32(cls)
                         sources[slot][cell] = i
-                        resamplers[[b.height, b.width]]!.resize(
-                            pix.baseAddress! + i * size, channels: c,
-                            into: out.baseAddress! + slot * size + b.top * w + b.left, rowStride: w, planeStride: h * w)
+                        tiler.place(pix.baseAddress! + i * size, cell: cell, into: out.baseAddress! + slot * size)
                     }
                 }
             }
@@ -154,6 +144,34 @@ public enum Combine {
         let set = Dataset(pixels: pixels, labels: labels, classes: data.classes, channels: c, height: h, width: w,
                           mean: data.mean, std: data.std, classNames: data.classNames, source: data.source)
         return CombinedImages(images: set, cellSources: sources, grid: grid)
+    }
+
+    /// Downsamples whole images into the cells of a canvas of the same size (one `AreaResampler` per
+    /// distinct cell size, at most 2 x 2 of them).
+    public struct Tiler {
+        public let grid: ImageGrid
+        public let channels: Int
+        private let resamplers: [[Int]: AreaResampler]
+
+        public init(grid: ImageGrid, channels: Int) {
+            self.grid = grid
+            self.channels = channels
+            var r: [[Int]: AreaResampler] = [:]
+            for cell in 0..<grid.cellCount {
+                let b = grid.cell(cell)
+                if r[[b.height, b.width]] == nil {
+                    r[[b.height, b.width]] = AreaResampler(from: (grid.height, grid.width), to: (b.height, b.width))
+                }
+            }
+            resamplers = r
+        }
+
+        /// Writes the whole image `src` (channels x H x W), area-downsampled, into cell `cell` of `canvas`.
+        public func place(_ src: UnsafePointer<UInt8>, cell: Int, into canvas: UnsafeMutablePointer<UInt8>) {
+            let b = grid.cell(cell), h = grid.height, w = grid.width
+            resamplers[[b.height, b.width]]!.resize(src, channels: channels, into: canvas + b.top * w + b.left,
+                                                    rowStride: w, planeStride: h * w)
+        }
     }
 
     /// Un-combine: the cells of image `i` of `data` (row-major), each channels x cell height x cell width.

@@ -13,6 +13,8 @@ public struct RecoverJob {
     public var moreTeachers: [String] = []
     /// Real-image initialisation (nil: the seeds' noise).
     public var realInit: RealInitSettings?
+    /// `--method rded`: the real images to crop (a data set spec).
+    public var rdedData: String?
     /// The method's settings; a batch size of 0 means the method's default (sre2l/cda: all classes; lpld:
     /// the IPC).
     public var settings: RecoverSettings
@@ -42,6 +44,7 @@ public struct RecoverJob {
             files.data("--data", r.data)
             if let s = r.scores { files.input("--scores", s) }
         }
+        files.data("--data", rdedData)
         files.output("-o", stream)
         files.outputFolder("--png", folder)
         try files.check()
@@ -53,8 +56,19 @@ public struct RecoverJob {
         try settings.validate()
         let plan = try RecoverPlan(method: settings.method, classes: config.classes, ipc: ipc, classRange: classRange,
                                    ipcRange: ipcRange ?? 0..<ipc, batchSize: settings.batchSize)
-        let synth = try RecoverSynthesizer(teachers: [file] + others, settings: settings)
-        for c in plan.classRange { try synth.checkTarget(classIndex: c) }
+        if settings.method == .rded {
+            guard rdedData != nil else { throw LDError("--method rded crops real images: give them with --data DATASET") }
+            guard realInit == nil && others.isEmpty else { throw LDError("--method rded takes one teacher and no --init") }
+        } else if rdedData != nil {
+            throw LDError("--data without --init real is for --method rded")
+        }
+        let synth = settings.method.optimises ? try RecoverSynthesizer(teachers: [file] + others, settings: settings) : nil
+        for c in plan.classRange { try synth?.checkTarget(classIndex: c) }
+        let rded = try rdedData.map { try RDED(data: $0, teacher: file, settings: settings) }
+        if let rded {
+            let members = rded.data.classIndices()
+            for c in plan.classRange { try rded.check(class: c, members: members[c].count, ipc: ipc) }
+        }
         if console.verbose { for line in file.model.summary { console.detail(line) } }
         let realStart = try realInit.map { r -> RealInit in
             let picked = try RealInit(r, teacher: file, ipc: ipc)
@@ -67,6 +81,10 @@ public struct RecoverJob {
         if !others.isEmpty { identity["teacher_hashes"] = .array(([file] + others).map { .string($0.hash) }) }
         identity["ipc"] = .int(Int64(ipc))
         if let realStart { identity.merge(realStart.json) { $1 } }
+        if let rded {
+            identity["data"] = .string(rded.data.source)
+            identity["data_hash"] = .string(rded.data.contentHash)
+        }
         let out = RecoverOutputs(file: file, plan: plan, identity: identity,
                                  folder: folder.map { RecoverFolder(root: $0, classes: config.classes, ipc: ipc,
                                                                     channels: config.channels, size: config.imageSize) })
@@ -86,11 +104,16 @@ public struct RecoverJob {
         if !skipped.isEmpty {
             console.say("ld-recover: \(skipped.count) of \(plan.batches.count) batches already complete in \(folder!), skipped")
         }
-        let losses = try synthesise(todo, synth, out, start: realStart, iterations: settings.iterations, into: &pixels)
+        var losses = RecoverLosses()
+        var crops: [String: JSONValue] = [:]
+        if let synth {
+            losses = try synthesise(todo, synth, out, start: realStart, iterations: settings.iterations, into: &pixels)
+        } else if let rded {
+            crops = try stitch(todo, rded, out, into: &pixels)
+        }
         try out.readBack(skipped, into: &pixels)
 
-        let hits = synth.correct(pixels: pixels, labels: plan.images.map { Int32($0.classIndex) })
-        let top1 = 100 * Double(hits) / Double(plan.images.count)
+        let top1 = try teacherTop1(file, pixels: pixels, labels: plan.images.map { Int32($0.classIndex) })
         let seconds = Progress.now() - start
         let work = todo.reduce(0) { $0 + $1.images.count }
         var summary: [String: JSONValue] = [
@@ -99,11 +122,12 @@ public struct RecoverJob {
             "teacher_top1": .rounded(top1, places: 2), "seconds": .rounded(seconds, places: 2),
             "image_iterations_per_second": .rounded(Double(work * settings.iterations) / max(seconds, 1e-9), places: 1),
         ]
-        if !todo.isEmpty { summary.merge(losses.json(batches: todo.count)) { $1 } }
+        if !todo.isEmpty && synth != nil { summary.merge(losses.json(batches: todo.count)) { $1 } }
+        if !crops.isEmpty { summary["rded_sources"] = .object(crops) }
 
         if let writer { try out.writeStream(writer, pixels: pixels) }
         try out.writeManifest(teacherPaths: [teacher] + moreTeachers, summary: summary)
-        console.say(report(plan, top1: top1, losses: todo.isEmpty ? nil : losses.means(batches: todo.count),
+        console.say(report(plan, top1: top1, losses: todo.isEmpty || synth == nil ? nil : losses.means(batches: todo.count),
                            seconds: seconds, rate: Double(work * settings.iterations) / max(seconds, 1e-9)))
         return summary
     }
@@ -130,6 +154,47 @@ public struct RecoverJob {
         }
         progress.finish(done, todo.isEmpty ? "nothing to do" : "")
         return losses
+    }
+
+    /// RDED: each batch's images from its class's stitched crops (a class is built once, whatever its
+    /// batches). Returns, per class made, each image's cells as [image index, top, left, height, width].
+    func stitch(_ todo: [RecoverBatch], _ rded: RDED, _ out: RecoverOutputs,
+                into pixels: inout [UInt8]) throws -> [String: JSONValue] {
+        let progress = console.progress("rded", total: todo.reduce(0) { $0 + $1.images.count }, unit: "img")
+        let members = rded.data.classIndices()
+        var built: [Int: RDEDClass] = [:]
+        var sources: [String: JSONValue] = [:]
+        var done = 0
+        let size = out.imageSize
+        for batch in todo {
+            let c = batch.images[0].classIndex
+            if built[c] == nil {
+                let made = try rded.build(class: c, members: members[c], ipc: ipc)
+                built = [c: made]   // batches of a class are consecutive: keep one class
+                sources[String(c)] = .array(made.sources.map { cells in
+                    .array(cells.map { .array([.int(Int64($0.index)), .int(Int64($0.box.top)), .int(Int64($0.box.left)),
+                                               .int(Int64($0.box.height)), .int(Int64($0.box.width))]) })
+                })
+                console.detail("class \(c): crop cross-entropy \(lossText(made.scores.first ?? 0)) to \(lossText(made.scores.last ?? 0)) over the \(made.scores.count) kept")
+            }
+            let made = built[c]!
+            var result: [UInt8] = []
+            result.reserveCapacity(batch.images.count * size)
+            for im in batch.images { result += made.pixels[(im.ipcIndex * size)..<((im.ipcIndex + 1) * size)] }
+            try out.store(batch, result, into: &pixels)
+            done += batch.images.count
+            progress.update(done, batch.description)
+        }
+        progress.finish(done, todo.isEmpty ? "nothing to do" : "")
+        return sources
+    }
+
+    /// The teacher's top-1 (percent) on the saved images, eval mode, no augmentation.
+    func teacherTop1(_ file: ModelFile, pixels: [UInt8], labels: [Int32]) throws -> Double {
+        let c = file.model.config
+        let set = Dataset(pixels: pixels, labels: labels, classes: c.classes, channels: c.channels, height: c.imageSize,
+                          width: c.imageSize, mean: file.mean, std: file.std, classNames: file.classNames, source: "the recovered images")
+        return try file.model.evaluate(set, normalization: Normalization(of: file)).top1
     }
 
     func report(_ plan: RecoverPlan, top1: Double, losses: (bnFirst: Double, bnLast: Double, bnSaved: Double)?,

@@ -16,9 +16,15 @@ public enum RecoverMethod: String, CaseIterable, Sendable {
     case cda
     /// LPLD: within-class batches (the IPC images of one class), BN loss against that class's statistics.
     case lpld
+    /// RDED (CVPR'24), no optimisation: the real crops the teacher finds most confidently of their class,
+    /// stitched F x F per image (`RDED`).
+    case rded
 
-    /// Whether a batch holds one class (LPLD) rather than one image per class of a chunk (SRe2L, CDA).
-    public var withinClass: Bool { self == .lpld }
+    /// Whether a batch holds one class (LPLD, RDED) rather than one image per class of a chunk (SRe2L, CDA).
+    public var withinClass: Bool { self == .lpld || self == .rded }
+
+    /// Whether the method optimises images against BN statistics (all but RDED).
+    public var optimises: Bool { self != .rded }
 
     /// The default crop scale range. SRe2L and LPLD: (0.5, 1), as the Fashion-MNIST reference pipeline. The
     /// seeds' CIFAR recipe drops the crop for small images, and on 28-pixel images that matches the BN
@@ -28,7 +34,7 @@ public enum RecoverMethod: String, CaseIterable, Sendable {
     /// so the crop stays. CDA exists for its curriculum: the lower bound falls from 1 (the whole image) to the
     /// same 0.5, so CDA differs from SRe2L by the curriculum alone (ImageNet's 0.08 floor would mean 8-pixel
     /// crops here).
-    public var defaultCropScale: (Float, Float) { (0.5, 1) }
+    public var defaultCropScale: (Float, Float) { self == .rded ? (0.08, 1) : (0.5, 1) }
 }
 
 /// The settings of one recover run that determine the images (everything but which shard runs).
@@ -54,8 +60,13 @@ public struct RecoverSettings: Equatable, Sendable {
     public var milestone: Double = 1
     /// SRe2L/CDA: classes per batch; LPLD: images of one class per batch.
     public var batchSize: Int
-    /// Seed of every random draw (initial noise, crop, flip, roll).
+    /// Seed of every random draw (initial noise, crop, flip, roll; RDED's candidates and crops).
     public var seed: UInt64 = 0
+    /// RDED: cells per axis of a stitched image (F), random crops per candidate image, candidate images per
+    /// class (the paper's factor, num_crop and mipc).
+    public var factor: Int = 2
+    public var crops: Int = 5
+    public var candidates: Int = 300
 
     /// The method's defaults; `batchSize` is the number of classes (SRe2L, CDA) or the IPC (LPLD).
     public init(method: RecoverMethod, batchSize: Int) {
@@ -78,6 +89,11 @@ public struct RecoverSettings: Equatable, Sendable {
         }
         guard milestone >= 0, milestone <= 1 else { throw LDError("--milestone must be in [0, 1], got \(milestone)") }
         try Limits.check(batchSize, "--batch-size", limit: Limits.batchSize)
+        if method == .rded {
+            guard factor >= 1 else { throw LDError("--combine must be >= 1, got \(factor)") }
+            guard crops >= 1 else { throw LDError("--crops must be >= 1, got \(crops)") }
+            guard candidates >= 1 else { throw LDError("--candidates must be >= 1, got \(candidates)") }
+        }
     }
 
     /// The crop scale range at iteration t (CDA: the curriculum's lower bound, capped at the upper bound).
@@ -90,6 +106,11 @@ public struct RecoverSettings: Equatable, Sendable {
 
     /// The settings as JSON (manifest, resume check, stream header). Only what shapes the images.
     public var json: [String: JSONValue] {
+        if method == .rded {
+            return ["method": .string(method.rawValue), "combine": .int(Int64(factor)), "crops": .int(Int64(crops)),
+                    "candidates": .int(Int64(candidates)), "crop_scale": .array([.number(cropScaleMin), .number(cropScaleMax)]),
+                    "crop_ratio": .array([.number(1), .number(1)]), "seed": .int(Int64(bitPattern: seed))]
+        }
         var o: [String: JSONValue] = [
             "method": .string(method.rawValue),
             "iterations": .int(Int64(iterations)),

@@ -53,7 +53,6 @@ public final class RecoverSynthesizer {
     private let gradCropped = Tensor(shape: [0])
     private let gradX = Tensor(shape: [0])
     private let dLogits = Tensor(shape: [0])
-    private let evalInput = Tensor(shape: [0])
     private let adam: ImageAdam
     private var labels: [Int32] = []
 
@@ -235,46 +234,13 @@ public final class RecoverSynthesizer {
 
     /// Writes `count` uint8 images as the teacher's normalised input (as BatchLoader: p / (255 std) - mean / std).
     private func normalize(_ pixels: ArraySlice<UInt8>, count: Int, into t: Tensor) {
-        let plane = size * size, imageSize = channels * plane
         t.ensureShape(count, channels, size, size)
-        let d = t.data
         pixels.withUnsafeBufferPointer { px in
-            for b in 0..<count {
-                for ch in 0..<channels {
-                    let scale = 1 / (255 * normalization.std[ch]), bias = -normalization.mean[ch] / normalization.std[ch]
-                    let src = px.baseAddress! + b * imageSize + ch * plane
-                    let dst = d + b * imageSize + ch * plane
-                    for i in 0..<plane { dst[i] = Float(src[i]) * scale + bias }
-                }
-            }
+            normalization.apply(px.baseAddress!, count: count, plane: size * size, into: t.data)
         }
     }
 
     private func normalize(_ pixels: [UInt8], count: Int, into t: Tensor) {
         normalize(pixels[...], count: count, into: t)
-    }
-
-    /// The teacher's top-1 hits on saved images (uint8 planar, `labels.count` images), normalised as the
-    /// teacher expects, in eval mode without augmentation.
-    public func correct(pixels: [UInt8], labels: [Int32]) -> Int {
-        let n = labels.count
-        guard n > 0 else { return 0 }
-        let plane = size * size, imageSize = channels * plane
-        precondition(pixels.count == n * imageSize, "RecoverSynthesizer.correct: \(pixels.count) bytes for \(n) images")
-        let wasCapturing = model.captureBatchStatistics
-        model.captureBatchStatistics = false
-        defer { model.captureBatchStatistics = wasCapturing }
-        model.training = false
-        var hits = 0
-        let chunk = 256
-        var start = 0
-        while start < n {
-            let m = min(chunk, n - start)
-            normalize(pixels[(start * imageSize)..<((start + m) * imageSize)], count: m, into: evalInput)
-            let logits = model.predict(evalInput)
-            hits += Predictions.correctCount(logits, labels: Array(labels[start..<(start + m)]))
-            start += m
-        }
-        return hits
     }
 }

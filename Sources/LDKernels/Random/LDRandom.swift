@@ -30,6 +30,8 @@ public struct RandomStage: RawRepresentable, Hashable, CustomStringConvertible {
     public static let mix = RandomStage(rawValue: 10)
     /// Held-out splits and other evaluation-side draws.
     public static let evaluate = RandomStage(rawValue: 11)
+    /// ld-recover --method rded: candidate images and their crops.
+    public static let rded = RandomStage(rawValue: 12)
     /// Tests and benchmarks: never used by a tool's output.
     public static let test = RandomStage(rawValue: 0xFFFF_FFFF)
 
@@ -46,6 +48,7 @@ public struct RandomStage: RawRepresentable, Hashable, CustomStringConvertible {
         case .augment: return "augment"
         case .mix: return "mix"
         case .evaluate: return "evaluate"
+        case .rded: return "rded"
         case .test: return "test"
         default: return "stage\(rawValue)"
         }

@@ -68,7 +68,7 @@ extension Model {
     }
 
     /// log(sum exp(row)) - row[y], with the maximum subtracted.
-    static func crossEntropy(_ row: UnsafeMutablePointer<Float>, label y: Int, classes k: Int) -> Double {
+    public static func crossEntropy(_ row: UnsafeMutablePointer<Float>, label y: Int, classes k: Int) -> Double {
         var maxv = row[0]
         for j in 0..<k where row[j] > maxv { maxv = row[j] }
         var sum = 0.0
