@@ -1,5 +1,6 @@
 #!/bin/bash
-# beyond.sh WORK: the markdown section of `make -C pipelines beyond` (RESULTS.md's "Beyond the seeds").
+# beyond.sh WORK [PLOT.svg]: the markdown section of `make -C pipelines beyond` (RESULTS.md's "Beyond the
+# seeds") on stdout, and its accuracy-against-storage plot (plot.awk; labels batch 50, mean over the seeds).
 #
 # Reads WORK/beyond/*.ndjson (one student per file: SET-ipcK-sS-bB-rR, SET-ipcK-sS-hard, SET-ipcK-sS-noaug-r1),
 # the PNG bytes of each set and the teacher's metrics. Every figure is a mean over the seeds with the population
@@ -10,7 +11,8 @@
 #   ARS = 100 (e^b - e^-1) / (e - e^-1), b = (IOR + IOR without augmentation) / 2
 # with accuracies as fractions (so a, b lie in [-1, 1] and the scores in [0, 100]), lambda = 0.5.
 set -euo pipefail
-W=${1:-work}
+W=${1:-work} svg=${2:-beyond.svg}
+rows=$(mktemp); trap 'rm -f "$rows"' EXIT
 
 field() { [ -s "$1" ] && tail -n 1 "$1" | sed -n "s/.*\"$2\":\\([-0-9.e]*\\).*/\\1/p" || true; }
 png_bytes() { [ -d "$1" ] && find -L "$1" -name '*.png' -printf '%s\n' | awk '{ s += $1 } END { print s + 0 }' || true; }
@@ -21,8 +23,13 @@ teacher=$(sed -n 's/.*"val_top1":\([0-9.]*\).*/\1/p' "$W/teacher.ndjson" 2>/dev/
     [ -e "$f" ] || continue
     b=$(basename "$f" .ndjson)
     IFS=- read -r m k s rest <<< "$b"
-    printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$m" "${k#ipc}" "${s#s}" "$rest" "$(field "$f" last_top1)" \
-      "$(png_bytes "$W/b-set-$m-ipc${k#ipc}-$s")"
+    top1=$(field "$f" last_top1) bytes=$(png_bytes "$W/b-set-$m-ipc${k#ipc}-$s")
+    printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$m" "${k#ipc}" "${s#s}" "$rest" "$top1" "$bytes"
+    case $rest in
+      b50-r*) printf 'lpld\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n' "$m" "${k#ipc}" "${rest#b50-r}" "${s#s}" "$top1" \
+                "$(field "$f" label_bytes)" "$bytes" >> "$rows" ;;
+      hard) printf 'rethinkdc\t%s\t%s\thard\t%s\t%s\t0\t%s\t\n' "$m" "${k#ipc}" "${s#s}" "$top1" "$bytes" >> "$rows" ;;
+    esac
   done
 } | awk -F'\t' -v teacher="${teacher:-0}" '
 function mean(key,   i, t) { t = 0; for (i = 1; i <= n[key]; i++) t += v[key, i]; return t / n[key] }
@@ -36,12 +43,13 @@ $5 != "" {
   sets[$1] = 1; ipcs[$2] = 1; seeds[$3] = 1
 }
 END {
-  split("random lpld edc rded", order, " ")
+  no = split("random lpld edc edcens rded", order, " ")
   name["random"] = "random real subset"; name["lpld"] = "lpld (noise)"; name["edc"] = "lpld from real images (EDC init)"
+  name["edcens"] = "the same, two teachers"
   name["rded"] = "rded (F = 1)"
   print "| set | IPC | labels batch | R=1 | R=40 | hard labels | images (PNG bytes, mean) |"
   print "|---|---|---|---|---|---|---|"
-  for (k = 10; k <= 50; k += 40) for (b = 50; b >= 10; b -= 40) for (o = 1; o <= 4; o++) {
+  for (k = 10; k <= 50; k += 40) for (b = 50; b >= 10; b -= 40) for (o = 1; o <= no; o++) {
     m = order[o]
     if (!((m, k, "b" b "-r1") in n)) continue
     tb = 0; c = 0
@@ -54,7 +62,7 @@ END {
   print ""
   print "| set | IPC | HLR (points) | IOR (points) | LRS | IOR without augmentation | ARS |"
   print "|---|---|---|---|---|---|---|"
-  for (k = 10; k <= 50; k += 40) for (o = 1; o <= 4; o++) {
+  for (k = 10; k <= 50; k += 40) for (o = 1; o <= no; o++) {
     m = order[o]
     if (!((m, k, "b50-r1") in n)) continue
     for (s in seeds) {
@@ -71,3 +79,5 @@ END {
       cell("lrs" SUBSEP m SUBSEP k), cell("io0" SUBSEP m SUBSEP k), cell("ars" SUBSEP m SUBSEP k)
   }
 }'
+awk -F'\t' -v svg="$svg" -v title="Beyond the seeds: top-1 against storage (labels batch 50, seeds 1-3)" \
+  -f "$(dirname "$0")/plot.awk" "$rows"
