@@ -43,14 +43,15 @@ $5 != "" {
   sets[$1] = 1; ipcs[$2] = 1; seeds[$3] = 1
 }
 END {
-  no = split("random lpld edc edcens rded", order, " ")
-  name["random"] = "random real subset"; name["lpld"] = "lpld (noise)"; name["edc"] = "lpld from real images (EDC init)"
+  no = split("random sre2l cda lpld edc edcens rded", order, " ")
+  name["random"] = "random real subset"; name["lpld"] = "lpld (noise)"; name["sre2l"] = "sre2l (noise)"; name["cda"] = "cda (noise)"; name["edc"] = "lpld from real images (EDC init)"
   name["edcens"] = "the same, two teachers"
   name["rded"] = "rded (F = 1)"
   print "| set | IPC | labels batch | R=1 | R=40 | hard labels | images (PNG bytes, mean) |"
   print "|---|---|---|---|---|---|---|"
-  for (k = 10; k <= 50; k += 40) for (b = 50; b >= 10; b -= 40) for (o = 1; o <= no; o++) {
-    m = order[o]
+  nb = split("50 10 5", batches, " ")
+  for (k = 10; k <= 50; k += 40) for (j = 1; j <= nb; j++) for (o = 1; o <= no; o++) {
+    m = order[o]; b = batches[j]
     if (!((m, k, "b" b "-r1") in n)) continue
     tb = 0; c = 0
     for (s in seeds) if ((m, k, s) in bytes) { tb += bytes[m, k, s]; c++ }

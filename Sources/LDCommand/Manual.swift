@@ -92,6 +92,15 @@ public enum Manual {
                  --milestone of the iterations (--easy2hard-mode).
           lpld   within-class batches (--batch-size images, default --ipc);
                  BN target: that class's statistics (ld-squeeze --class-stats).
+          rded   no optimisation (RDED, CVPR'24): per class, --candidates
+                 (300) real images of --data, --crops (5) square random
+                 crops of each (--crop-scale, default 0.08,1) resized to the
+                 full size; each image keeps the crop the teacher is surest
+                 of (lowest CE on the class), and the --combine^2 x IPC best
+                 are tiled F x F per image as ld-prune --combine tiles (F 2;
+                 the paper's ConvNet scripts use 1 at 32 px). Departures:
+                 crops are scored at full size, not zero-padded; cells are
+                 area-downsampled, not nearest-neighbour.
 
         Defaults follow the reference Fashion-MNIST pipeline: 1000 iterations,
         lr 0.25, r-bn 0.01, first BN x10, crop scale 0.5-1, flip, jitter 2;
@@ -144,6 +153,8 @@ public enum Manual {
           ld-recover --teacher teacher.ldm --method lpld --init real \\
             --data fmnist:train --select confident --png syn/
           ld-recover --teacher a.ldm --teacher b.ldm --png syn/
+          ld-recover --teacher teacher.ldm --method rded --combine 1 \\
+            --data fmnist:train --png rded/
         """
 
     public static let relabel: String =

@@ -8,7 +8,7 @@ import LDCommand
 struct Recover: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ld-recover",
-        abstract: "Synthesise distilled images per class by BatchNorm-statistics matching (SRe2L, CDA, LPLD).",
+        abstract: "Synthesise distilled images per class by BatchNorm-statistics matching (SRe2L, CDA, LPLD), or tile the real crops a teacher is surest of (RDED).",
         discussion: Manual.recover,
         version: LD.versionLine
     )

@@ -78,6 +78,13 @@ public struct RDED {
         }
     }
 
+    /// The box of an image resampled to the full size (PIL's antialiased bilinear, torchvision's resized_crop).
+    func crop(_ src: UnsafePointer<UInt8>, _ b: CropBox, into dst: UnsafeMutablePointer<UInt8>) {
+        Resample.resize(src, channels: data.channels, height: data.height, width: data.width,
+                        box: (Double(b.left), Double(b.top), Double(b.left + b.width), Double(b.top + b.height)),
+                        outH: data.height, outW: data.width, into: dst)
+    }
+
     /// Builds class c's K stitched images.
     public func build(class c: Int, members: [Int], ipc k: Int) throws -> RDEDClass {
         let need = grid.cellCount * k
@@ -107,10 +114,7 @@ public struct RDED {
                         let bs = boxes(ofClass: c, image: i)
                         drawn.append(bs)
                         for (m, b) in bs.enumerated() {
-                            Resample.resize(s.baseAddress! + j * size, channels: ch, height: h, width: w,
-                                            box: (Double(b.left), Double(b.top), Double(b.left + b.width), Double(b.top + b.height)),
-                                            outH: h, outW: w, rows: 0..<h, cols: 0..<w,
-                                            into: v.baseAddress! + (j * settings.crops + m) * size)
+                            crop(s.baseAddress! + j * size, b, into: v.baseAddress! + (j * settings.crops + m) * size)
                         }
                     }
                 }
@@ -143,11 +147,7 @@ public struct RDED {
                 let (i, b) = (cand[p], best[p].box)
                 try one.withUnsafeMutableBufferPointer { try data.images([i], into: $0.baseAddress!) }
                 one.withUnsafeBufferPointer { s in
-                    view.withUnsafeMutableBufferPointer { v in
-                        Resample.resize(s.baseAddress!, channels: ch, height: h, width: w,
-                                        box: (Double(b.left), Double(b.top), Double(b.left + b.width), Double(b.top + b.height)),
-                                        outH: h, outW: w, rows: 0..<h, cols: 0..<w, into: v.baseAddress!)
-                    }
+                    view.withUnsafeMutableBufferPointer { v in crop(s.baseAddress!, b, into: v.baseAddress!) }
                 }
                 view.withUnsafeBufferPointer { v in
                     out.pixels.withUnsafeMutableBufferPointer { o in

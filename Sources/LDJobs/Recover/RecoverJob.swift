@@ -120,8 +120,12 @@ public struct RecoverJob {
             "event": .string("recover"), "method": .string(settings.method.rawValue),
             "images": .int(Int64(plan.images.count)), "synthesised": .int(Int64(work)),
             "teacher_top1": .rounded(top1, places: 2), "seconds": .rounded(seconds, places: 2),
-            "image_iterations_per_second": .rounded(Double(work * settings.iterations) / max(seconds, 1e-9), places: 1),
         ]
+        if synth != nil {
+            summary["image_iterations_per_second"] = .rounded(Double(work * settings.iterations) / max(seconds, 1e-9), places: 1)
+        } else {
+            summary["images_per_second"] = .rounded(Double(work) / max(seconds, 1e-9), places: 1)
+        }
         if !todo.isEmpty && synth != nil { summary.merge(losses.json(batches: todo.count)) { $1 } }
         if !crops.isEmpty { summary["rded_sources"] = .object(crops) }
 
