@@ -82,3 +82,29 @@ END {
 }'
 awk -F'\t' -v svg="$svg" -v title="Beyond the seeds: top-1 against storage (labels batch 50, seeds 1-3)" \
   -f "$(dirname "$0")/plot.awk" "$rows"
+
+# Wall time per kind of stage (median over the sets and seeds), with one command of each kind.
+if [ -s "$W/stages.tsv" ]; then
+  echo
+  echo "Wall time per kind of stage (median and count over the sets and seeds; two to four stages shared the 2"
+  echo "cores, so these are upper bounds), with one command of each kind:"
+  echo
+  echo "| stage | runs | median wall s | command (one of them) |"
+  echo "|---|---|---|---|"
+  awk -F'\t' '$1 ~ /^(b-set|b-labels|beyond)-|^teacher2$/ { seen[$1] = $0 } END { for (k in seen) print seen[k] }' "$W/stages.tsv" \
+    | awk -F'\t' -v w="$W/" '{
+        k = $1
+        if (k ~ /^b-set-/) { sub(/-s[0-9]+$/, "", k); sub(/^b-set-/, "set ", k) }
+        else if (k ~ /^b-labels-/) { sub(/^b-labels-[a-z0-9]+-/, "labels ", k); sub(/-s[0-9]+/, "", k) }
+        else if (k ~ /^beyond-/) { sub(/^beyond-[a-z0-9]+-/, "student ", k); sub(/-s[0-9]+/, "", k) }
+        n[k]++; t[k, n[k]] = $2; if (!(k in cmd)) cmd[k] = $3
+      } END {
+        for (k in n) {
+          m = n[k]; for (i = 1; i <= m; i++) a[i] = t[k, i]
+          for (i = 2; i <= m; i++) { x = a[i]; j = i - 1; while (j > 0 && a[j] > x) { a[j + 1] = a[j]; j-- } a[j + 1] = x }
+          med = (m % 2) ? a[(m + 1) / 2] : (a[m / 2] + a[m / 2 + 1]) / 2
+          c = cmd[k]; gsub(/\|/, "\\|", c); while ((i = index(c, w)) > 0) c = substr(c, 1, i - 1) "work/" substr(c, i + length(w))
+          printf "| %s | %d | %.1f | `%s` |\n", k, m, med, c
+        }
+      }' | sort
+fi
