@@ -59,7 +59,12 @@ END {
       cell(m SUBSEP k SUBSEP "b" b "-r40"), b == 50 ? cell(m SUBSEP k SUBSEP "hard") : "", c ? sprintf("%d", tb / c) : "-"
   }
   print ""
-  print "DD-Ranking'"'"'s scores (labels batch 50; per seed against that seed'"'"'s random subset, then mean +- std (n)):"
+  print "DD-Ranking'"'"'s scores, from the cells above (labels batch 50), per seed against that seed'"'"'s random subset, then"
+  print "mean +- std (n): HLR = the teacher'"'"'s " teacher "% (the full data under hard labels) - the hard-label column;"
+  print "IOR = the R=1 column - the random subset'"'"'s; LRS = 100 (e^a - e^-1) / (e - e^-1), a = (IOR - HLR) / 2; ARS the"
+  print "same with b = (IOR + the IOR of students on labels without augmentation) / 2 (`ld-relabel --mix none"
+  print "--crop-scale 1,1`, IPC 10 only). Accuracies enter as fractions, as in the DD-Ranking paper, so both scores"
+  print "lie in [0, 100]; higher is better. The random subset'"'"'s IORs are 0 by construction."
   print ""
   print "| set | IPC | HLR (points) | IOR (points) | LRS | IOR without augmentation | ARS |"
   print "|---|---|---|---|---|---|---|"

@@ -4,8 +4,8 @@
 # 20, 10, 1 ("lpld" rows, mean over seeds). Hollow squares: image-only sets under hard labels ("rethinkdc"
 # rows with protocol "hard", mean over seeds). Small marks IPC 10, large IPC 50.
   BEGIN { Wd = 800; Ht = 480; L = 70; R = 200; T = 40; B = 60
-          nn = split("random sre2l cda lpld el2n forgetting aum ccs pca edc rded", names, " ")
-          split("#7f7f7f #1f77b4 #ff7f0e #2ca02c #8c564b #17becf #bcbd22 #e377c2 #9467bd #d62728 #000000", colours, " ")
+          nn = split("random sre2l cda lpld el2n forgetting aum ccs pca edc edcens rded", names, " ")
+          split("#7f7f7f #1f77b4 #ff7f0e #2ca02c #8c564b #17becf #bcbd22 #e377c2 #9467bd #d62728 #ff9896 #000000", colours, " ")
           if (title == "") title = "Fashion-MNIST: student top-1 against storage (images + stored labels)"
           for (i = 1; i <= nn; i++) col[names[i]] = colours[i] }
   $1 == "lpld" && $6 != "" { key = $2 SUBSEP $3 SUBSEP $4; n[key]++; acc[key] += $6; st[key] = $7 + $8; used[$2] = 1 }
