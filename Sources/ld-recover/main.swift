@@ -109,17 +109,17 @@ struct Recover: ParsableCommand {
             guard (combine ?? 1) >= 1, (crops ?? 1) >= 1, (candidates ?? 1) >= 1 else {
                 throw ValidationError("--combine, --crops and --candidates must be >= 1")
             }
-            return
+        } else {
+            for (given, name) in [(combine != nil, "--combine"), (crops != nil, "--crops"), (candidates != nil, "--candidates")] where given {
+                throw ValidationError("\(name) belongs to --method rded")
+            }
         }
-        for (given, name) in [(combine != nil, "--combine"), (crops != nil, "--crops"), (candidates != nil, "--candidates")] where given {
-            throw ValidationError("\(name) belongs to --method rded")
-        }
-        if `init` == .noise {
+        if method != .rded && `init` == .noise {
             for (given, name) in [(data != nil, "--data"), (select != .random, "--select"), (keep != nil, "--keep"),
                                   (scores != nil, "--scores")] where given {
                 throw ValidationError("\(name) belongs to --init real")
             }
-        } else {
+        } else if method != .rded {
             guard data != nil else { throw ValidationError("--init real needs the real images to start from (--data DATASET)") }
             if [.el2n, .forgetting, .aum, .ccs].contains(select) && scores == nil {
                 throw ValidationError("--select \(select.rawValue) needs ld-squeeze's score stream (--scores FILE)")

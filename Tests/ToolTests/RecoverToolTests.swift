@@ -247,7 +247,8 @@ final class RecoverToolTests: ToolTestCase {
         XCTAssertEqual(r.status, 0, r.err)
         XCTAssertNotEqual(try pngs("whole"), try pngs("other"))
 
-        for bad in [["--iterations", "5"], ["--lr", "0.1"], ["--init", "real"], ["--teacher", "teacher.ldm"], ["--select", "confident"]] {
+        for bad in [["--iterations", "5"], ["--lr", "0.1"], ["--init", "real"], ["--teacher", "teacher.ldm"], ["--select", "confident"],
+                    ["--milestone", "0.5"], ["--crops", "0"], ["--ipc-start", "2"], ["--batch-size", "0"]] {
             r = try run("ld-recover", base + bad + ["--png", "bad"])
             XCTAssertEqual(r.status, 64, "\(bad): \(r.err)")
         }
