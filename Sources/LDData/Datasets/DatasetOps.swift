@@ -89,7 +89,7 @@ extension Dataset {
 
     /// Per-channel `scale` and `bias` such that `x * scale + bias == (x/255 - mean) / std` (to float rounding).
     public func normalizationCoefficients() -> (scale: [Float], bias: [Float]) {
-        (zip(mean, std).map { 1 / (255 * $0.1) }, zip(mean, std).map { -$0.0 / $0.1 })
+        Normalization(of: self).coefficients
     }
 
     /// Writes image `i` as `channels * height * width` normalised floats, `(x/255 - mean) / std`.

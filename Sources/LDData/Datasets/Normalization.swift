@@ -27,16 +27,23 @@ public struct Normalization: Equatable {
         }
     }
 
+    /// Per-channel `scale` and `bias` with `p * scale + bias == (p/255 - mean) / std` (to float rounding): the
+    /// one arithmetic of every uint8-to-float path (BatchLoader, Dataset.normalize, recover, RDED).
+    public var coefficients: (scale: [Float], bias: [Float]) {
+        (std.map { 1 / (255 * $0) }, zip(mean, std).map { -$0.0 / $0.1 })
+    }
+
     /// Writes `count` uint8 planar images (channels = mean.count planes of `plane` pixels each) as normalised
-    /// floats, p / (255 std) - mean / std per channel (BatchLoader's arithmetic).
+    /// floats, `p * scale + bias` per channel (`coefficients`).
     public func apply(_ pixels: UnsafePointer<UInt8>, count: Int, plane: Int, into out: UnsafeMutablePointer<Float>) {
         let channels = mean.count
+        let (scale, bias) = coefficients
         for b in 0..<count {
             for ch in 0..<channels {
-                let scale = 1 / (255 * std[ch]), bias = -mean[ch] / std[ch]
+                let a = scale[ch], c = bias[ch]
                 let src = pixels + (b * channels + ch) * plane
                 let dst = out + (b * channels + ch) * plane
-                for i in 0..<plane { dst[i] = Float(src[i]) * scale + bias }
+                for i in 0..<plane { dst[i] = Float(src[i]) * a + c }
             }
         }
     }

@@ -137,26 +137,23 @@ public struct RDED {
         }.prefix(need)
 
         // Tile: rank n -> image n mod K, cell n div K; each kept crop resampled to S x S, then to its cell.
+        // The kept images are decoded once, in rank order.
+        let kept = Array(ranked)
+        var images = [UInt8](repeating: 0, count: need * size)
+        try images.withUnsafeMutableBufferPointer { try data.images(kept.map { cand[$0] }, into: $0.baseAddress!) }
         let tiler = Combine.Tiler(grid: grid, channels: ch)
         var out = RDEDClass(pixels: [UInt8](repeating: 0, count: k * size),
                             sources: [[(index: Int, box: CropBox)]](repeating: [], count: k), scores: [])
-        var one = [UInt8](repeating: 0, count: size), view = [UInt8](repeating: 0, count: size)
-        for cell in 0..<grid.cellCount {
-            for image in 0..<k {
-                let p = ranked[ranked.startIndex + cell * k + image]
-                let (i, b) = (cand[p], best[p].box)
-                try one.withUnsafeMutableBufferPointer { try data.images([i], into: $0.baseAddress!) }
-                one.withUnsafeBufferPointer { s in
-                    view.withUnsafeMutableBufferPointer { v in crop(s.baseAddress!, b, into: v.baseAddress!) }
-                }
-                view.withUnsafeBufferPointer { v in
-                    out.pixels.withUnsafeMutableBufferPointer { o in
-                        tiler.place(v.baseAddress!, cell: Combine.placement(rank: cell * k + image, ipc: k).cell,
-                                    into: o.baseAddress! + image * size)
-                    }
-                }
-                out.sources[image].append((i, b))
+        var view = [UInt8](repeating: 0, count: size)
+        for (n, p) in kept.enumerated() {
+            let (image, cell) = Combine.placement(rank: n, ipc: k)
+            images.withUnsafeBufferPointer { s in
+                view.withUnsafeMutableBufferPointer { v in crop(s.baseAddress! + n * size, best[p].box, into: v.baseAddress!) }
             }
+            view.withUnsafeBufferPointer { v in
+                out.pixels.withUnsafeMutableBufferPointer { o in tiler.place(v.baseAddress!, cell: cell, into: o.baseAddress! + image * size) }
+            }
+            out.sources[image].append((cand[p], best[p].box))
         }
         out.scores = ranked.map { best[$0].score }
         return out

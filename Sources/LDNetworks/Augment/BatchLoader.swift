@@ -44,8 +44,7 @@ public final class BatchLoader {
         }
         self.data = data
         self.normalization = normalization
-        scale = normalization.std.map { 1 / (255 * $0) }
-        bias = zip(normalization.mean, normalization.std).map { -$0.0 / $0.1 }
+        (scale, bias) = normalization.coefficients
     }
 
     /// Loads `indices` with the given augmentations (replay of stored parameters).
