@@ -353,6 +353,45 @@ final class LayerTests: XCTestCase {
         XCTAssertEqual(MaxPool2d().forward(x).array, [5, 6, 8, 9])
     }
 
+    /// MaxPool2d's forward (an unrolled 3×3 interior and a checked edge) against a naive reference: every tap in
+    /// row-major order, the first of equal maxima kept; then backward routes each gradient to that tap. Small
+    /// integer inputs make ties common; sizes odd and even, windows 2 and 3, strides 1 and 2, pads 0 and 1.
+    func testMaxPoolMatchesNaiveReference() {
+        var rng = SplitMix64(seed: 61)
+        for (k, s, pad) in [(3, 2, 1), (3, 1, 1), (2, 2, 0), (3, 2, 0)] {
+            for (h, w) in [(7, 8), (12, 11), (3, 3), (112, 112)] where h + 2 * pad >= k && w + 2 * pad >= k {
+                let x = Tensor(shape: [2, 3, h, w])
+                for i in 0..<x.count { x.data[i] = Float(Int(rng.next() % 5)) - 2 }
+                let pool = MaxPool2d(kernel: k, stride: s, padding: pad)
+                pool.wantsInputGrad = true
+                let y = pool.forward(x).array
+                let ho = (h + 2 * pad - k) / s + 1, wo = (w + 2 * pad - k) / s + 1
+                var want = [Float](repeating: 0, count: 6 * ho * wo), wantDx = [Float](repeating: 0, count: x.count)
+                let dy = Tensor(shape: [2, 3, ho, wo])
+                for i in 0..<dy.count { dy.data[i] = Float(i % 7) + 1 }
+                for pl in 0..<6 {
+                    for i in 0..<ho {
+                        for j in 0..<wo {
+                            var best = -Float.infinity, at = -1
+                            for a in 0..<k {
+                                for b in 0..<k {
+                                    let ih = i * s - pad + a, iw = j * s - pad + b
+                                    guard ih >= 0, ih < h, iw >= 0, iw < w else { continue }
+                                    let v = x.data[pl * h * w + ih * w + iw]
+                                    if at < 0 || v > best { best = v; at = ih * w + iw }
+                                }
+                            }
+                            want[pl * ho * wo + i * wo + j] = best
+                            wantDx[pl * h * w + at] += dy.data[pl * ho * wo + i * wo + j]
+                        }
+                    }
+                }
+                XCTAssertEqual(y, want, "k \(k) s \(s) pad \(pad) \(h)x\(w)")
+                XCTAssertEqual(pool.backward(dy)!.array, wantDx, "backward k \(k) s \(s) pad \(pad) \(h)x\(w)")
+            }
+        }
+    }
+
     func testBasicBlockGradients() {
         var rng = SplitMix64(seed: 8)
         for (cin, cout, stride) in [(3, 3, 1), (2, 4, 2)] {

@@ -320,7 +320,8 @@ final class MobileModelTests: XCTestCase {
     // MARK: - Training
 
     /// A few SGD steps on a tiny batch bring the loss well down, with a handful of shared gradient
-    /// buffers that stop growing; two runs from the same seed give the same bits.
+    /// buffers that stop growing; two runs from the same seed give the same bits. (At lr 0.05 the loss of this
+    /// batch swung between 0.0002 and 26 from step to step, so where it ended depended on rounding.)
     func testTrainingLearnsATinyBatch() throws {
         for arch in MobileModelTests.archs {
             func run(steps: Int) throws -> (first: Float, last: Float, weights: [Float], pool: [Int]) {
@@ -339,7 +340,7 @@ final class MobileModelTests: XCTestCase {
                     pool.append(m.gradients.tensorCount)
                     for (p, v) in zip(m.parameters, velocity) {
                         let pv = p.value.data, pg = p.grad.data, vv = v.data
-                        for i in 0..<p.value.count { vv[i] = 0.9 * vv[i] + pg[i]; pv[i] -= 0.05 * vv[i] }
+                        for i in 0..<p.value.count { vv[i] = 0.9 * vv[i] + pg[i]; pv[i] -= 0.01 * vv[i] }
                     }
                 }
                 return (first, loss, m.parameters.flatMap { $0.value.array } + m.buffers.flatMap { $0.tensor.array }, pool)

@@ -160,10 +160,13 @@ final class ModelTests: XCTestCase {
     /// `predict` (BatchNorm, residual addition and ReLU applied inside the Winograd convolutions) gives the same
     /// logits as eval-mode `forward`, bit for bit, with BN statistics and affine parameters away from the
     /// identity; on 16×16 inputs ResNet-18's last stage (2×2 planes) takes the unfused path, so both run.
+    /// ResNet-50's 1×1 convolutions apply BatchNorm (and the shortcut) per block of columns: at 16 px and batch
+    /// 4 its first stage has 1,024 columns, two blocks of its last convolution (one per thread).
     func testPredictMatchesEvalForward() throws {
-        for config in [ModelConfig.resnet18(channels: 3, imageSize: 16, classes: 5),
-                       try ModelConfig.named("resnet50", width: 64, depth: 3, stem: "small", channels: 3, imageSize: 8, classes: 5),
-                       ModelConfig.convnet(width: 32, depth: 3, channels: 1, imageSize: 28, classes: 4)] {
+        for (config, n) in [(ModelConfig.resnet18(channels: 3, imageSize: 16, classes: 5), 3),
+                            (try ModelConfig.named("resnet50", width: 64, depth: 3, stem: "small", channels: 3, imageSize: 8, classes: 5), 3),
+                            (try ModelConfig.named("resnet50", width: 64, depth: 3, stem: "small", channels: 3, imageSize: 16, classes: 5), 4),
+                            (ModelConfig.convnet(width: 32, depth: 3, channels: 1, imageSize: 28, classes: 4), 3)] {
             var rng = SplitMix64(seed: 31)
             let m = try Model(config, rng: &rng)
             for b in m.batchNorms {
@@ -171,7 +174,7 @@ final class ModelTests: XCTestCase {
                 rng.fillUniform(b.weight.value, 0.5, 1.5); rng.fillUniform(b.bias.value, -0.5, 0.5)
             }
             m.training = false
-            let x = randomTensor([3, config.channels, config.imageSize, config.imageSize], &rng)
+            let x = randomTensor([n, config.channels, config.imageSize, config.imageSize], &rng)
             let a = m.forward(x).array
             let b = m.predict(x).array
             XCTAssertEqual(a.count, b.count)

@@ -7,7 +7,8 @@ import Dispatch
 /// Parallelism: OpenBLAS itself always runs single-threaded (its idle workers would spin against the engine's
 /// own loops on 2 cores); instead a large GEMM is cut into `Engine.threads` column (or row) blocks of C, each
 /// one single-threaded sgemm call on its own worker. Every element of C is still one dot product over the
-/// full K in OpenBLAS's order, so the split does not change which values are summed.
+/// full K, so the split does not change which values are summed; OpenBLAS's rounding can depend on where the
+/// columns are cut, so results are the same to the bit for the same thread count (and shapes), not across.
 public func sgemm(transA: Bool = false, transB: Bool = false, _ m: Int, _ n: Int, _ k: Int,
            alpha: Float = 1, _ a: UnsafePointer<Float>, lda: Int? = nil,
            _ b: UnsafePointer<Float>, ldb: Int? = nil,

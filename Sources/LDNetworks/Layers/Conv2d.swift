@@ -1,6 +1,7 @@
 import LDKernels
 import LDRecords
 import LDData
+import COpenBLAS
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -161,31 +162,51 @@ public final class Conv2d: Layer {
                           macs: macs(n: 1, h: x.h, w: x.w))
     }
 
-    public func forward(_ x: Tensor) -> Tensor {
+    public func forward(_ x: Tensor) -> Tensor { convolve(x, epilogue: nil) }
+
+    /// Inference forward with the eval-mode BatchNorm `bn` that follows this layer (and then `residual` added
+    /// and ReLU, as a residual block ends) applied to the output while it is near the caches (see
+    /// `ConvEpilogue`): the same values as `bn.forward(forward(x))` without BN's pass over the output. The
+    /// Winograd path applies it to each output channel of a block of tiles, a 1×1 stride-1 convolution (a
+    /// bottleneck's first and last) to each block of output columns (`pointwise`), im2col to each chunk of
+    /// images after its GEMM. nil, having done nothing, unless `bn` has a plain affine map (eval mode, no
+    /// statistics hook or class statistics, no fused pooling, no fused ReLU before a residual, no activation
+    /// other than ReLU); then call the layers one by one. No backward may follow.
+    public func forward(_ x: Tensor, then bn: BatchNorm2d, residual: Tensor? = nil, relu: Bool = false) -> Tensor? {
+        guard x.shape.count == 4, bn.channels == outChannels, residual == nil || !bn.fusedReLU,
+              bn.activation == .none || bn.activation == .relu, let affine = bn.inferenceAffine() else { return nil }
+        if let r = residual {
+            let (ho, wo) = outputSize(x.shape[2], x.shape[3])
+            precondition(r.shape == [outChannels, x.shape[1], ho, wo], "Conv2d: residual \(r.shape), input \(x.shape)")
+        }
+        return convolve(x, epilogue: ConvEpilogue(scale: affine.scale, shift: affine.shift,
+                                                  residual: residual.map { UnsafePointer($0.data) }, relu: relu || bn.fusedReLU))
+    }
+
+    /// The convolution of x, with `epilogue` applied to the output as each path writes it.
+    private func convolve(_ x: Tensor, epilogue: ConvEpilogue?) -> Tensor {
         precondition(x.shape.count == 4 && x.shape[0] == inChannels, "Conv2d: input \(x.shape), expected (\(inChannels),N,H,W)")
         input = x
         let n = x.shape[1], h = x.shape[2], w = x.shape[3]
         let (ho, wo) = outputSize(h, w)
         output.ensureShape(outChannels, n, ho, wo)
         let howo = ho * wo, p = n * howo, ckk = inChannels * kernel * kernel
-        let y = output.data
+        let y = output.data, biasValues = bias.map { UnsafePointer($0.value.data) }
         if usesWinograd(height: h, width: w) {
-            let u = winogradWeights(flipped: false)   // (36, K, C)
-            winograd(x.data, inC: inChannels, n: n, h: h, w: w, u, outC: outChannels,
-                     bias: bias.map { UnsafePointer($0.value.data) }, y)
+            winograd(x.data, inC: inChannels, n: n, h: h, w: w, winogradWeights(flipped: false), outC: outChannels,
+                     bias: biasValues, y, epilogue: epilogue)
+            return output
+        }
+        if isPointwise {
+            pointwise(x.data, columns: p, bias: biasValues, y, epilogue: epilogue)
             return output
         }
         var beta: Float = 0
-        if let b = bias {
-            let bp = b.value.data
+        if let bp = biasValues {
             Engine.parallelRange(outChannels) { k0, k1 in
                 for k in k0..<k1 { (y + k * p).update(repeating: bp[k], count: p) }
             }
             beta = 1
-        }
-        if isPointwise {
-            sgemm(outChannels, p, ckk, weight.value.data, x.data, beta: beta, y)
-            return output
         }
         let step = chunkImages(n, perImage: ckk * howo)
         let ws = workspace.buffer(ckk * step * howo)
@@ -194,30 +215,38 @@ public final class Conv2d: Layer {
             im2col(x.data, ws, channels: inChannels, n: n, n0: n0, n1: n1, h: h, w: w, ho: ho, wo: wo)
             // y[:, chunk] (K, Pc) = W (K, C·k·k) · columns (C·k·k, Pc)
             sgemm(outChannels, pc, ckk, weight.value.data, ws, beta: beta, y + n0 * howo, ldc: p)
+            if let epilogue {
+                Engine.parallelRange(outChannels) { k0, k1 in
+                    for k in k0..<k1 { epilogue.apply(channel: k, y, from: k * p + n0 * howo, count: pc) }
+                }
+            }
         }
         return output
     }
 
-    /// Inference forward with the eval-mode BatchNorm `bn` that follows this layer (and then `residual` added
-    /// and ReLU, as a residual block ends) applied to each output channel while it is in cache (see
-    /// `ConvEpilogue`): the same values as `bn.forward(forward(x))` without BN's pass over the output. nil,
-    /// having done nothing, unless this is the F(4×4) Winograd path and `bn` has a plain affine map (eval mode,
-    /// no statistics hook or class statistics, no fused pooling, no fused ReLU before a residual, no activation
-    /// other than ReLU); then call the layers one by one. No backward may follow.
-    public func forward(_ x: Tensor, then bn: BatchNorm2d, residual: Tensor? = nil, relu: Bool = false) -> Tensor? {
-        guard x.shape.count == 4, bn.channels == outChannels, residual == nil || !bn.fusedReLU,
-              bn.activation == .none || bn.activation == .relu,
-              usesWinograd(height: x.shape[2], width: x.shape[3]), let affine = bn.inferenceAffine() else { return nil }
-        precondition(x.shape[0] == inChannels, "Conv2d: input \(x.shape), expected (\(inChannels),N,H,W)")
-        input = x
-        let n = x.shape[1], h = x.shape[2], w = x.shape[3]
-        output.ensureShape(outChannels, n, h, w)
-        if let r = residual { precondition(r.shape == output.shape, "Conv2d: residual \(r.shape), output \(output.shape)") }
-        let epilogue = ConvEpilogue(scale: affine.scale, shift: affine.shift, residual: residual.map { UnsafePointer($0.data) },
-                                    relu: relu || bn.fusedReLU)
-        winograd(x.data, inC: inChannels, n: n, h: h, w: w, winogradWeights(flipped: false), outC: outChannels,
-                 bias: bias.map { UnsafePointer($0.value.data) }, output.data, epilogue: epilogue)
-        return output
+    /// y (K, P) = W (K, C) · x (C, P) (+ bias), then `epilogue` if any, a block of columns at a time: each worker
+    /// takes whole blocks, one single-threaded sgemm each, and applies the epilogue while the block is in cache
+    /// instead of a BatchNorm pass and an addition pass over all of y. OpenBLAS's sums depend on where the
+    /// columns are cut, so training (`forward`) and inference (`forward(_:then:)`) cut them here alike, and
+    /// their values agree to the bit (for one thread count). A block is K × 256-1024 columns (about
+    /// 1 MB, L2): fewer columns would make OpenBLAS pack the weights more often than it multiplies them
+    /// (`ld-bench engine --suite seeds`: 64-column blocks lost what the fusion gained on ResNet-50's last
+    /// stage); the count of blocks is a multiple of the threads so that each gets the same share.
+    private func pointwise(_ x: UnsafePointer<Float>, columns p: Int, bias: UnsafePointer<Float>?,
+                           _ y: UnsafeMutablePointer<Float>, epilogue: ConvEpilogue?) {
+        let k = outChannels, c = inChannels, wp = UnsafePointer(weight.value.data), t = max(1, Engine.threads)
+        let target = min(1024, max(256, (1 << 18) / k))
+        let count = ((p + target - 1) / target + t - 1) / t * t
+        let block = ((p + count - 1) / count + 15) / 16 * 16, blocks = (p + block - 1) / block
+        Engine.parallelRange(blocks) { b0, b1 in
+            for b in b0..<b1 {
+                let p0 = b * block, pc = min(p, p0 + block) - p0
+                if let bias { for o in 0..<k { (y + o * p + p0).update(repeating: bias[o], count: pc) } }
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(k), Int32(pc), Int32(c), 1, wp, Int32(c),
+                            x + p0, Int32(p), bias == nil ? 0 : 1, y + p0, Int32(p))
+                if let epilogue { for o in 0..<k { epilogue.apply(channel: o, y, from: o * p + p0, count: pc) } }
+            }
+        }
     }
 
     public func backward(_ dy: Tensor) -> Tensor? {

@@ -113,8 +113,9 @@ public final class InvertedResidual: Layer {
     public func forward(_ x: Tensor) -> Tensor { run(x, predicting: false) }
 
     /// Eval-mode forward for inference (`Model.predict`): the depthwise BatchNorm and its activation are
-    /// applied by the depthwise convolution while each plane is in cache. The same values as `forward`; no
-    /// backward may follow.
+    /// applied by the depthwise convolution while each plane is in cache, the projection's BatchNorm and the
+    /// shortcut by the projection (`Conv2d.forward(_:then:)`). The same values as `forward`; no backward may
+    /// follow.
     public func predict(_ x: Tensor) -> Tensor { run(x, predicting: true) }
 
     private func run(_ x: Tensor, predicting: Bool) -> Tensor {
@@ -123,6 +124,7 @@ public final class InvertedResidual: Layer {
         if let e = expand { h = e.bn.forward(e.conv.forward(h)) }
         h = (predicting ? depthwise.forward(h, then: depthwiseBN) : nil) ?? depthwiseBN.forward(depthwise.forward(h))
         if let s = squeezeExcitation { h = s.forward(h) }
+        if predicting, let y = project.forward(h, then: projectBN, residual: residual ? x : nil) { return y }
         let y = projectBN.forward(project.forward(h))
         if residual {
             // y += x in projectBN's output: a BN without activation does not read its output in backward.

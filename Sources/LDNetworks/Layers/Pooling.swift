@@ -100,26 +100,9 @@ public final class MaxPool2d: Layer {
             argmax.deallocate(); argmaxCapacity = output.count; argmax = .allocate(capacity: argmaxCapacity)
         }
         let xp = UnsafePointer(x.data), yp = output.data, am = argmax
+        let plane = MaxPlane(k: k, s: s, pad: pad, h: h, w: w, ho: ho, wo: wo)
         Engine.parallelRange(c * n, grain: 16) { p0, p1 in
-            for pl in p0..<p1 {
-                let src = xp + pl * h * w, dst = yp + pl * ho * wo, arg = am + pl * ho * wo
-                for i in 0..<ho {
-                    for j in 0..<wo {
-                        var best = -Float.infinity, bi: Int32 = -1
-                        for a in 0..<k {
-                            let ih = i * s - pad + a
-                            if ih < 0 || ih >= h { continue }
-                            for b in 0..<k {
-                                let iw = j * s - pad + b
-                                if iw < 0 || iw >= w { continue }
-                                let v = src[ih * w + iw]
-                                if v > best || bi < 0 { best = v; bi = Int32(ih * w + iw) }
-                            }
-                        }
-                        dst[i * wo + j] = best; arg[i * wo + j] = bi
-                    }
-                }
-            }
+            for pl in p0..<p1 { plane.pool(xp + pl * h * w, yp + pl * ho * wo, am + pl * ho * wo) }
         }
         return output
     }
@@ -139,6 +122,85 @@ public final class MaxPool2d: Layer {
             }
         }
         return inputGrad
+    }
+}
+
+/// One plane of `MaxPool2d`'s forward. Outputs whose whole window lies inside the plane (rows iLo..<iHi,
+/// columns jLo..<jHi) skip the bounds checks, and a 3×3 window is unrolled; both paths visit the taps in the
+/// same row-major order with the same strict comparison, so the maximum and its index are the same.
+private struct MaxPlane {
+    let k: Int, s: Int, pad: Int, h: Int, w: Int, ho: Int, wo: Int
+    let iLo: Int, iHi: Int, jLo: Int, jHi: Int
+
+    init(k: Int, s: Int, pad: Int, h: Int, w: Int, ho: Int, wo: Int) {
+        (self.k, self.s, self.pad, self.h, self.w, self.ho, self.wo) = (k, s, pad, h, w, ho, wo)
+        (iLo, iHi) = MaxPlane.inside(size: h, count: ho, k: k, s: s, pad: pad)
+        (jLo, jHi) = MaxPlane.inside(size: w, count: wo, k: k, s: s, pad: pad)
+    }
+
+    /// The outputs lo..<hi along one axis whose window lies inside 0..<size.
+    private static func inside(size: Int, count: Int, k: Int, s: Int, pad: Int) -> (Int, Int) {
+        let lo = min(count, (pad + s - 1) / s), last = size - k + pad
+        return (lo, last < 0 ? lo : max(lo, min(count, last / s + 1)))
+    }
+
+    func pool(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, _ arg: UnsafeMutablePointer<Int32>) {
+        for i in 0..<ho {
+            if i < iLo || i >= iHi || jLo >= jHi {
+                for j in 0..<wo { edge(src, dst, arg, i, j) }
+                continue
+            }
+            for j in 0..<jLo { edge(src, dst, arg, i, j) }
+            interior(src, dst + i * wo, arg + i * wo, row: i)
+            for j in jHi..<wo { edge(src, dst, arg, i, j) }
+        }
+    }
+
+    /// Output (i, j) with its window clipped at the plane's edge.
+    private func edge(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, _ arg: UnsafeMutablePointer<Int32>,
+                      _ i: Int, _ j: Int) {
+        var best = -Float.infinity, bi: Int32 = -1
+        for a in 0..<k {
+            let ih = i * s - pad + a
+            if ih < 0 || ih >= h { continue }
+            for b in 0..<k {
+                let iw = j * s - pad + b
+                if iw < 0 || iw >= w { continue }
+                let v = src[ih * w + iw]
+                if v > best || bi < 0 { best = v; bi = Int32(ih * w + iw) }
+            }
+        }
+        dst[i * wo + j] = best; arg[i * wo + j] = bi
+    }
+
+    /// Outputs jLo..<jHi of row i (d and ar point at the row).
+    private func interior(_ src: UnsafePointer<Float>, _ d: UnsafeMutablePointer<Float>, _ ar: UnsafeMutablePointer<Int32>, row i: Int) {
+        let top = (i * s - pad) * w - pad
+        if k == 3 {
+            let w1 = w, w2 = 2 * w
+            for j in jLo..<jHi {
+                let o = top + j * s, q = src + o
+                var best = q[0], bi = 0
+                if q[1] > best { best = q[1]; bi = 1 }
+                if q[2] > best { best = q[2]; bi = 2 }
+                if q[w1] > best { best = q[w1]; bi = w1 }
+                if q[w1 + 1] > best { best = q[w1 + 1]; bi = w1 + 1 }
+                if q[w1 + 2] > best { best = q[w1 + 2]; bi = w1 + 2 }
+                if q[w2] > best { best = q[w2]; bi = w2 }
+                if q[w2 + 1] > best { best = q[w2 + 1]; bi = w2 + 1 }
+                if q[w2 + 2] > best { best = q[w2 + 2]; bi = w2 + 2 }
+                d[j] = best; ar[j] = Int32(o + bi)
+            }
+            return
+        }
+        for j in jLo..<jHi {
+            let o = top + j * s, q = src + o
+            var best = q[0], bi = 0
+            for a in 0..<k {
+                for b in 0..<k where q[a * w + b] > best { best = q[a * w + b]; bi = a * w + b }
+            }
+            d[j] = best; ar[j] = Int32(o + bi)
+        }
     }
 }
 
