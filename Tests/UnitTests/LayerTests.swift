@@ -32,6 +32,7 @@ final class LayerTests: XCTestCase {
         (8, 9, 3, 1, 1, true, 7), (9, 8, 3, 1, 1, false, 4), (8, 8, 3, 1, 1, false, 1),
         (4, 6, 1, 2, 0, false, 7), (2, 3, 7, 2, 3, false, 11), (3, 4, 3, 1, 0, true, 6), (2, 3, 5, 1, 2, true, 6), (3, 2, 3, 1, 1, false, 2),
         (8, 9, 3, 1, 1, true, 13), (10, 8, 3, 1, 1, false, 10),   // Winograd's vector paths (rows of 8+)
+        (3, 4, 7, 2, 3, false, 37), (4, 5, 3, 2, 1, true, 20),    // im2col's stride-2 vector gather (9+ columns)
     ]
 
     /// Runs `body` on every conv case in three rounds: Winograd F(4×4, 3×3); again with one-image im2col

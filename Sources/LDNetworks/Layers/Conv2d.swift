@@ -371,6 +371,16 @@ public final class Conv2d: Layer {
                             if s == 1 {
                                 let sp = row + (owLo - pad + j)
                                 for t in 0..<(owHi - owLo) { dst[owLo + t] = sp[t] }
+                            } else if s == 2 {
+                                // every other input column: the even lanes of 16 loaded, 8 at a time, while the
+                                // 16 loaded stay before the last column read (2·count − 2)
+                                let sp = row + (owLo * 2 - pad + j), dp = dst + owLo, count = owHi - owLo
+                                var t = 0
+                                while t + 8 < count {
+                                    UnsafeMutableRawPointer(dp + t).storeBytes(of: load16(sp + 2 * t).evenHalf, as: SIMD8<Float>.self)
+                                    t += 8
+                                }
+                                while t < count { dp[t] = sp[2 * t]; t += 1 }
                             } else {
                                 for ow in owLo..<owHi { dst[ow] = row[ow * s - pad + j] }
                             }
