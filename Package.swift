@@ -46,7 +46,7 @@ let package = Package(
         layer("LDKernels", ["COpenBLAS", "CBuildInfo"]),
         layer("LDRecords", ["LDKernels", "CZstd"]),
         layer("LDData", ["LDKernels", "LDRecords", "CPNG", "CZlib", "CTurboJPEG"]),
-        layer("LDNetworks", ["LDKernels", "LDRecords", "LDData", "COpenBLAS"]),
+        layer("LDNetworks", ["LDKernels", "LDRecords", "LDData"]),
         // PyTorch interchange: safetensors, torch.save archives (a restricted pickle reader), torchvision names.
         layer("LDInterop", ["LDKernels", "LDRecords", "LDData", "LDNetworks", "CZlib"]),
         layer("LDJobs", ["LDKernels", "LDRecords", "LDData", "LDNetworks", "LDInterop"]),

@@ -9,17 +9,19 @@ import Dispatch
 /// one single-threaded sgemm call on its own worker. Every element of C is still one dot product over the
 /// full K, so the split does not change which values are summed; OpenBLAS's rounding can depend on where the
 /// columns are cut, so results are the same to the bit for the same thread count (and shapes), not across.
+/// `split: false` makes one call on the calling thread: for callers that are themselves one of the workers
+/// (Winograd's blocks, 1×1 column blocks, ConvBatchNorm's images).
 public func sgemm(transA: Bool = false, transB: Bool = false, _ m: Int, _ n: Int, _ k: Int,
            alpha: Float = 1, _ a: UnsafePointer<Float>, lda: Int? = nil,
            _ b: UnsafePointer<Float>, ldb: Int? = nil,
-           beta: Float = 0, _ c: UnsafeMutablePointer<Float>, ldc: Int? = nil) {
+           beta: Float = 0, _ c: UnsafeMutablePointer<Float>, ldc: Int? = nil, split: Bool = true) {
     if m == 0 || n == 0 { return }
     let la = lda ?? (transA ? m : k)
     let lb = ldb ?? (transB ? k : n)
     let lc = ldc ?? n
     let ta = transA ? CblasTrans : CblasNoTrans, tb = transB ? CblasTrans : CblasNoTrans
     let threads = Engine.threads
-    if threads <= 1 || 2 * m * n * k < 8_000_000 || max(m, n) < 64 {
+    if !split || threads <= 1 || 2 * m * n * k < 8_000_000 || max(m, n) < 64 {
         cblas_sgemm(CblasRowMajor, ta, tb, Int32(m), Int32(n), Int32(k), alpha, a, Int32(la), b, Int32(lb), beta, c, Int32(lc))
         return
     }

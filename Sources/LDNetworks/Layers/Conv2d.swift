@@ -1,7 +1,6 @@
 import LDKernels
 import LDRecords
 import LDData
-import COpenBLAS
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -242,8 +241,7 @@ public final class Conv2d: Layer {
             for b in b0..<b1 {
                 let p0 = b * block, pc = min(p, p0 + block) - p0
                 if let bias { for o in 0..<k { (y + o * p + p0).update(repeating: bias[o], count: pc) } }
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(k), Int32(pc), Int32(c), 1, wp, Int32(c),
-                            x + p0, Int32(p), bias == nil ? 0 : 1, y + p0, Int32(p))
+                sgemm(k, pc, c, wp, x + p0, ldb: p, beta: bias == nil ? 0 : 1, y + p0, ldc: p, split: false)
                 if let epilogue { for o in 0..<k { epilogue.apply(channel: o, y, from: o * p + p0, count: pc) } }
             }
         }

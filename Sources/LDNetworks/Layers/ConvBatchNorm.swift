@@ -1,7 +1,6 @@
 import LDKernels
 import LDRecords
 import LDData
-import COpenBLAS
 
 /// Convolution → BatchNorm → ReLU → 2×2 average pool as one layer that never stores the convolution's
 /// output: the ConvNet's first block, whose input has one or three channels.
@@ -84,8 +83,7 @@ public final class ConvBatchNorm: Layer {
             for c in 0..<k { (tile + c * t).update(repeating: bp[c], count: t) }
             beta = 1
         }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(k), Int32(t), Int32(ckk), 1,
-                    conv.weight.value.data, Int32(ckk), columns.data + img * t, Int32(p), beta, tile, Int32(t))
+        sgemm(k, t, ckk, conv.weight.value.data, columns.data + img * t, ldb: p, beta: beta, tile, split: false)
     }
 
     /// The pooled output and the kept im2col columns.
@@ -186,12 +184,10 @@ public final class ConvBatchNorm: Layer {
                     if wantDp && hasBias { db[c] += sumAndSquares(pl, t).0 }
                 }
                 if wantDp {
-                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(k), Int32(ckk), Int32(t), 1,
-                                tile, Int32(t), columns.data + img * t, Int32(p), 1, dw, Int32(ckk))
+                    sgemm(transB: true, k, ckk, t, tile, columns.data + img * t, ldb: p, beta: 1, dw, split: false)
                 }
                 if wantDx {
-                    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(ckk), Int32(t), Int32(k), 1,
-                                wt, Int32(ckk), tile, Int32(t), 0, dcols, Int32(t))
+                    sgemm(transA: true, ckk, t, k, wt, tile, dcols, split: false)
                     conv.col2im(dcols, dxp, n: n, n0: img, n1: img + 1, h: h, w: w, ho: ho, wo: wo, parallel: false)
                 }
             }

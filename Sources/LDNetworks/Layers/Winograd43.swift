@@ -1,7 +1,6 @@
 import LDKernels
 import LDRecords
 import LDData
-import COpenBLAS
 
 // Winograd F(4×4, 3×3) for 3×3 stride-1 pad-1 convolutions on channel-major activations (Lavin & Gray,
 // "Fast Algorithms for Convolutional Neural Networks", 2016): 6×6 input tiles at a 4-pixel step give 4×4
@@ -112,8 +111,7 @@ func winograd43Conv(_ x: UnsafePointer<Float>, inC: Int, n: Int, h: Int, w: Int,
             }
             // M[ξ] = U[ξ] · V[ξ]
             for xi in 0..<36 {
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(outC), Int32(tc), Int32(inC), 1,
-                            u + xi * outC * inC, Int32(inC), v + xi * vs, Int32(tc), 0, m + xi * ms, Int32(tc))
+                sgemm(outC, tc, inC, u + xi * outC * inC, v + xi * vs, m + xi * ms, split: false)
             }
             // y = Aᵀ M A (+ bias): Aᵀ over the six rows of each column, then over the columns; the four output
             // columns of a tile are four phases of the output row, interleaved at the end. Planes narrower than
@@ -425,8 +423,7 @@ func winograd43WeightGradient(_ x: UnsafePointer<Float>, _ dy: UnsafePointer<Flo
         // dU[ξ] (outC, inC) += Z[ξ] (outC, tc) · V[ξ]ᵀ (tc, inC)
         WorkerPool.shared.run(parts) { p in
             for xi in (36 * p / parts)..<(36 * (p + 1) / parts) {
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(outC), Int32(inC), Int32(tc), 1,
-                            z + xi * zs, Int32(tc), v + xi * vs, Int32(tc), 1, du + xi * plane, Int32(inC))
+                sgemm(transB: true, outC, inC, tc, z + xi * zs, v + xi * vs, beta: 1, du + xi * plane, split: false)
             }
         }
     }
