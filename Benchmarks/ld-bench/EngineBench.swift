@@ -224,10 +224,11 @@ func engineBench(_ args: [String]) throws {
         }
         i += 1
     }
-    let g1 = sgemmRate(threads: 1, secs: min(secs, 2))
-    let g2 = sgemmRate(threads: 2, secs: min(secs, 2))
+    // `--steps` runs the model's steps alone (allocation counts, `perf record`), without the sgemm rate
+    let g1 = steps > 0 ? 0 : sgemmRate(threads: 1, secs: min(secs, 2))
+    let g2 = steps > 0 ? 0 : sgemmRate(threads: 2, secs: min(secs, 2))
     print("OpenBLAS core: \(Engine.blasCore)")
-    print(String(format: "sgemm 1536^3: %.1f GFLOP/s (1 thread), %.1f GFLOP/s (2 threads)", g1, g2))
+    if steps == 0 { print(String(format: "sgemm 1536^3: %.1f GFLOP/s (1 thread), %.1f GFLOP/s (2 threads)", g1, g2)) }
     Engine.threads = threads
     let ceiling = threads == 1 ? g1 : g2
     // GFLOP/s counts a direct convolution's FLOPs; Winograd does fewer multiplies, so the share can pass 100%.

@@ -14,7 +14,7 @@ usage: ld-bench                 everything: engine workloads, the recover loop, 
                        [--winograd MINCHANNELS (0: off)] [--winograd-min-size S]
                        [--winograd-dw 0|1] [--winograd-block FLOATS] [--winograd-min-tiles N]
                        [--columns FLOATS (im2col chunk)] [--fuse-stem 0|1 (ConvNet's first block as ConvBatchNorm)]
-                       [--steps N (exactly N steps, no table: allocation counts)]
+                       [--steps N (exactly N steps, no table, no sgemm rate: allocation counts, perf)]
        ld-bench scaling [--secs S] [--threads 1,2,4] [--only NAME]   images/s per thread count, speed-up
        ld-bench recover [--secs S] [--threads T]    ld-recover's loop, images x iterations per second
        ld-bench stream                              record streams: write, read, zstd, MB/s
