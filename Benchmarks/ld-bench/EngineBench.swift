@@ -147,7 +147,8 @@ private func peerFigures(_ path: String) throws -> [String: Double] {
     return figures
 }
 
-/// One workload's step closure. The optimiser updates are bench-local; the engine's optimisers replace this.
+/// One workload's step closure, with the engine's optimisers: SGD (lr 0.01, momentum 0.9) for training,
+/// recover's Adam on the images (lr 0.25, betas 0.5 and 0.9).
 private func makeStep(_ w: Workload, _ model: Model, rng: inout BenchRNG) throws -> () throws -> Void {
     let c = w.config
     let x = Tensor(shape: [w.batch, c.channels, c.imageSize, c.imageSize])
@@ -157,17 +158,12 @@ private func makeStep(_ w: Workload, _ model: Model, rng: inout BenchRNG) throws
     switch w.kind {
     case "train":
         model.training = true
-        // bench-local; the engine's optimisers replace this: SGD lr 0.01, momentum 0.9
-        let velocity = model.parameters.map { Tensor(shape: $0.value.shape) }
-        let params = model.parameters
+        let optimizer = SGD(model.parameters, learningRate: 0.01, momentum: 0.9)
         return {
-            for p in params { p.zeroGrad() }
+            model.zeroGrad()
             try CrossEntropy.loss(logits: model.forward(x), labels: labels, dLogits: dLogits)
             model.backward(dLogits)
-            for (p, v) in zip(params, velocity) {
-                let pv = p.value.data, pg = p.grad.data, vv = v.data
-                for i in 0..<p.value.count { vv[i] = 0.9 * vv[i] + pg[i]; pv[i] -= 0.01 * vv[i] }
-            }
+            optimizer.step()
         }
     case "relabel":
         model.training = false
@@ -175,22 +171,12 @@ private func makeStep(_ w: Workload, _ model: Model, rng: inout BenchRNG) throws
     default: // recover
         model.training = false
         model.captureBatchStatistics = true
-        // bench-local; the engine's optimisers replace this: Adam on the input, lr 0.25, betas (0.5, 0.9)
-        let m1 = Tensor(shape: x.shape), m2 = Tensor(shape: x.shape)
-        var t: Float = 0
+        let optimizer = ImageAdam(count: x.count, learningRate: 0.25, betas: (0.5, 0.9))   // recover's
         return {
             try CrossEntropy.loss(logits: model.forward(x), labels: labels, dLogits: dLogits)
             try BNStatisticsLoss.loss(model.batchNorms, scale: 0.01)
             let g = model.backward(dLogits, inputGrad: true, paramGrads: false)!
-            t += 1
-            let b1: Float = 0.5, b2: Float = 0.9, lr: Float = 0.25
-            let c1 = 1 - pow(b1, t), c2 = 1 - pow(b2, t)
-            let xp = x.data, gp = g.data, a = m1.data, b = m2.data
-            for i in 0..<x.count {
-                a[i] = b1 * a[i] + (1 - b1) * gp[i]
-                b[i] = b2 * b[i] + (1 - b2) * gp[i] * gp[i]
-                xp[i] -= lr * (a[i] / c1) / ((b[i] / c2).squareRoot() + 1e-8)
-            }
+            optimizer.step(x, grad: g)
         }
     }
 }

@@ -120,4 +120,45 @@ final class OptimTests: XCTestCase {
         opt.step(x, grad: g)
         XCTAssertEqual(Double(x.data[1]), expected[0][1], accuracy: 2e-6)
     }
+
+    /// Parameters large enough that the updates are split over the threads: three steps of every optimiser
+    /// give the same bits on one thread (one pass over each tensor) and on two.
+    func testSplitUpdatesEqualOneThread() {
+        defer { Engine.threads = 2 }
+        let sizes = [200_003, 70_001, 5]
+        func run(threads: Int, _ make: ([Parameter]) -> Optimizer) -> [UInt32] {
+            Engine.threads = threads
+            let ps = sizes.enumerated().map { k, n in Parameter(name: "p\(k).weight", shape: [n], decays: k != 1) }
+            for (k, p) in ps.enumerated() { for i in 0..<p.value.count { p.value.data[i] = Float((i * 7 + k) % 23) / 11 - 1 } }
+            let opt = make(ps)
+            for t in 1...3 {
+                opt.zeroGrad()
+                for (k, p) in ps.enumerated() { for i in 0..<p.grad.count { p.grad.data[i] = Float((i * 13 + t * 5 + k) % 31) / 15 - 1 } }
+                opt.step()
+            }
+            return ps.flatMap { $0.value.array.map(\.bitPattern) }
+        }
+        let optimisers: [(String, ([Parameter]) -> Optimizer)] = [
+            ("SGD", { SGD($0, learningRate: 0.1) }),
+            ("SGD momentum", { SGD($0, learningRate: 0.1, momentum: 0.9, weightDecay: 0.01, decayScope: .flagged) }),
+            ("SGD Nesterov", { SGD($0, learningRate: 0.1, momentum: 0.9, nesterov: true, weightDecay: 0.01) }),
+            ("Adam", { Adam($0, learningRate: 0.01, weightDecay: 0.01) }),
+            ("AdamW", { AdamW($0, learningRate: 0.01) }),
+        ]
+        for (name, make) in optimisers {
+            let one = run(threads: 1, make), two = run(threads: 2, make)
+            XCTAssertEqual(one.count, sizes.reduce(0, +))
+            XCTAssertTrue(one == two, "\(name): two threads differ from one")
+        }
+        // recover's Adam on a batch of images
+        func images(threads: Int) -> [UInt32] {
+            Engine.threads = threads
+            let n = 100_003, x = Tensor(shape: [n]), g = Tensor(shape: [n])
+            for i in 0..<n { x.data[i] = Float(i % 17) / 8 - 1; g.data[i] = Float(i % 29) / 14 - 1 }
+            let opt = ImageAdam(count: n, learningRate: 0.25)
+            for _ in 0..<3 { opt.step(x, grad: g) }
+            return x.array.map(\.bitPattern)
+        }
+        XCTAssertTrue(images(threads: 1) == images(threads: 2), "ImageAdam: two threads differ from one")
+    }
 }

@@ -15,5 +15,9 @@ public final class Parameter {
         self.decays = decays
     }
 
-    public func zeroGrad() { grad.fill(0) }
+    /// Zeroes the gradient, split over the threads when it is large (a 512-channel 3x3 kernel: 2.4M floats).
+    public func zeroGrad() {
+        let g = grad.data
+        Engine.parallelRange(grad.count, grain: 1 << 16) { lo, hi in (g + lo).update(repeating: 0, count: hi - lo) }
+    }
 }
