@@ -9,7 +9,7 @@ import LDNetworks
 import LDJobs
 
 /// SplitMix64 for benchmark inputs (bench-local).
-private struct BenchRNG: RandomNumberGenerator {
+struct BenchRNG: RandomNumberGenerator {
     var state: UInt64
     mutating func next() -> UInt64 {
         state &+= 0x9E37_79B9_7F4A_7C15
@@ -42,7 +42,7 @@ func currentRSS() -> Int {
 
 /// Times `step` for about `secs` seconds after `warm` warm-up calls; returns the median and the best
 /// seconds per call (the machine is shared: the median is what a run sees, the best what the code can do).
-private func timeSteps(secs: Double, warm: Int = 2, _ step: () throws -> Void) rethrows -> (median: Double, best: Double) {
+func timeSteps(secs: Double, warm: Int = 2, _ step: () throws -> Void) rethrows -> (median: Double, best: Double) {
     for _ in 0..<warm { try step() }
     var times: [Double] = []
     times.reserveCapacity(1000)
@@ -56,7 +56,7 @@ private func timeSteps(secs: Double, warm: Int = 2, _ step: () throws -> Void) r
     return (times[times.count / 2], times[0])
 }
 
-private func timeit(secs: Double, warm: Int = 2, _ step: () throws -> Void) rethrows -> Double {
+func timeit(secs: Double, warm: Int = 2, _ step: () throws -> Void) rethrows -> Double {
     try timeSteps(secs: secs, warm: warm, step).median
 }
 
@@ -76,14 +76,14 @@ private func sgemmRate(threads: Int, size: Int = 1536, secs: Double) -> Double {
 /// (convs read their input, BN its input and output) plus the model input.
 func activationBytes(_ model: Model) -> Int { 4 * model.layers.reduce(0) { $0 + $1.activationFloats } }
 
-private struct Workload {
+struct Workload {
     let name: String
     let config: ModelConfig
     let batch: Int
     let kind: String   // train, relabel, recover
 }
 
-private let workloads = [
+let workloads = [
     Workload(name: "train convnet3-fmnist b128", config: .convnet(), batch: 128, kind: "train"),
     Workload(name: "relabel convnet3-fmnist b128", config: .convnet(), batch: 128, kind: "relabel"),
     Workload(name: "recover convnet3-fmnist b100", config: .convnet(), batch: 100, kind: "recover"),
@@ -95,7 +95,7 @@ private let workloads = [
 /// The seeds' resolutions and architectures (`--suite seeds`), named as `torch_bench.py --suite seeds`
 /// and `Benchmarks/peer_seeds.py` name their rows: ResNet-18 at 64 px (Tiny-ImageNet) and 224 px (ImageNet
 /// stem), ResNet-50 at 224 and 32 px, and the other students at 32 px (CIFAR variants: stride-1 first layer).
-private func seedsWorkloads() throws -> [Workload] {
+func seedsWorkloads() throws -> [Workload] {
     func config(_ arch: String, _ size: Int, _ classes: Int, stem: String = "small") throws -> ModelConfig {
         try ModelConfig.named(arch, width: 64, depth: 3, stem: stem, channels: 3, imageSize: size, classes: classes)
     }
@@ -117,7 +117,7 @@ private func seedsWorkloads() throws -> [Workload] {
 
 /// `--model NAME`'s rows in place of the table: train, relabel and recover of any registered model on
 /// `batch` x 3 x `size` x `size` images, 10 classes.
-private func adHocWorkloads(_ model: String?, stem: String, batch: Int, size: Int) throws -> [Workload]? {
+func adHocWorkloads(_ model: String?, stem: String, batch: Int, size: Int) throws -> [Workload]? {
     guard let model else { return nil }
     let c = try ModelConfig.named(model, width: 64, depth: 3, stem: stem, channels: 3, imageSize: size, classes: 10)
     return ["train", "relabel", "recover"].map { Workload(name: "\($0) \(model)-\(stem)\(size) b\(batch)", config: c, batch: batch, kind: $0) }
@@ -149,7 +149,7 @@ private func peerFigures(_ path: String) throws -> [String: Double] {
 
 /// One workload's step closure, with the engine's optimisers: SGD (lr 0.01, momentum 0.9) for training,
 /// recover's Adam on the images (lr 0.25, betas 0.5 and 0.9).
-private func makeStep(_ w: Workload, _ model: Model, rng: inout BenchRNG) throws -> () throws -> Void {
+func makeStep(_ w: Workload, _ model: Model, rng: inout BenchRNG) throws -> () throws -> Void {
     let c = w.config
     let x = Tensor(shape: [w.batch, c.channels, c.imageSize, c.imageSize])
     rng.fillNormal(x, std: 1)
@@ -264,6 +264,19 @@ func gemmShapesBench() {
         ("wino 256ch 128 tiles", false, false, 256, 128, 256),
         ("wino 512ch 32 tiles", false, false, 512, 32, 512),
         ("wino 512ch 64 tiles", false, false, 512, 64, 512),
+        // ResNet-50 at 224 px, batch 16, inference: the 1×1 convolutions whole (M = K out, N = columns, K = C in),
+        // the stem's and the stride-2 3×3 convolutions' im2col products
+        ("r50 stem 7x7/2", false, false, 64, 12544, 147),
+        ("r50 layer1 1x1 256>64", false, false, 64, 50176, 256),
+        ("r50 layer1 1x1 64>256", false, false, 256, 50176, 64),
+        ("r50 layer2 1x1 512>128", false, false, 128, 12544, 512),
+        ("r50 layer2 1x1 128>512", false, false, 512, 12544, 128),
+        ("r50 layer2 3x3/2 128", false, false, 128, 12544, 1152),
+        ("r50 layer3 1x1 1024>256", false, false, 256, 3136, 1024),
+        ("r50 layer3 1x1 256>1024", false, false, 1024, 3136, 256),
+        ("r50 layer4 1x1 2048>512", false, false, 512, 784, 2048),
+        ("r50 layer4 1x1 512>2048", false, false, 2048, 784, 512),
+        ("r50 layer4 3x3/2 512", false, false, 512, 784, 4608),
     ]
     var rng = BenchRNG(state: 3)
     for (name, ta, tb, m, n, k) in shapes {

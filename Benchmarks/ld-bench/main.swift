@@ -23,6 +23,9 @@ usage: ld-bench                 everything: engine workloads, the recover loop, 
        of any registered model in place of the table)
        ld-bench conv [THREADS [WINOGRAD_MIN_TILES [WINOGRAD_BLOCK_FLOATS]]]   per-shape convolutions
        ld-bench gemm                                OpenBLAS sgemm GFLOP/s on the engine's shapes
+       ld-bench floor [--secs S] [--threads 1,2] [--only NAME] [--suite small|seeds|all] [--model M ...]
+                       each workload's img/s beside what its GEMMs alone allow (OpenBLAS, whole-layer
+                       shapes, nothing else), per thread count: the bound any engine on these GEMMs meets
        ld-bench jpeg DIR [--mode train|val] [--size 224] [--threads T] [--secs S]
                        image loading on a JPEG folder (decode, RandomResizedCrop+flip or Resize+CenterCrop,
                        normalise), as ../shared/peer/jpeg_bench.py times PIL + torchvision
@@ -61,6 +64,8 @@ do {
         convShapesBench()
     case "gemm":
         gemmShapesBench()
+    case "floor":
+        try floorBench(Array(benchArgs.dropFirst()))
     case "jpeg":
         try jpegBench(Array(benchArgs.dropFirst()))
     case "layers":
