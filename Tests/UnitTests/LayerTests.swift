@@ -93,6 +93,39 @@ final class LayerTests: XCTestCase {
         XCTAssertLessThan(err / scale, 2e-5, "F(4x4, 3x3)")
     }
 
+    /// Where the transformed weights outweigh a worker's block of tiles, the workers run each block together
+    /// (input tiles by channel, then their own rows of every product and their output channels): on 1 to 3
+    /// threads, on narrow planes (whose last vector reads past a channel's tiles, the products then all finish
+    /// first) and wide ones, the output and the input gradient equal the direct sum.
+    func testWinogradSharedBlocksMatchNaive() {
+        var rng = SplitMix64(seed: 12)
+        let saved = (Conv2d.winograd, Engine.threads)
+        defer { (Conv2d.winograd, Engine.threads) = saved }
+        Conv2d.winograd = true
+        for (c, k, n, h, w) in [(40, 48, 5, 4, 4), (48, 40, 8, 7, 7), (64, 64, 2, 16, 17)] {
+            let conv = Conv2d(c, k, kernel: 3, padding: 1, bias: true)
+            conv.initialize(&rng)
+            rng.fillNormal(conv.bias!.value, std: 1)
+            let x = randomTensor([c, n, h, w], &rng), dy = randomTensor([k, n, h, w], &rng)
+            let ref = naiveConv(x, conv.weight.value, conv.bias?.value, stride: 1, pad: 1)
+            let scale = ref.map { abs($0) }.max()!
+            var dxs: [[Float]] = []
+            for threads in [1, 2, 3] {
+                Engine.threads = threads
+                XCTAssertTrue(conv.usesWinograd(height: h, width: w))
+                let y = conv.forward(x).array
+                let err = zip(y, ref).map { abs($0 - $1) }.max()!
+                XCTAssertLessThan(err / scale, 2e-5, "\(c)->\(k) \(n)x\(h)x\(w) on \(threads) threads")
+                dxs.append(conv.backward(dy)!.array)
+            }
+            let dscale = dxs[0].map { abs($0) }.max()!
+            for t in 1..<dxs.count {
+                let err = zip(dxs[t], dxs[0]).map { abs($0 - $1) }.max()!
+                XCTAssertLessThan(err / dscale, 2e-5, "dx \(c)->\(k) \(n)x\(h)x\(w) on \(t + 1) threads")
+            }
+        }
+    }
+
     /// The F(4×4) weight gradient equals im2col's, on odd and even plane sizes and more channels than one
     /// vector, with a block boundary inside the batch.
     func testWinogradWeightGradientMatchesIm2col() {

@@ -88,77 +88,145 @@ func winograd43Weights(_ g: UnsafePointer<Float>, co: Int, ci: Int, flipped: Boo
 }
 
 /// y (outC, n, h, w) = conv3×3/1/1(x (inC, n, h, w)) with u (36, outC, inC) from `winograd43Weights`, plus
-/// bias when given; blocks as in `winogradConv`.
+/// bias when given, then `epilogue` per output channel. Two schedules, with the same arithmetic per tile:
+/// - each worker takes whole blocks of images (`WinogradBlocks`) and runs them alone: input tiles, the 36
+///   GEMMs, the output, with no waiting between stages;
+/// - where the transformed weights are larger than a worker's block (U's 36·outC·inC floats against the
+///   block's V and M: the late, wide, small-plane layers), each worker taking its own block would read all of U
+///   once per block, so every worker reading U and the workers together streaming it from memory twice or more
+///   (ResNet-18's last stage at 32 px: 38 MB per convolution). There all workers take each block together: the
+///   input tiles split by input channel, then each worker computes its own rows of every M[ξ] (its slice of
+///   U, read once) and turns them into its output channels while they are in its cache.
 func winograd43Conv(_ x: UnsafePointer<Float>, inC: Int, n: Int, h: Int, w: Int,
                     _ u: UnsafePointer<Float>, outC: Int, bias: UnsafePointer<Float>?,
                     _ y: UnsafeMutablePointer<Float>, workspace: Workspace, budget: Int, minTiles: Int,
                     epilogue: ConvEpilogue? = nil) {
-    let th = (h + 3) / 4, tw = (w + 3) / 4, tilesPerImage = th * tw, hw = h * w
+    let th = (h + 3) / 4, tw = (w + 3) / 4, tilesPerImage = th * tw
     let plan = WinogradBlocks(n: n, tilesPerImage: tilesPerImage, floatsPerTile: 36 * (inC + outC),
                               budget: budget, minTiles: minTiles)
     let tb = plan.imagesPerBlock * tilesPerImage
-    let perWorker = 36 * (inC * tb + planePad) + 36 * (outC * tb + planePad) + winograd43ScratchFloats(h: h, w: w)
+    let scratchFloats = winograd43ScratchFloats(h: h, w: w)
+    if plan.workers > 1 && outC * inC > (inC + outC) * tb {
+        winograd43ConvShared(x, inC: inC, n: n, h: h, w: w, u, outC: outC, bias: bias, y, workspace: workspace,
+                             budget: budget, minTiles: minTiles, epilogue: epilogue)
+        return
+    }
+    let perWorker = 36 * (inC * tb + planePad) + 36 * (outC * tb + planePad) + scratchFloats
     let ws = workspace.buffer(perWorker * plan.workers)
     WorkerPool.shared.run(plan.workers) { p in
         let v = ws + p * perWorker, m = v + 36 * (inC * tb + planePad)
-        let phases = m + 36 * (outC * tb + planePad)   // the transforms' scratch
-        let outPh = phases                             // (4 rows, 4 phases, tw) output before interleaving
+        let scratch = m + 36 * (outC * tb + planePad)   // the transforms' scratch
         for blk in Swift.stride(from: p, to: plan.blocks, by: plan.workers) {
             let i0 = blk * plan.imagesPerBlock, i1 = min(n, i0 + plan.imagesPerBlock), tc = (i1 - i0) * tilesPerImage
             let vs = inC * tc + planePad, ms = outC * tc + planePad   // plane strides of V and M
             for c in 0..<inC {
-                winograd43InputTiles(x, c: c, n: n, h: h, w: w, i0: i0, i1: i1, v + c * tc, vs: vs, scratch: phases)
+                winograd43InputTiles(x, c: c, n: n, h: h, w: w, i0: i0, i1: i1, v + c * tc, vs: vs, scratch: scratch)
             }
             // M[ξ] = U[ξ] · V[ξ]
             for xi in 0..<36 {
                 sgemm(outC, tc, inC, u + xi * outC * inC, v + xi * vs, m + xi * ms, split: false)
             }
-            // y = Aᵀ M A (+ bias): Aᵀ over the six rows of each column, then over the columns; the four output
-            // columns of a tile are four phases of the output row, interleaved at the end. Planes narrower than
-            // four tiles take their vector lanes from consecutive tiles instead.
-            if tw < 4 {
-                for k in 0..<outC {
-                    winograd43NarrowOutput(m + k * tc, ms: ms, count: tc, bias: bias?[k] ?? 0,
-                                           y + (k * n + i0) * hw, h: h, w: w)
-                    epilogue?.apply(channel: k, y, from: (k * n + i0) * hw, count: (i1 - i0) * hw)
-                }
-                continue
-            }
             for k in 0..<outC {
-                let bk = bias?[k] ?? 0
-                for img in i0..<i1 {
-                    let dst = y + (k * n + img) * hw
-                    for ty in 0..<th {
-                        let q = m + k * tc + (img - i0) * tilesPerImage + ty * tw
-                        // tiles tx... of this row (4 at a time with SIMD4 lanes, then one at a time)
-                        @inline(__always) func tiles<T: WinogradLane>(_ tx: Int, _ load: (UnsafeMutablePointer<Float>) -> T,
-                                                                      _ store: (T, UnsafeMutablePointer<Float>) -> Void) {
-                            @inline(__always) func col(_ j: Int) -> (T, T, T, T) {
-                                at4(load(q + j * ms + tx), load(q + (6 + j) * ms + tx), load(q + (12 + j) * ms + tx),
-                                    load(q + (18 + j) * ms + tx), load(q + (24 + j) * ms + tx), load(q + (30 + j) * ms + tx))
-                            }
-                            let c0 = col(0), c1 = col(1), c2 = col(2), c3 = col(3), c4 = col(4), c5 = col(5)
-                            let b: T = .splat(bk)
-                            @inline(__always) func emit(_ r: Int, _ e: (T, T, T, T)) {
-                                let o = outPh + r * 4 * tw + tx
-                                store(e.0 + b, o); store(e.1 + b, o + tw); store(e.2 + b, o + 2 * tw); store(e.3 + b, o + 3 * tw)
-                            }
-                            emit(0, at4(c0.0, c1.0, c2.0, c3.0, c4.0, c5.0)); emit(1, at4(c0.1, c1.1, c2.1, c3.1, c4.1, c5.1))
-                            emit(2, at4(c0.2, c1.2, c2.2, c3.2, c4.2, c5.2)); emit(3, at4(c0.3, c1.3, c2.3, c3.3, c4.3, c5.3))
-                        }
-                        var tx = 0
-                        while tx + 4 <= tw { tiles(tx, { load4($0) }, { store4($0, $1) }); tx += 4 }
-                        while tx < tw { tiles(tx, { $0[0] }, { $1[0] = $0 }); tx += 1 }
-                        for r in 0..<4 where 4 * ty + r < h {
-                            let o = outPh + r * 4 * tw
-                            interleave4(o, o + tw, o + 2 * tw, o + 3 * tw, into: dst + (4 * ty + r) * w, count: w)
-                        }
-                    }
-                }
-                epilogue?.apply(channel: k, y, from: (k * n + i0) * hw, count: (i1 - i0) * hw)
+                winograd43Output(m, ms: ms, k: k, bias: bias?[k] ?? 0, y, n: n, h: h, w: w, i0: i0, i1: i1,
+                                 scratch: scratch, epilogue: epilogue)
             }
         }
     }
+}
+
+/// `winograd43Conv`'s second schedule: blocks as for one worker, each run by all workers together.
+private func winograd43ConvShared(_ x: UnsafePointer<Float>, inC: Int, n: Int, h: Int, w: Int,
+                                  _ u: UnsafePointer<Float>, outC: Int, bias: UnsafePointer<Float>?,
+                                  _ y: UnsafeMutablePointer<Float>, workspace: Workspace, budget: Int, minTiles: Int,
+                                  epilogue: ConvEpilogue?) {
+    let th = (h + 3) / 4, tw = (w + 3) / 4, tilesPerImage = th * tw
+    let plan = WinogradBlocks(n: n, tilesPerImage: tilesPerImage, floatsPerTile: 36 * (inC + outC),
+                              budget: budget, minTiles: minTiles, parts: 1)
+    let parts = max(1, Engine.threads), tb = plan.imagesPerBlock * tilesPerImage
+    let scratchFloats = winograd43ScratchFloats(h: h, w: w)
+    let ws = workspace.buffer(36 * (inC * tb + planePad) + 36 * (outC * tb + planePad) + parts * scratchFloats)
+    let v = ws, m = ws + 36 * (inC * tb + planePad), scratch = m + 36 * (outC * tb + planePad)
+    // worker p's output channels: a multiple of 16 rows each (OpenBLAS's row panels) but the last
+    @inline(__always) func row(_ p: Int) -> Int { p == parts ? outC : min(outC, (outC * p / parts) & ~15) }
+    for blk in 0..<plan.blocks {
+        let i0 = blk * plan.imagesPerBlock, i1 = min(n, i0 + plan.imagesPerBlock), tc = (i1 - i0) * tilesPerImage
+        let vs = inC * tc + planePad, ms = outC * tc + planePad
+        WorkerPool.shared.run(parts) { p in
+            let sp = scratch + p * scratchFloats
+            for c in (inC * p / parts)..<(inC * (p + 1) / parts) {
+                winograd43InputTiles(x, c: c, n: n, h: h, w: w, i0: i0, i1: i1, v + c * tc, vs: vs, scratch: sp)
+            }
+        }
+        // the narrow output's last vector reads up to three floats past a channel's tiles (the next channel's,
+        // perhaps another worker's rows): then the products all finish first
+        let apart = tw < 4 && tc % 4 != 0
+        WorkerPool.shared.run(parts) { p in
+            let r0 = row(p), r1 = row(p + 1), sp = scratch + p * scratchFloats
+            guard r1 > r0 else { return }
+            for xi in 0..<36 {   // rows r0..<r1 of M[ξ] = U[ξ] · V[ξ]
+                sgemm(r1 - r0, tc, inC, u + (xi * outC + r0) * inC, v + xi * vs, m + xi * ms + r0 * tc, split: false)
+            }
+            if apart { return }
+            for k in r0..<r1 {
+                winograd43Output(m, ms: ms, k: k, bias: bias?[k] ?? 0, y, n: n, h: h, w: w, i0: i0, i1: i1,
+                                 scratch: sp, epilogue: epilogue)
+            }
+        }
+        if apart {
+            WorkerPool.shared.run(parts) { p in
+                for k in row(p)..<row(p + 1) {
+                    winograd43Output(m, ms: ms, k: k, bias: bias?[k] ?? 0, y, n: n, h: h, w: w, i0: i0, i1: i1,
+                                     scratch: scratch + p * scratchFloats, epilogue: epilogue)
+                }
+            }
+        }
+    }
+}
+
+/// y's channel k for the images i0..<i1 = Aᵀ M A + bias (M's tiles of this block, plane stride `ms`), then
+/// `epilogue`: Aᵀ over the six rows of each column, then over the columns; the four output columns of a tile
+/// are four phases of the output row, interleaved at the end. Planes narrower than four tiles take their
+/// vector lanes from consecutive tiles instead. `scratch`: a worker's `winograd43ScratchFloats`.
+@inline(__always)
+private func winograd43Output(_ m: UnsafeMutablePointer<Float>, ms: Int, k: Int, bias bk: Float,
+                              _ y: UnsafeMutablePointer<Float>, n: Int, h: Int, w: Int, i0: Int, i1: Int,
+                              scratch outPh: UnsafeMutablePointer<Float>, epilogue: ConvEpilogue?) {
+    let th = (h + 3) / 4, tw = (w + 3) / 4, tilesPerImage = th * tw, hw = h * w, tc = (i1 - i0) * tilesPerImage
+    if tw < 4 {
+        winograd43NarrowOutput(m + k * tc, ms: ms, count: tc, bias: bk, y + (k * n + i0) * hw, h: h, w: w)
+        epilogue?.apply(channel: k, y, from: (k * n + i0) * hw, count: (i1 - i0) * hw)
+        return
+    }
+    for img in i0..<i1 {
+        let dst = y + (k * n + img) * hw
+        for ty in 0..<th {
+            let q = m + k * tc + (img - i0) * tilesPerImage + ty * tw
+            // tiles tx... of this row (4 at a time with SIMD4 lanes, then one at a time)
+            @inline(__always) func tiles<T: WinogradLane>(_ tx: Int, _ load: (UnsafeMutablePointer<Float>) -> T,
+                                                          _ store: (T, UnsafeMutablePointer<Float>) -> Void) {
+                @inline(__always) func col(_ j: Int) -> (T, T, T, T) {
+                    at4(load(q + j * ms + tx), load(q + (6 + j) * ms + tx), load(q + (12 + j) * ms + tx),
+                        load(q + (18 + j) * ms + tx), load(q + (24 + j) * ms + tx), load(q + (30 + j) * ms + tx))
+                }
+                let c0 = col(0), c1 = col(1), c2 = col(2), c3 = col(3), c4 = col(4), c5 = col(5)
+                let b: T = .splat(bk)
+                @inline(__always) func emit(_ r: Int, _ e: (T, T, T, T)) {
+                    let o = outPh + r * 4 * tw + tx
+                    store(e.0 + b, o); store(e.1 + b, o + tw); store(e.2 + b, o + 2 * tw); store(e.3 + b, o + 3 * tw)
+                }
+                emit(0, at4(c0.0, c1.0, c2.0, c3.0, c4.0, c5.0)); emit(1, at4(c0.1, c1.1, c2.1, c3.1, c4.1, c5.1))
+                emit(2, at4(c0.2, c1.2, c2.2, c3.2, c4.2, c5.2)); emit(3, at4(c0.3, c1.3, c2.3, c3.3, c4.3, c5.3))
+            }
+            var tx = 0
+            while tx + 4 <= tw { tiles(tx, { load4($0) }, { store4($0, $1) }); tx += 4 }
+            while tx < tw { tiles(tx, { $0[0] }, { $1[0] = $0 }); tx += 1 }
+            for r in 0..<4 where 4 * ty + r < h {
+                let o = outPh + r * 4 * tw
+                interleave4(o, o + tw, o + 2 * tw, o + 3 * tw, into: dst + (4 * ty + r) * w, count: w)
+            }
+        }
+    }
+    epilogue?.apply(channel: k, y, from: (k * n + i0) * hw, count: (i1 - i0) * hw)
 }
 
 /// What an inference convolution does to each output channel's planes right after writing them, while they
@@ -529,8 +597,9 @@ let planePad = 16
 struct WinogradBlocks {
     let imagesPerBlock: Int, blocks: Int, workers: Int
 
-    init(n: Int, tilesPerImage: Int, floatsPerTile: Int, budget: Int, minTiles: Int) {
-        let parts = max(1, min(Engine.threads, n))
+    /// `parts`: the workers to plan for (nil: the engine's threads).
+    init(n: Int, tilesPerImage: Int, floatsPerTile: Int, budget: Int, minTiles: Int, parts planned: Int? = nil) {
+        let parts = max(1, min(planned ?? Engine.threads, n))
         let wanted = max(budget / max(1, floatsPerTile * tilesPerImage), (minTiles + tilesPerImage - 1) / tilesPerImage, 1)
         let count = max(1, ((n + wanted - 1) / wanted + parts - 1) / parts * parts)
         imagesPerBlock = max(1, (n + count - 1) / count)
