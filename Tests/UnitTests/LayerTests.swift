@@ -96,7 +96,8 @@ final class LayerTests: XCTestCase {
     /// Where the transformed weights outweigh a worker's block of tiles, the workers run each block together
     /// (input tiles by channel, then their own rows of every product and their output channels): on 1 to 3
     /// threads, on narrow planes (whose last vector reads past a channel's tiles, the products then all finish
-    /// first) and wide ones, the output and the input gradient equal the direct sum.
+    /// first) and wide ones, the output and the input gradient equal the direct sum. The weight gradient, whose
+    /// blocks are shared by all workers and cut as for one, has the same bits on any thread count.
     func testWinogradSharedBlocksMatchNaive() {
         var rng = SplitMix64(seed: 12)
         let saved = (Conv2d.winograd, Engine.threads)
@@ -109,15 +110,19 @@ final class LayerTests: XCTestCase {
             let x = randomTensor([c, n, h, w], &rng), dy = randomTensor([k, n, h, w], &rng)
             let ref = naiveConv(x, conv.weight.value, conv.bias?.value, stride: 1, pad: 1)
             let scale = ref.map { abs($0) }.max()!
-            var dxs: [[Float]] = []
+            var dxs: [[Float]] = [], dws: [[Float]] = []
             for threads in [1, 2, 3] {
                 Engine.threads = threads
                 XCTAssertTrue(conv.usesWinograd(height: h, width: w))
                 let y = conv.forward(x).array
                 let err = zip(y, ref).map { abs($0 - $1) }.max()!
                 XCTAssertLessThan(err / scale, 2e-5, "\(c)->\(k) \(n)x\(h)x\(w) on \(threads) threads")
+                conv.weight.zeroGrad()
                 dxs.append(conv.backward(dy)!.array)
+                dws.append(conv.weight.grad.array)
             }
+            // the weight gradient's blocks are cut alike on any thread count: the same bits
+            XCTAssertEqual(dws[1], dws[0], "dW \(c)->\(k) on 2 threads"); XCTAssertEqual(dws[2], dws[0], "dW \(c)->\(k) on 3 threads")
             let dscale = dxs[0].map { abs($0) }.max()!
             for t in 1..<dxs.count {
                 let err = zip(dxs[t], dxs[0]).map { abs($0 - $1) }.max()!

@@ -466,8 +466,10 @@ func winograd43GradientTiles(_ g: UnsafePointer<Float>, k: Int, n: Int, h: Int, 
 func winograd43WeightGradient(_ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, inC: Int, outC: Int, n: Int, h: Int, w: Int,
                               into dw: UnsafeMutablePointer<Float>, workspace: Workspace, budget: Int, minTiles: Int) {
     let th = (h + 3) / 4, tw = (w + 3) / 4, tilesPerImage = th * tw
+    // all workers take each block together, so the blocks are cut as for one: each block reads and writes all
+    // of dU once, and more blocks than the batch needs would only add passes over it
     let plan = WinogradBlocks(n: n, tilesPerImage: tilesPerImage, floatsPerTile: 36 * (inC + outC),
-                              budget: budget, minTiles: minTiles)
+                              budget: budget, minTiles: minTiles, parts: 1)
     let parts = max(1, Engine.threads), tb = plan.imagesPerBlock * tilesPerImage
     let scratchFloats = winograd43ScratchFloats(h: h, w: w)
     let ws = workspace.buffer(36 * (inC * tb + planePad) + 36 * (outC * tb + planePad) + parts * scratchFloats)
