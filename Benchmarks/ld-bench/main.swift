@@ -8,7 +8,8 @@ import LDNetworks
 import LDJobs
 
 let usage = """
-usage: ld-bench                 everything: engine workloads, the recover loop, then the stream benchmark
+usage: ld-bench                 everything: engine workloads, thread scaling, the GEMM-only bound (floor),
+                                the recover loop, then the stream benchmark
        ld-bench engine [--secs S] [--threads T] [--only NAME] [--suite small|seeds|all]
                        [--peer FILE (PyTorch figures of this run, as torch_bench.py prints them)]
                        [--winograd MINCHANNELS (0: off)] [--winograd-min-size S]
@@ -46,6 +47,7 @@ do {
     case nil:
         try engineBench([])
         try scalingBench([])
+        try floorBench(["--secs", "2"])
         try recoverBench([])
         streamBench()
     case "engine":
