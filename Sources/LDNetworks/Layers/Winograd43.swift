@@ -139,17 +139,13 @@ private func winograd43ConvShared(_ x: UnsafePointer<Float>, inC: Int, n: Int, h
                                   _ u: UnsafePointer<Float>, outC: Int, bias: UnsafePointer<Float>?,
                                   _ y: UnsafeMutablePointer<Float>, workspace: Workspace, budget: Int, minTiles: Int,
                                   epilogue: ConvEpilogue?) {
-    let th = (h + 3) / 4, tw = (w + 3) / 4, tilesPerImage = th * tw
-    let plan = WinogradBlocks(n: n, tilesPerImage: tilesPerImage, floatsPerTile: 36 * (inC + outC),
-                              budget: budget, minTiles: minTiles, parts: 1)
-    let parts = max(1, Engine.threads), tb = plan.imagesPerBlock * tilesPerImage
-    let scratchFloats = winograd43ScratchFloats(h: h, w: w)
-    let ws = workspace.buffer(36 * (inC * tb + planePad) + 36 * (outC * tb + planePad) + parts * scratchFloats)
-    let v = ws, m = ws + 36 * (inC * tb + planePad), scratch = m + 36 * (outC * tb + planePad)
+    let tw = (w + 3) / 4
+    let shared = SharedWinogradBlocks(inC: inC, outC: outC, n: n, h: h, w: w, workspace: workspace, budget: budget, minTiles: minTiles)
+    let parts = shared.parts, v = shared.v, m = shared.m, scratch = shared.scratch, scratchFloats = shared.scratchFloats
     // worker p's output channels: a multiple of 16 rows each (OpenBLAS's row panels) but the last
     @inline(__always) func row(_ p: Int) -> Int { p == parts ? outC : min(outC, (outC * p / parts) & ~15) }
-    for blk in 0..<plan.blocks {
-        let i0 = blk * plan.imagesPerBlock, i1 = min(n, i0 + plan.imagesPerBlock), tc = (i1 - i0) * tilesPerImage
+    for blk in 0..<shared.plan.blocks {
+        let (i0, i1, tc) = shared.block(blk)
         let vs = inC * tc + planePad, ms = outC * tc + planePad
         WorkerPool.shared.run(parts) { p in
             let sp = scratch + p * scratchFloats
@@ -465,22 +461,17 @@ func winograd43GradientTiles(_ g: UnsafePointer<Float>, k: Int, n: Int, h: Int, 
 /// (transforms) and then the 36 GEMMs, so dU needs no per-worker copies.
 func winograd43WeightGradient(_ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, inC: Int, outC: Int, n: Int, h: Int, w: Int,
                               into dw: UnsafeMutablePointer<Float>, workspace: Workspace, budget: Int, minTiles: Int) {
-    let th = (h + 3) / 4, tw = (w + 3) / 4, tilesPerImage = th * tw
     // all workers take each block together, so the blocks are cut as for one: each block reads and writes all
     // of dU once, and more blocks than the batch needs would only add passes over it
-    let plan = WinogradBlocks(n: n, tilesPerImage: tilesPerImage, floatsPerTile: 36 * (inC + outC),
-                              budget: budget, minTiles: minTiles, parts: 1)
-    let parts = max(1, Engine.threads), tb = plan.imagesPerBlock * tilesPerImage
-    let scratchFloats = winograd43ScratchFloats(h: h, w: w)
-    let ws = workspace.buffer(36 * (inC * tb + planePad) + 36 * (outC * tb + planePad) + parts * scratchFloats)
+    let shared = SharedWinogradBlocks(inC: inC, outC: outC, n: n, h: h, w: w, workspace: workspace, budget: budget, minTiles: minTiles)
+    let parts = shared.parts, v = shared.v, z = shared.m, scratch = shared.scratch, scratchFloats = shared.scratchFloats
     let plane = outC * inC
     // The transformed weights of the forward pass are no longer needed here, so dU takes their buffer.
     let du = workspace.weightBuffer(36 * plane)
     du.update(repeating: 0, count: 36 * plane)
-    for blk in 0..<plan.blocks {
-        let i0 = blk * plan.imagesPerBlock, i1 = min(n, i0 + plan.imagesPerBlock), tc = (i1 - i0) * tilesPerImage
+    for blk in 0..<shared.plan.blocks {
+        let (i0, i1, tc) = shared.block(blk)
         let vs = inC * tc + planePad, zs = outC * tc + planePad
-        let v = ws, z = ws + 36 * (inC * tb + planePad), scratch = z + 36 * (outC * tb + planePad)
         WorkerPool.shared.run(parts) { p in
             let sp = scratch + p * scratchFloats
             for c in (inC * p / parts)..<(inC * (p + 1) / parts) {
@@ -587,6 +578,33 @@ extension SIMD4: WinogradLane where Scalar == Float {
 /// Floats between consecutive ξ planes of V and M beyond their size: the planes are written and read as
 /// 16 or 36 parallel streams, and a power-of-two stride would put all of them in the same L1 sets.
 let planePad = 16
+
+/// The buffers of a schedule in which all workers take each block of images together (so the blocks are cut
+/// as for one worker): V (36 planes of inC × tiles), M or Z (36 planes of outC × tiles), one transform scratch
+/// per worker, all in the workspace.
+struct SharedWinogradBlocks {
+    let plan: WinogradBlocks, parts: Int, tilesPerImage: Int, n: Int, scratchFloats: Int
+    let v: UnsafeMutablePointer<Float>, m: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>
+
+    init(inC: Int, outC: Int, n: Int, h: Int, w: Int, workspace: Workspace, budget: Int, minTiles: Int) {
+        tilesPerImage = ((h + 3) / 4) * ((w + 3) / 4)
+        self.n = n
+        plan = WinogradBlocks(n: n, tilesPerImage: tilesPerImage, floatsPerTile: 36 * (inC + outC),
+                              budget: budget, minTiles: minTiles, parts: 1)
+        parts = max(1, Engine.threads)
+        scratchFloats = winograd43ScratchFloats(h: h, w: w)
+        let tb = plan.imagesPerBlock * tilesPerImage
+        v = workspace.buffer(36 * (inC * tb + planePad) + 36 * (outC * tb + planePad) + parts * scratchFloats)
+        m = v + 36 * (inC * tb + planePad)
+        scratch = m + 36 * (outC * tb + planePad)
+    }
+
+    /// Block `blk`'s images i0..<i1 and their tile count.
+    func block(_ blk: Int) -> (i0: Int, i1: Int, tiles: Int) {
+        let i0 = blk * plan.imagesPerBlock, i1 = min(n, i0 + plan.imagesPerBlock)
+        return (i0, i1, (i1 - i0) * tilesPerImage)
+    }
+}
 
 /// How a Winograd convolution cuts a batch: blocks of whole images, each small enough that its transformed
 /// tiles stay near the caches (`budget` floats) but with at least `minTiles` tiles, their count a multiple
