@@ -611,9 +611,10 @@ struct SharedWinogradBlocks {
 /// of the workers where the batch allows so that the workers get equal shares.
 ///
 /// Measured and left (2 cores, `ld-bench scaling` and the ResNet rows, against this fixed split): workers
-/// taking blocks as they free up, and, where there are one or two blocks per worker, all workers sharing each
-/// block stage by stage (so each U[ξ] is read once per block, not once per worker): neither differed from
-/// the noise, though the workers' finishing times differ by 5-8% of the Winograd time per call.
+/// taking blocks as they free up did not differ from the noise, though the workers' finishing times differ
+/// by 5-8% of the Winograd time per call. All workers sharing each block (U read once per block, not once per
+/// worker) did not show in whole steps either, but does per convolution where U outweighs a worker's block
+/// (`ld-bench conv 2`, 512 channels at 4×4: 11% faster), so that case takes it (`SharedWinogradBlocks`).
 struct WinogradBlocks {
     let imagesPerBlock: Int, blocks: Int, workers: Int
 
