@@ -147,12 +147,7 @@ private func winograd43ConvShared(_ x: UnsafePointer<Float>, inC: Int, n: Int, h
     for blk in 0..<shared.plan.blocks {
         let (i0, i1, tc) = shared.block(blk)
         let vs = inC * tc + planePad, ms = outC * tc + planePad
-        WorkerPool.shared.run(parts) { p in
-            let sp = scratch + p * scratchFloats
-            for c in (inC * p / parts)..<(inC * (p + 1) / parts) {
-                winograd43InputTiles(x, c: c, n: n, h: h, w: w, i0: i0, i1: i1, v + c * tc, vs: vs, scratch: sp)
-            }
-        }
+        WorkerPool.shared.run(parts) { p in shared.inputTiles(x, inC: inC, h: h, w: w, i0: i0, i1: i1, worker: p) }
         // the narrow output's last vector reads up to three floats past a channel's tiles (the next channel's,
         // perhaps another worker's rows): then the products all finish first
         let apart = tw < 4 && tc % 4 != 0
@@ -473,12 +468,10 @@ func winograd43WeightGradient(_ x: UnsafePointer<Float>, _ dy: UnsafePointer<Flo
         let (i0, i1, tc) = shared.block(blk)
         let vs = inC * tc + planePad, zs = outC * tc + planePad
         WorkerPool.shared.run(parts) { p in
-            let sp = scratch + p * scratchFloats
-            for c in (inC * p / parts)..<(inC * (p + 1) / parts) {
-                winograd43InputTiles(x, c: c, n: n, h: h, w: w, i0: i0, i1: i1, v + c * tc, vs: vs, scratch: sp)
-            }
+            shared.inputTiles(x, inC: inC, h: h, w: w, i0: i0, i1: i1, worker: p)
             for k in (outC * p / parts)..<(outC * (p + 1) / parts) {
-                winograd43GradientTiles(dy, k: k, n: n, h: h, w: w, i0: i0, i1: i1, z + k * tc, zs: zs, scratch: sp)
+                winograd43GradientTiles(dy, k: k, n: n, h: h, w: w, i0: i0, i1: i1, z + k * tc, zs: zs,
+                                        scratch: scratch + p * scratchFloats)
             }
         }
         // dU[ξ] (outC, inC) += Z[ξ] (outC, tc) · V[ξ]ᵀ (tc, inC)
@@ -597,6 +590,14 @@ struct SharedWinogradBlocks {
         v = workspace.buffer(36 * (inC * tb + planePad) + 36 * (outC * tb + planePad) + parts * scratchFloats)
         m = v + 36 * (inC * tb + planePad)
         scratch = m + 36 * (outC * tb + planePad)
+    }
+
+    /// Worker `p`'s share of V for the block of images i0..<i1: the input tiles of its input channels.
+    func inputTiles(_ x: UnsafePointer<Float>, inC: Int, h: Int, w: Int, i0: Int, i1: Int, worker p: Int) {
+        let tc = (i1 - i0) * tilesPerImage, vs = inC * tc + planePad, sp = scratch + p * scratchFloats
+        for c in (inC * p / parts)..<(inC * (p + 1) / parts) {
+            winograd43InputTiles(x, c: c, n: n, h: h, w: w, i0: i0, i1: i1, v + c * tc, vs: vs, scratch: sp)
+        }
     }
 
     /// Block `blk`'s images i0..<i1 and their tile count.
